@@ -1,0 +1,63 @@
+// swift-tools-version: 6.1
+//
+// XFS in-memory btrees, in Swift: the system of the Linux 6.9 pull request
+// "xfs: support in-memory btrees", put to work on real XFS images.
+//
+// One module per layer; dependencies point down only:
+//
+//   xfs-rmap (tool)
+//     └─ XFSRmap            rmap observations, check, rebuild
+//          ├─ XFSInMemoryBTree   btrees on a memory target (xfbtree)
+//          │    └─ XFSTransaction    buffers joined, logged, laundered
+//          └─ XFSFormat          on-disk structures, disk btree stores
+//               └─ XFSBTree          the one generic btree engine
+//   XFSBuffer              buffers, targets, per-target caches, CRC32c
+//     └─ XFSMemoryFile     memfd-backed, sparse, mappable memory
+//          └─ CXFSShims    memfd_create, fallocate flags, hardware CRC32c
+
+import PackageDescription
+
+let package = Package(
+    name: "xfs-inmemory-btrees",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(
+            name: "XFSInMemoryBTrees",
+            targets: [
+                "XFSMemoryFile", "XFSBuffer", "XFSTransaction", "XFSBTree",
+                "XFSInMemoryBTree", "XFSFormat", "XFSRmap",
+            ]),
+        .executable(name: "xfs-rmap", targets: ["xfs-rmap"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "CXFSShims"),
+        .target(name: "XFSMemoryFile", dependencies: ["CXFSShims"]),
+        .target(name: "XFSBuffer", dependencies: ["XFSMemoryFile", "CXFSShims"]),
+        .target(name: "XFSTransaction", dependencies: ["XFSBuffer"]),
+        .target(name: "XFSBTree"),
+        .target(
+            name: "XFSInMemoryBTree",
+            dependencies: ["XFSBTree", "XFSTransaction", "XFSBuffer", "XFSMemoryFile"]),
+        .target(name: "XFSFormat", dependencies: ["XFSBTree", "XFSBuffer"]),
+        .target(name: "XFSRmap", dependencies: ["XFSFormat", "XFSInMemoryBTree"]),
+        .executableTarget(
+            name: "xfs-rmap",
+            dependencies: [
+                "XFSRmap",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .target(name: "XFSTestSupport", path: "Tests/XFSTestSupport"),
+        .testTarget(name: "XFSMemoryFileTests", dependencies: ["XFSMemoryFile", "XFSTestSupport"]),
+        .testTarget(name: "XFSBufferTests", dependencies: ["XFSBuffer", "XFSTestSupport"]),
+        .testTarget(name: "XFSBTreeTests", dependencies: ["XFSBTree", "XFSTestSupport"]),
+        .testTarget(
+            name: "XFSInMemoryBTreeTests",
+            dependencies: ["XFSInMemoryBTree", "XFSTransaction", "XFSTestSupport"]),
+        .testTarget(name: "XFSFormatTests", dependencies: ["XFSFormat", "XFSTestSupport"]),
+        .testTarget(name: "XFSRmapTests", dependencies: ["XFSRmap", "XFSTestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,46 @@
+// CXFSShims: the few Linux and CPU facilities that Swift's Glibc module does not expose.
+//
+// - memfd_create and its flags (glibc declares it only under _GNU_SOURCE);
+// - O_TMPFILE, fallocate's mode bits and lseek's SEEK_DATA/SEEK_HOLE;
+// - CRC32c (Castagnoli) with the CPU's crc32 instruction where the CPU has one.
+//
+// Everything here is a thin wrapper; policy (fallbacks, retries, errors) lives in Swift.
+
+#ifndef CXFSSHIMS_H
+#define CXFSSHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CXFS_MFD_CLOEXEC       0x0001U
+#define CXFS_MFD_ALLOW_SEALING 0x0002U
+#define CXFS_MFD_NOEXEC_SEAL   0x0008U
+
+#define CXFS_FALLOC_FL_KEEP_SIZE  0x01
+#define CXFS_FALLOC_FL_PUNCH_HOLE 0x02
+
+#define CXFS_SEEK_DATA 3
+#define CXFS_SEEK_HOLE 4
+
+/// memfd_create(2) through syscall(2), so that it works whatever glibc declares.
+/// Returns the descriptor, or -1 with errno set.
+int cxfs_memfd_create(const char *name, unsigned int flags);
+
+/// open(2) of an unnamed file in `directory` (O_TMPFILE | O_RDWR | O_CLOEXEC, mode 0600).
+/// Returns the descriptor, or -1 with errno set.
+int cxfs_open_tmpfile(const char *directory);
+
+/// fallocate(2). Returns 0, or -1 with errno set.
+int cxfs_fallocate(int fd, int mode, int64_t offset, int64_t length);
+
+/// Updates a CRC32c over `length` bytes. `crc` is the running value *without* the final
+/// inversion: start with 0xFFFFFFFF and invert the result at the end (XFS does both).
+uint32_t cxfs_crc32c_update(uint32_t crc, const void *bytes, size_t length);
+
+/// The same, always in portable table-driven C (for tests and for the benchmark's ratio).
+uint32_t cxfs_crc32c_update_portable(uint32_t crc, const void *bytes, size_t length);
+
+/// 1 when cxfs_crc32c_update uses the CPU's crc32 instruction.
+int cxfs_crc32c_is_hardware(void);
+
+#endif

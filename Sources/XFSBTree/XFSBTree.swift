@@ -1,0 +1,1 @@
+// XFSBTree: the one generic XFS btree engine.

@@ -1,0 +1,1 @@
+// XFSFormat: the XFS v5 on-disk format.

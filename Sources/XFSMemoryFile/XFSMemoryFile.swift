@@ -1,0 +1,1 @@
+// XFSMemoryFile: swappable, file-indexed memory (the kernel's "xfile").

@@ -1,0 +1,1 @@
+// XFSRmap: reverse-mapping records, observations, check and rebuild.

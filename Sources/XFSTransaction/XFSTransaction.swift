@@ -1,0 +1,1 @@
+// XFSTransaction: buffers joined to a transaction, logged, and laundered at commit.

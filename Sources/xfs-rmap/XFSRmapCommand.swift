@@ -1,0 +1,20 @@
+import ArgumentParser
+
+/// `xfs-rmap`: check, scan, dump and rebuild the reverse-mapping btrees of XFS images,
+/// built on in-memory btrees as Linux 6.9's online repair is.
+@main
+struct XFSRmapCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xfs-rmap",
+        abstract: "Reverse-mapping btrees of XFS filesystems, built in memory.",
+        discussion: """
+            Exit codes follow xfs_repair -n: 0 consistent, 1 damage found, 2 could not check.
+            """,
+        version: XFSRmapVersion.string,
+        subcommands: [])
+}
+
+/// The tool's version, printed by `--version`.
+enum XFSRmapVersion {
+    static let string = "0.1.0"
+}
