@@ -1,0 +1,55 @@
+/// What one btree type's records and keys are, on disk and decoded, and how they order.
+///
+/// This is half of libxfs' `xfs_btree_ops`: the record functions, which the disk rmapbt and
+/// the in-memory rmapbt share. The other half, where blocks live, is a `BTreeBlockStore`.
+/// The engine is generic over both, so a format is written once and runs on every store.
+///
+/// Encoded forms are big-endian and may sit at any alignment. Decoding is total: any bytes
+/// decode to some value, and `check(_:)` says whether a decoded record is valid, so corrupt
+/// images never trap.
+///
+/// For an *overlapping* btree (rmap), a record covers an interval: `lowKey(of:)` and
+/// `highKey(of:)` differ, each node entry stores a low and a high key (two `keySize` halves
+/// of one slot), and the engine keeps every high key equal to the largest high key below it.
+public protocol BTreeRecordFormat: Sendable {
+    /// A decoded record (libxfs' "irec").
+    associatedtype Record: Equatable & Sendable
+    /// A decoded key. Records are ordered by their low keys; keys compare with `<`.
+    associatedtype Key: Comparable & Sendable
+
+    /// A short name for messages, such as "rmapbt".
+    static var name: String { get }
+    /// The v5 magic number of this btree type's blocks.
+    static var magic: UInt32 { get }
+    /// Bytes of one encoded record.
+    static var recordSize: Int { get }
+    /// Bytes of one encoded key. A node slot holds one key, or two (low, high) when overlapping.
+    static var keySize: Int { get }
+    /// Whether records are intervals that may overlap (node slots carry low and high keys).
+    static var isOverlapping: Bool { get }
+
+    /// Decodes the record at `bytes` (`recordSize` bytes).
+    static func loadRecord(from bytes: UnsafeRawPointer) -> Record
+    /// Encodes `record` into `recordSize` bytes at `bytes`.
+    static func storeRecord(_ record: Record, to bytes: UnsafeMutableRawPointer)
+    /// Decodes the key at `bytes` (`keySize` bytes).
+    static func loadKey(from bytes: UnsafeRawPointer) -> Key
+    /// Encodes `key` into `keySize` bytes at `bytes`.
+    static func storeKey(_ key: Key, to bytes: UnsafeMutableRawPointer)
+
+    /// The key a record sorts by (its low key).
+    static func lowKey(of record: Record) -> Key
+    /// The largest key a record covers; equal to `lowKey(of:)` for a non-overlapping format.
+    static func highKey(of record: Record) -> Key
+    /// Whether a range that ends at `high` is continued without a gap by one starting at
+    /// `low` (libxfs' `keys_contiguous`), for `hasRecords` to tell full from sparse.
+    static func isContiguous(_ high: Key, followedBy low: Key) -> Bool
+    /// Why a decoded record is invalid for this btree type, or nil when it is valid.
+    static func check(_ record: Record) -> String?
+}
+
+extension BTreeRecordFormat {
+    /// A non-overlapping format's high key is its low key.
+    @inlinable
+    public static func highKey(of record: Record) -> Key { lowKey(of: record) }
+}
