@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -27,6 +28,42 @@ int cxfs_open_tmpfile(const char *directory) {
 
 int cxfs_fallocate(int fd, int mode, int64_t offset, int64_t length) {
     return fallocate(fd, mode, (off_t)offset, (off_t)length);
+}
+
+// ---- Buffer lock --------------------------------------------------------------------
+//
+// Drepper's three-state futex mutex ("Futexes Are Tricky", mutex #3). The word is 0 when
+// free, 1 when taken and nobody sleeps, 2 when taken and somebody may sleep. Acquire and
+// release are single atomic instructions when uncontended; contended acquirers spin
+// briefly, then mark the word 2 and sleep on it.
+
+int cxfs_lock_try(uint32_t *word) {
+    uint32_t expected = 0;
+    return __atomic_compare_exchange_n(word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
+void cxfs_lock_acquire(uint32_t *word) {
+    uint32_t expected = 0;
+    if (__atomic_compare_exchange_n(word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return;
+    for (int spin = 0; spin < 64; spin++) {
+        if (__atomic_load_n(word, __ATOMIC_RELAXED) == 0) {
+            expected = 0;
+            if (__atomic_compare_exchange_n(word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                return;
+        }
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    }
+    // Mark the lock contended; whoever releases it will then wake us.
+    while (__atomic_exchange_n(word, 2, __ATOMIC_ACQUIRE) != 0)
+        syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+void cxfs_lock_release(uint32_t *word) {
+    if (__atomic_exchange_n(word, 0, __ATOMIC_RELEASE) == 2)
+        syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 // ---- CRC32c -------------------------------------------------------------------------

@@ -43,4 +43,19 @@ uint32_t cxfs_crc32c_update_portable(uint32_t crc, const void *bytes, size_t len
 /// 1 when cxfs_crc32c_update uses the CPU's crc32 instruction.
 int cxfs_crc32c_is_hardware(void);
 
+// ---- Buffer lock --------------------------------------------------------------------
+//
+// An exclusive lock in one 32-bit word (0 free, 1 taken, 2 taken with sleepers), with
+// futex sleeping. Unlike pthread mutexes it may be released by a thread other than the
+// one that took it, as the kernel's buffer semaphore may; buffer locks need that.
+
+/// Takes the lock if it is free. Returns 1 when taken, 0 when it was busy.
+int cxfs_lock_try(uint32_t *word);
+
+/// Takes the lock, sleeping while another holder has it.
+void cxfs_lock_acquire(uint32_t *word);
+
+/// Releases the lock and wakes one sleeper if there is one.
+void cxfs_lock_release(uint32_t *word);
+
 #endif
