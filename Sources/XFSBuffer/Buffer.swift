@@ -1,0 +1,190 @@
+import CXFSShims
+
+/// A run of bytes at a disk address, shared through its target's cache: the `xfs_buf`.
+///
+/// A buffer is created once per cached block and reused by every lookup. Its state is
+/// protected in two ways:
+///
+/// - the hold count and cache links belong to the target's cache (its mutex);
+/// - the bytes, the flags and the verifier belong to whoever holds the buffer's lock,
+///   which `getBuffer` and `readBuffer` return already taken and `release` gives back.
+///
+/// The disk address, length and memory never change while the buffer is cached.
+public final class Buffer: @unchecked Sendable {
+    /// What is known about a buffer's bytes.
+    public struct Flags: OptionSet, Sendable, Hashable {
+        /// The bits.
+        public var rawValue: UInt8
+        /// Makes flags from bits.
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// The bytes are valid: read from the device, or complete in memory.
+        public static let done = Flags(rawValue: 1 << 0)
+        /// The bytes changed and must be written (or, in memory, laundered).
+        public static let dirty = Flags(rawValue: 1 << 1)
+        /// The block was freed; the buffer leaves the cache at its last release.
+        public static let stale = Flags(rawValue: 1 << 2)
+    }
+
+    /// Where the buffer starts.
+    public let diskAddress: DiskAddress
+    /// The buffer's length in bytes.
+    public let length: Int
+    /// The buffer's first byte: its own allocation (file target) or a page of the memory
+    /// file's window (memory target).
+    @usableFromInline let memory: UnsafeMutableRawPointer
+    /// Whether `memory` was allocated for this buffer (and is freed with it).
+    private let ownsMemory: Bool
+    /// What keeps borrowed memory alive (the memory file or partition), if any.
+    private let memoryOwner: AnyObject?
+    /// The buffer lock's word (see CXFSShims: 0 free, 1 taken, 2 taken with sleepers).
+    private let lockWord: UnsafeMutablePointer<UInt32>
+
+    // MARK: State under the cache's mutex
+
+    /// How many users hold the buffer. Guarded by the cache mutex.
+    @exclusivity(unchecked) var holds = 0
+    /// Whether the buffer is in its cache's table. Guarded by the cache mutex.
+    @exclusivity(unchecked) var isCached = false
+    /// Whether the buffer is on its cache's LRU list. Guarded by the cache mutex.
+    @exclusivity(unchecked) var isOnLRU = false
+    /// LRU neighbours. Unowned: every buffer on the list is also in the table, which owns it,
+    /// and leaves the list before the table. Guarded by the cache mutex.
+    @exclusivity(unchecked) unowned(unsafe) var lruPrevious: Buffer?
+    /// See `lruPrevious`.
+    @exclusivity(unchecked) unowned(unsafe) var lruNext: Buffer?
+
+    // MARK: State under the buffer's lock
+
+    /// The buffer's flags. Guarded by the buffer lock.
+    @exclusivity(unchecked) public internal(set) var flags: Flags = []
+    /// The verifier attached by the last read that named one. Guarded by the buffer lock.
+    @exclusivity(unchecked) public var verifier: (any BufferVerifier)?
+
+    /// A buffer over `length` bytes of its own, zeroed.
+    init(diskAddress: DiskAddress, ownedLength length: Int) {
+        self.diskAddress = diskAddress
+        self.length = length
+        self.memory = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 4096)
+        self.memory.initializeMemory(as: UInt8.self, repeating: 0, count: length)
+        self.ownsMemory = true
+        self.memoryOwner = nil
+        self.lockWord = .allocate(capacity: 1)
+        self.lockWord.initialize(to: 0)
+    }
+
+    /// A buffer over memory owned by `owner` (a memory file's page), which the buffer
+    /// keeps alive.
+    init(diskAddress: DiskAddress, length: Int, borrowing memory: UnsafeMutableRawPointer, keeping owner: AnyObject) {
+        self.diskAddress = diskAddress
+        self.length = length
+        self.memory = memory
+        self.ownsMemory = false
+        self.memoryOwner = owner
+        self.lockWord = .allocate(capacity: 1)
+        self.lockWord.initialize(to: 0)
+    }
+
+    deinit {
+        assert(holds == 0, "buffer at \(diskAddress) freed with \(holds) holds")
+        if ownsMemory { memory.deallocate() }
+        lockWord.deallocate()
+    }
+
+    // MARK: Flags
+
+    /// Whether the bytes are valid.
+    @inlinable public var isDone: Bool { flags.contains(.done) }
+    /// Whether the bytes changed since they were last written or laundered.
+    @inlinable public var isDirty: Bool { flags.contains(.dirty) }
+    /// Whether the block was freed.
+    @inlinable public var isStale: Bool { flags.contains(.stale) }
+
+    /// Records that the bytes changed. The caller holds the buffer.
+    public func markDirty() {
+        flags.insert(.dirty)
+        flags.insert(.done)
+    }
+
+    /// Records that the bytes were written or laundered. The caller holds the buffer.
+    public func clearDirty() {
+        flags.remove(.dirty)
+    }
+
+    /// Records that the bytes are valid. The caller holds the buffer.
+    public func markDone() {
+        flags.insert(.done)
+    }
+
+    /// Records that the block was freed: its bytes are no longer valid or dirty, and the
+    /// buffer leaves the cache when its last holder releases it (a memory target then
+    /// punches its page). The caller holds the buffer.
+    public func markStale() {
+        flags = .stale
+    }
+
+    /// How many users hold the buffer. A snapshot: exact only while no other thread gets
+    /// or releases this buffer.
+    public var holdCount: Int { holds }
+
+    // MARK: Bytes
+
+    /// Calls `body` with the buffer's bytes. The caller holds the buffer.
+    @inlinable
+    public func withUnsafeBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        try body(UnsafeRawBufferPointer(start: memory, count: length))
+    }
+
+    /// Calls `body` with the buffer's bytes, writable. The caller holds the buffer's lock
+    /// (and marks it dirty if it changes them).
+    @inlinable
+    public func withUnsafeMutableBytes<Result>(_ body: (UnsafeMutableRawBufferPointer) throws -> Result) rethrows -> Result {
+        try body(UnsafeMutableRawBufferPointer(start: memory, count: length))
+    }
+
+    /// The buffer's bytes, for hot paths that cannot afford a closure.
+    ///
+    /// - Warning: valid only while the caller holds the buffer: after `release` the memory
+    ///   may be freed (file target) or punched and reused (memory target).
+    @inlinable
+    public var unsafeMutableBytes: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: memory, count: length)
+    }
+
+    // MARK: Lock
+
+    /// Takes the buffer lock if it is free.
+    @inline(__always)
+    func tryLock() -> Bool { cxfs_lock_try(lockWord) != 0 }
+
+    /// Takes the buffer lock, waiting for its holder.
+    @inline(__always)
+    func lock() { cxfs_lock_acquire(lockWord) }
+
+    /// Gives the buffer lock back; any thread may, as with the kernel's buffer semaphore.
+    @inline(__always)
+    func unlock() { cxfs_lock_release(lockWord) }
+
+    // MARK: Verification
+
+    /// Runs the attached verifier's structure check (as an in-memory transaction does at
+    /// commit). Passes when no verifier is attached.
+    public func verifyStructure() throws(BufferError) {
+        guard let verifier else { return }
+        do {
+            try verifier.verifyStructure(self)
+        } catch {
+            throw .verificationFailed(error)
+        }
+    }
+}
+
+extension Buffer: CustomStringConvertible {
+    /// "buffer daddr 0x10 (4096 bytes, done dirty)".
+    public var description: String {
+        var names: [String] = []
+        if isDone { names.append("done") }
+        if isDirty { names.append("dirty") }
+        if isStale { names.append("stale") }
+        return "buffer \(diskAddress) (\(length) bytes\(names.isEmpty ? "" : ", " + names.joined(separator: " ")))"
+    }
+}

@@ -1,0 +1,245 @@
+import Synchronization
+
+/// Counters and sizes of a buffer cache, as of one moment.
+public struct BufferCacheStatistics: Sendable, Equatable {
+    /// Lookups that found their buffer cached.
+    public var hits = 0
+    /// Lookups that created a buffer.
+    public var misses = 0
+    /// Clean, unheld buffers dropped to stay under the memory cap.
+    public var evictions = 0
+    /// Stale buffers dropped at their last release.
+    public var staleDrops = 0
+    /// Buffers in the cache.
+    public var cachedBuffers = 0
+    /// Bytes of the buffers in the cache.
+    public var cachedBytes = 0
+    /// Buffers on the LRU list (unheld, clean, evictable).
+    public var evictableBuffers = 0
+}
+
+/// The buffers of one target, found by disk address: the per-target buffer hash of
+/// Linux 6.9, with a bounded LRU of buffers nobody holds.
+///
+/// Thread-safe: every operation takes the cache's one mutex, briefly, and never blocks on
+/// a buffer lock while holding it. What the cache guarantees:
+///
+/// - one buffer per disk address; a second lookup with another length is an error;
+/// - lookup-or-insert is atomic: of two threads creating the same buffer, the loser drops
+///   its copy and takes the winner's;
+/// - the LRU list holds exactly the buffers that are cached, unheld, clean and not stale;
+///   when the cached bytes exceed `capacity`, the least recently released of those are
+///   evicted (held and dirty buffers never are);
+/// - a stale buffer leaves the cache at its last release.
+public final class BufferCache: Sendable {
+    /// The memory cap in bytes (eviction starts above it).
+    public let capacity: Int
+
+    /// Everything the mutex guards.
+    struct State {
+        /// Every cached buffer, by disk address.
+        var table = Table()
+        /// The least recently released evictable buffer. Unowned, like the buffers' own
+        /// links: every buffer on the list is owned by `table`.
+        unowned(unsafe) var lruHead: Buffer?
+        /// The most recently released evictable buffer.
+        unowned(unsafe) var lruTail: Buffer?
+        /// Counters.
+        var statistics = BufferCacheStatistics()
+    }
+
+    /// The cache's state.
+    private let state = Mutex(State())
+
+    /// What the target does with a stale buffer leaving the cache (a memory target punches
+    /// its page). Runs inside the mutex, so no new buffer at the same address can appear
+    /// before it finishes.
+    private let dropStale: @Sendable (Buffer) -> Void
+
+    /// An empty cache that evicts above `capacity` bytes, calling `dropStale` for each
+    /// stale buffer at its last release.
+    public init(capacity: Int, dropStale: @escaping @Sendable (Buffer) -> Void = { _ in }) {
+        precondition(capacity >= 0, "a cache capacity cannot be negative (\(capacity))")
+        self.capacity = capacity
+        self.dropStale = dropStale
+    }
+
+    /// What a lookup found.
+    enum Lookup {
+        /// The buffer, held; `locked` tells whether its lock was taken too.
+        case held(Buffer, locked: Bool)
+        /// A buffer with another length is cached at the address.
+        case lengthMismatch(cachedLength: Int)
+        /// Nothing is cached at the address.
+        case missing
+    }
+
+    /// Returns the buffer at `address`, held and locked, calling `make` (outside the
+    /// mutex) to create it when it is not cached.
+    ///
+    /// A stale buffer found here is being reused for a new block: its flags and verifier
+    /// are cleared, as the kernel does.
+    @inline(__always)
+    func get(
+        _ address: DiskAddress, length: Int, make: () throws(BufferError) -> Buffer
+    ) throws(BufferError) -> (buffer: Buffer, created: Bool) {
+        let found = state.withLock { $0.holdCached(address, length: length) }
+        switch found {
+        case let .held(buffer, locked):
+            return (lockFound(buffer, locked: locked), false)
+        case let .lengthMismatch(cachedLength):
+            throw .lengthMismatch(address: address, cachedLength: cachedLength, requestedLength: length)
+        case .missing:
+            return try insert(address, length: length, make: make)
+        }
+    }
+
+    /// The miss path: create, then insert unless another thread won the race.
+    @inline(never)
+    private func insert(
+        _ address: DiskAddress, length: Int, make: () throws(BufferError) -> Buffer
+    ) throws(BufferError) -> (buffer: Buffer, created: Bool) {
+        let fresh = try make()
+        assert(fresh.diskAddress == address && fresh.length == length)
+        let taken = fresh.tryLock()
+        assert(taken, "a new buffer's lock is free")
+        let found: Lookup = state.withLock { state in
+            let existing = state.holdCached(address, length: length)
+            guard case .missing = existing else { return existing }
+            fresh.holds = 1
+            fresh.isCached = true
+            state.table.insert(fresh)
+            state.statistics.misses += 1
+            state.statistics.cachedBuffers += 1
+            state.statistics.cachedBytes += length
+            return .held(fresh, locked: true)
+        }
+        switch found {
+        case let .held(buffer, locked):
+            if buffer === fresh { return (fresh, true) }
+            fresh.unlock() // lost the race: the winner's buffer is ours now
+            return (lockFound(buffer, locked: locked), false)
+        case let .lengthMismatch(cachedLength):
+            fresh.unlock()
+            throw .lengthMismatch(address: address, cachedLength: cachedLength, requestedLength: length)
+        case .missing:
+            preconditionFailure("lookup-or-insert of \(address) inserted nothing")
+        }
+    }
+
+    /// Finishes a hit: takes the lock if the mutex section could not, and resets a stale
+    /// buffer that is being reused.
+    @inline(__always)
+    private func lockFound(_ buffer: Buffer, locked: Bool) -> Buffer {
+        if !locked { buffer.lock() }
+        if buffer.flags.contains(.stale) {
+            buffer.flags = []
+            buffer.verifier = nil
+        }
+        return buffer
+    }
+
+    /// Unlocks the buffer (when `unlocking`) and drops one hold. At the last hold a stale
+    /// buffer leaves the cache (after `dropStale`), a clean one joins the LRU, and a dirty
+    /// one stays cached but unevictable.
+    @inline(__always)
+    func release(_ buffer: Buffer, unlocking: Bool) {
+        if unlocking { buffer.unlock() }
+        state.withLock { state in
+            precondition(buffer.holds > 0, "release of \(buffer.diskAddress), which nobody holds")
+            assert(buffer.isCached, "release of \(buffer.diskAddress), which is not cached")
+            buffer.holds -= 1
+            guard buffer.holds == 0 else { return }
+            // Nobody else holds the buffer, so nobody can change its flags now; their last
+            // writes happened before their own release took this mutex.
+            let flags = buffer.flags
+            if flags.contains(.stale) {
+                dropStale(buffer)
+                state.drop(buffer)
+                state.statistics.staleDrops += 1
+            } else if !flags.contains(.dirty) {
+                state.appendToLRU(buffer)
+                state.evict(above: capacity)
+            }
+        }
+    }
+
+    /// Adds a hold to a buffer the caller already holds (no lock is taken).
+    func addHold(_ buffer: Buffer) {
+        state.withLock { _ in
+            precondition(buffer.holds > 0, "extra hold on \(buffer.diskAddress), which nobody holds")
+            buffer.holds += 1
+        }
+    }
+
+    /// Evicts every buffer nobody holds that is clean (the LRU list, whole).
+    public func purge() {
+        state.withLock { $0.evict(above: 0) }
+    }
+
+    /// The cache's counters and sizes now.
+    public var statistics: BufferCacheStatistics {
+        state.withLock { $0.statistics }
+    }
+
+    /// Whether a buffer is cached at `address` (for tests and diagnostics).
+    public func contains(_ address: DiskAddress) -> Bool {
+        state.withLock { $0.table.find(address) != nil }
+    }
+}
+
+extension BufferCache.State {
+    /// Finds the buffer at `address` and adds a hold, taking its lock if it is free.
+    @inline(__always)
+    mutating func holdCached(_ address: DiskAddress, length: Int) -> BufferCache.Lookup {
+        guard let buffer = table.find(address) else { return .missing }
+        guard buffer.length == length else { return .lengthMismatch(cachedLength: buffer.length) }
+        buffer.holds += 1
+        if buffer.isOnLRU { removeFromLRU(buffer) }
+        statistics.hits += 1
+        return .held(buffer, locked: buffer.tryLock())
+    }
+
+    /// Appends an unheld clean buffer to the LRU list (most recent end).
+    @inline(__always)
+    mutating func appendToLRU(_ buffer: Buffer) {
+        assert(!buffer.isOnLRU && buffer.holds == 0)
+        buffer.isOnLRU = true
+        buffer.lruPrevious = lruTail
+        buffer.lruNext = nil
+        if let tail = lruTail { tail.lruNext = buffer } else { lruHead = buffer }
+        lruTail = buffer
+        statistics.evictableBuffers += 1
+    }
+
+    /// Takes a buffer off the LRU list.
+    @inline(__always)
+    mutating func removeFromLRU(_ buffer: Buffer) {
+        assert(buffer.isOnLRU)
+        let previous = buffer.lruPrevious
+        let next = buffer.lruNext
+        if let previous { previous.lruNext = next } else { lruHead = next }
+        if let next { next.lruPrevious = previous } else { lruTail = previous }
+        buffer.lruPrevious = nil
+        buffer.lruNext = nil
+        buffer.isOnLRU = false
+        statistics.evictableBuffers -= 1
+    }
+
+    /// Removes a buffer from the cache (and the LRU list).
+    mutating func drop(_ buffer: Buffer) {
+        if buffer.isOnLRU { removeFromLRU(buffer) }
+        table.remove(buffer.diskAddress)
+        buffer.isCached = false
+        statistics.cachedBuffers -= 1
+        statistics.cachedBytes -= buffer.length
+    }
+
+    /// Evicts least recently released buffers while the cache holds more than `limit` bytes.
+    mutating func evict(above limit: Int) {
+        while statistics.cachedBytes > limit, let victim = lruHead {
+            drop(victim)
+            statistics.evictions += 1
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import XFSMemoryFile
+
+/// A buffer target whose buffers are the pages of a memory file: the kernel's xmbuf.
+///
+/// The block size is the page size; every buffer is exactly one page at a page-aligned
+/// disk address, and its memory *is* that page of the file's window, so no byte is copied
+/// and no I/O happens. Reads complete at once and still run their verifier. When a stale
+/// (freed) buffer is released for the last time, its page is punched out of the file.
+///
+/// Pages stay mapped as long as the file lives, which the target (and every buffer it made)
+/// keeps alive. Thread-safe, as every `BufferTarget`.
+public final class MemoryTarget: BufferTarget {
+    /// The memory file the pages come from.
+    public let file: MemoryFile
+    /// The partition the target covers, when it covers one.
+    public let partition: MemoryFilePartition?
+    /// The target's first byte in the file.
+    private let base: Int
+    /// The target's size in bytes: no buffer reaches past it.
+    public let size: Int
+    /// The target's buffer cache.
+    public let cache: BufferCache
+    /// What keeps the pages alive: the partition or the file.
+    private let pageOwner: any AnyObject & Sendable
+
+    /// The default memory cap of a memory target's cache: 256 MiB of pages (65,536 buffers
+    /// of 4 KiB). Evicting a memory buffer frees only its bookkeeping; the page stays in
+    /// the file.
+    public static let defaultCacheCapacity = 256 << 20
+
+    /// Bytes per block (and per buffer): the page size.
+    public static var blockSize: Int { MemoryFile.pageSize }
+
+    /// Basic blocks (512 bytes) per block: 8 with 4 KiB pages.
+    public static var sectorsPerBlock: Int { MemoryFile.pageSize / DiskAddress.basicBlockSize }
+
+    /// A target over the whole of `file`.
+    public init(file: MemoryFile, cacheCapacity: Int = MemoryTarget.defaultCacheCapacity) {
+        self.file = file
+        self.partition = nil
+        self.base = 0
+        self.size = file.maximumSize
+        self.cache = BufferCache(capacity: cacheCapacity, dropStale: MemoryTarget.punchAction(file: file, base: 0))
+        self.pageOwner = file
+    }
+
+    /// A target over one partition of a shared file.
+    public init(partition: MemoryFilePartition, cacheCapacity: Int = MemoryTarget.defaultCacheCapacity) {
+        self.file = partition.file
+        self.partition = partition
+        self.base = partition.base
+        self.size = partition.size
+        self.cache = BufferCache(capacity: cacheCapacity,
+                                 dropStale: MemoryTarget.punchAction(file: partition.file, base: partition.base))
+        self.pageOwner = partition
+    }
+
+    /// A target over a memory file of its own.
+    public convenience init(name: String, maximumSize: Int,
+                            cacheCapacity: Int = MemoryTarget.defaultCacheCapacity) throws(BufferError) {
+        do {
+            self.init(file: try MemoryFile(name: name, maximumSize: maximumSize), cacheCapacity: cacheCapacity)
+        } catch {
+            throw .memoryFile(error)
+        }
+    }
+
+    /// The page's buffer, held and locked.
+    ///
+    /// - Throws: `.misalignedMemoryBuffer` unless `length` is the page size and `address`
+    ///   page-aligned; `.beyondTarget` past the target's size; `.lengthMismatch`.
+    @inline(__always)
+    public func getBuffer(at address: DiskAddress, length: Int) throws(BufferError) -> Buffer {
+        try cache.get(address, length: length) { () throws(BufferError) in try makeBuffer(at: address, length: length) }.buffer
+    }
+
+    /// The page's buffer, held and locked; the first read runs `verifier`'s read check.
+    public func readBuffer(at address: DiskAddress, length: Int,
+                           verifier: (any BufferVerifier)?) throws(BufferError) -> Buffer {
+        let buffer = try getBuffer(at: address, length: length)
+        if !buffer.isDone {
+            if let verifier {
+                do {
+                    try verifier.verifyRead(buffer)
+                } catch {
+                    buffer.markStale()
+                    release(buffer)
+                    throw .verificationFailed(error)
+                }
+            }
+            buffer.markDone()
+        }
+        if let verifier, buffer.verifier == nil { buffer.verifier = verifier }
+        return buffer
+    }
+
+    /// Unlocks and drops a hold; the last release of a stale buffer punches its page.
+    @inline(__always)
+    public func release(_ buffer: Buffer) {
+        cache.release(buffer, unlocking: true)
+    }
+
+    /// The cache's stale-drop action: punch the buffer's page out of `file`.
+    private static func punchAction(file: MemoryFile, base: Int) -> @Sendable (Buffer) -> Void {
+        { stale in
+            // Release cannot fail. If the punch does, the page keeps its old bytes until the
+            // file goes away; a freed block's next user initializes it with getBuffer anyway.
+            let start = base + stale.diskAddress.byteOffset
+            try? file.discard(start..<(start + stale.length))
+        }
+    }
+
+    /// Bytes of memory the target's pages hold now.
+    public func residentBytes() throws(BufferError) -> Int {
+        do {
+            return partition == nil ? try file.residentBytes() : try file.residentBytes(in: base..<(base + size))
+        } catch {
+            throw .memoryFile(error)
+        }
+    }
+
+    /// Whether `address` can start a buffer of this target (page-aligned, inside it).
+    public func isValid(_ address: DiskAddress) -> Bool {
+        address.sectors >= 0 && address.sectors % Int64(MemoryTarget.sectorsPerBlock) == 0
+            && address.sectors < Int64(size / DiskAddress.basicBlockSize)
+    }
+
+    /// The miss path: a buffer over the page at `address`.
+    private func makeBuffer(at address: DiskAddress, length: Int) throws(BufferError) -> Buffer {
+        let page = MemoryFile.pageSize
+        guard length == page, address.sectors >= 0, address.sectors % Int64(MemoryTarget.sectorsPerBlock) == 0 else {
+            throw .misalignedMemoryBuffer(address: address, length: length, pageSize: page)
+        }
+        guard address.sectors < Int64(size / DiskAddress.basicBlockSize) else {
+            throw .beyondTarget(address: address, length: length, targetSize: size)
+        }
+        do {
+            let memory = try file.unsafePageAddress(at: base + address.byteOffset)
+            return Buffer(diskAddress: address, length: length, borrowing: memory, keeping: pageOwner)
+        } catch {
+            throw .memoryFile(error)
+        }
+    }
+}

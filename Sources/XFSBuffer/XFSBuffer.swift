@@ -1,0 +1,40 @@
+// XFSBuffer: buffers, buffer targets with caches of their own, and CRC32c.
+//
+//                        Buffers, Targets and Their Caches
+//                        =================================
+//
+// XFS reads and writes metadata in buffers: a run of sectors at a disk address ("daddr",
+// in 512-byte units), held by whoever uses it, locked while its bytes change, and found
+// again through a cache so that every user of a block sees the same memory. A buffer says
+// whether its bytes are valid (done), whether they must reach the disk (dirty), and
+// whether the block was freed (stale); it may carry a verifier that checks its bytes on
+// the way in, on the way out, and when an in-memory transaction commits.
+//
+// Buffers come from a *target*. Linux 6.9 taught each buffer target to keep its own
+// cache ("teach buftargs to maintain their own buffer hashtable"), because the disk
+// addresses of an in-memory btree belong to no allocation group. So here every target
+// owns a `BufferCache`: an open-addressed hash table keyed by disk address behind one
+// mutex, plus a least-recently-used list of buffers that nobody holds and that are clean,
+// bounded by a memory cap. Looking a buffer up or inserting it is one critical section; a
+// thread that loses an insertion race takes the buffer that won. Held and dirty buffers are
+// never evicted; a stale buffer leaves the cache when its last holder lets go.
+//
+// Two targets exist:
+//
+// - `FileTarget`: a disk image or block device. Buffers own their bytes; reads are pread
+//   (interrupted or short transfers continued), then the read verifier; writes run the
+//   write verifier first, then pwrite. Opened read-only unless writing is asked for.
+// - `MemoryTarget` (the kernel's xmbuf): a `MemoryFile` (or a partition of one). Its block
+//   size is the page size, and a buffer *is* one page of the file: its memory points into
+//   the file's window, so getting a buffer copies nothing and does no I/O. Reads complete
+//   at once, but verifiers still run. When a freed (stale) buffer is released for the last
+//   time its page is punched out of the file, returning the memory.
+//
+// Locking contract: a target and its cache may be used from any number of threads.
+// `getBuffer` and `readBuffer` return the buffer held *and locked*; its bytes, flags and
+// verifier belong to the caller until `release`. The bytes of a memory-target buffer are
+// valid while the buffer is held (and stay mapped while the target lives).
+//
+// The hot path, a cached buffer got and released, allocates nothing: one hash probe and
+// the hold and lock bookkeeping under the cache mutex, one atomic to lock the buffer, one
+// to unlock it.

@@ -1,0 +1,96 @@
+import Testing
+import XFSMemoryFile
+import XFSTestSupport
+@testable import XFSBuffer
+
+@Suite("Buffer cache: LRU under a memory cap")
+struct BufferCacheTests {
+    let pageSize = MemoryFile.pageSize
+
+    /// A memory target whose cache holds at most `pages` unheld clean buffers.
+    func target(capacityInPages pages: Int) throws -> MemoryTarget {
+        try MemoryTarget(name: "lru", maximumSize: 1 << 24, cacheCapacity: pages * pageSize)
+    }
+
+    @Test("over the cap, the least recently released clean buffers are evicted")
+    func evictsLeastRecentlyUsed() throws {
+        let target = try target(capacityInPages: 4)
+        for number in 0..<4 { target.release(try target.getBuffer(at: block(number), length: pageSize)) }
+        target.release(try target.getBuffer(at: block(0), length: pageSize)) // 0 is now the most recent
+        target.release(try target.getBuffer(at: block(4), length: pageSize))
+        target.release(try target.getBuffer(at: block(5), length: pageSize))
+        #expect(!target.cache.contains(block(1)) && !target.cache.contains(block(2)))
+        for number in [0, 3, 4, 5] { #expect(target.cache.contains(block(number)), "block \(number)") }
+        let statistics = target.cache.statistics
+        #expect(statistics.evictions == 2 && statistics.cachedBuffers == 4 && statistics.evictableBuffers == 4)
+        #expect(statistics.cachedBytes == 4 * pageSize)
+    }
+
+    @Test("held and dirty buffers are never evicted")
+    func heldAndDirtyStay() throws {
+        let target = try target(capacityInPages: 2)
+        let held = try target.getBuffer(at: block(0), length: pageSize)
+        let dirty = try target.getBuffer(at: block(1), length: pageSize)
+        dirty.markDirty()
+        target.release(dirty)
+        for number in 2..<10 { target.release(try target.getBuffer(at: block(number), length: pageSize)) }
+        #expect(target.cache.contains(block(0)) && target.cache.contains(block(1)))
+        #expect(target.cache.statistics.evictableBuffers == 0) // over the cap: nothing clean survives
+        // Once clean and released, the dirty buffer becomes evictable like any other.
+        let again = try target.getBuffer(at: block(1), length: pageSize)
+        again.clearDirty()
+        target.release(again)
+        target.release(held)
+        #expect(target.cache.statistics.evictableBuffers == 2)
+        for number in 2..<4 { target.release(try target.getBuffer(at: block(number), length: pageSize)) }
+        #expect(!target.cache.contains(block(1)) && !target.cache.contains(block(0)))
+        #expect(target.cache.statistics.cachedBuffers == 2)
+    }
+
+    @Test("an evicted memory buffer's page keeps its bytes")
+    func evictionKeepsPages() throws {
+        let target = try target(capacityInPages: 1)
+        let buffer = try target.getBuffer(at: block(7), length: pageSize)
+        buffer.withUnsafeMutableBytes { $0[0] = 0x99 }
+        target.release(buffer)
+        target.release(try target.getBuffer(at: block(8), length: pageSize))
+        #expect(!target.cache.contains(block(7)))
+        let again = try target.readBuffer(at: block(7), length: pageSize, verifier: nil)
+        #expect(again !== buffer && firstByte(again) == 0x99)
+        target.release(again)
+    }
+
+    @Test("purge drops every unheld clean buffer")
+    func purge() throws {
+        let target = try target(capacityInPages: 100)
+        let held = try target.getBuffer(at: block(0), length: pageSize)
+        for number in 1..<10 { target.release(try target.getBuffer(at: block(number), length: pageSize)) }
+        target.cache.purge()
+        #expect(target.cache.statistics.cachedBuffers == 1)
+        target.release(held)
+    }
+
+    @Test("the hash table survives growth and deletion in any order", arguments: [1, 2, 3])
+    func tableStress(seedOffset: UInt64) {
+        var table = BufferCache.Table(slots: 4)
+        var random = SeededRandom(seed: 77 + seedOffset)
+        var present: [Int64: Buffer] = [:]
+        for _ in 0..<5_000 {
+            let sectors = Int64(random.next() % 600) * 8
+            let address = DiskAddress(sectors)
+            if let buffer = present[sectors] {
+                #expect(table.find(address) === buffer)
+                table.remove(address)
+                present[sectors] = nil
+                #expect(table.find(address) == nil)
+            } else {
+                let buffer = Buffer(diskAddress: address, ownedLength: 512)
+                table.insert(buffer)
+                present[sectors] = buffer
+            }
+        }
+        #expect(table.count == present.count)
+        for (sectors, buffer) in present { #expect(table.find(DiskAddress(sectors)) === buffer) }
+    }
+}
+
