@@ -5,7 +5,7 @@ import CXFSShims
 /// A buffer is created once per cached block and reused by every lookup. Its state is
 /// protected in two ways:
 ///
-/// - the hold count and cache links belong to the target's cache (its mutex);
+/// - the hold count and cache links belong to the target's cache (its lock);
 /// - the bytes, the flags and the verifier belong to whoever holds the buffer's lock,
 ///   which `getBuffer` and `readBuffer` return already taken and `release` gives back.
 ///
@@ -39,16 +39,16 @@ public final class Buffer: @unchecked Sendable {
     /// The buffer lock's word (see CXFSShims: 0 free, 1 taken, 2 taken with sleepers).
     private let lockWord: UnsafeMutablePointer<UInt32>
 
-    // MARK: State under the cache's mutex
+    // MARK: State under the cache's lock
 
-    /// How many users hold the buffer. Guarded by the cache mutex.
+    /// How many users hold the buffer. Guarded by the cache lock.
     @exclusivity(unchecked) var holds = 0
-    /// Whether the buffer is in its cache's table. Guarded by the cache mutex.
+    /// Whether the buffer is in its cache's table. Guarded by the cache lock.
     @exclusivity(unchecked) var isCached = false
-    /// Whether the buffer is on its cache's LRU list. Guarded by the cache mutex.
+    /// Whether the buffer is on its cache's LRU list. Guarded by the cache lock.
     @exclusivity(unchecked) var isOnLRU = false
     /// LRU neighbours. Unowned: every buffer on the list is also in the table, which owns it,
-    /// and leaves the list before the table. Guarded by the cache mutex.
+    /// and leaves the list before the table. Guarded by the cache lock.
     @exclusivity(unchecked) unowned(unsafe) var lruPrevious: Buffer?
     /// See `lruPrevious`.
     @exclusivity(unchecked) unowned(unsafe) var lruNext: Buffer?

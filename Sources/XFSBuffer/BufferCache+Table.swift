@@ -2,7 +2,7 @@ extension BufferCache {
     /// An open-addressed hash table from disk address to buffer: linear probing,
     /// Fibonacci hashing, backward-shift deletion (no tombstones), kept at most half full.
     ///
-    /// Not thread-safe: it lives inside the cache's mutex.
+    /// Not thread-safe: it lives inside the cache's lock.
     struct Table {
         /// The sector numbers in each slot; `emptyKey` marks a free slot.
         private var keys: [Int64]

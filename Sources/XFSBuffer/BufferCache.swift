@@ -1,4 +1,4 @@
-import Synchronization
+import CXFSShims
 
 /// Counters and sizes of a buffer cache, as of one moment.
 public struct BufferCacheStatistics: Sendable, Equatable {
@@ -21,8 +21,10 @@ public struct BufferCacheStatistics: Sendable, Equatable {
 /// The buffers of one target, found by disk address: the per-target buffer hash of
 /// Linux 6.9, with a bounded LRU of buffers nobody holds.
 ///
-/// Thread-safe: every operation takes the cache's one mutex, briefly, and never blocks on
-/// a buffer lock while holding it. What the cache guarantees:
+/// Thread-safe: every operation takes the cache's one lock, briefly, and never blocks on
+/// a buffer lock while holding it. (The lock is the CXFSShims futex lock rather than
+/// `Synchronization.Mutex`: it is as fast, and ThreadSanitizer can see it, which it cannot
+/// see through the standard library's uninstrumented Mutex on Linux.) What the cache guarantees:
 ///
 /// - one buffer per disk address; a second lookup with another length is an error;
 /// - lookup-or-insert is atomic: of two threads creating the same buffer, the loser drops
@@ -31,11 +33,11 @@ public struct BufferCacheStatistics: Sendable, Equatable {
 ///   when the cached bytes exceed `capacity`, the least recently released of those are
 ///   evicted (held and dirty buffers never are);
 /// - a stale buffer leaves the cache at its last release.
-public final class BufferCache: Sendable {
+public final class BufferCache: @unchecked Sendable {
     /// The memory cap in bytes (eviction starts above it).
     public let capacity: Int
 
-    /// Everything the mutex guards.
+    /// Everything the cache lock guards.
     struct State {
         /// Every cached buffer, by disk address.
         var table = Table()
@@ -48,11 +50,13 @@ public final class BufferCache: Sendable {
         var statistics = BufferCacheStatistics()
     }
 
-    /// The cache's state.
-    private let state = Mutex(State())
+    /// The cache's state; only `withLock` touches it.
+    @exclusivity(unchecked) private var state = State()
+    /// The word of the lock guarding `state` (see CXFSShims).
+    private let lockWord: UnsafeMutablePointer<UInt32>
 
     /// What the target does with a stale buffer leaving the cache (a memory target punches
-    /// its page). Runs inside the mutex, so no new buffer at the same address can appear
+    /// its page). Runs inside the lock, so no new buffer at the same address can appear
     /// before it finishes.
     private let dropStale: @Sendable (Buffer) -> Void
 
@@ -62,6 +66,20 @@ public final class BufferCache: Sendable {
         precondition(capacity >= 0, "a cache capacity cannot be negative (\(capacity))")
         self.capacity = capacity
         self.dropStale = dropStale
+        self.lockWord = .allocate(capacity: 1)
+        self.lockWord.initialize(to: 0)
+    }
+
+    deinit {
+        lockWord.deallocate()
+    }
+
+    /// Runs `body` on the state with the cache lock held.
+    @inline(__always)
+    private func withLock<Result>(_ body: (inout State) -> Result) -> Result {
+        cxfs_lock_acquire(lockWord)
+        defer { cxfs_lock_release(lockWord) }
+        return body(&state)
     }
 
     /// What a lookup found.
@@ -75,7 +93,7 @@ public final class BufferCache: Sendable {
     }
 
     /// Returns the buffer at `address`, held and locked, calling `make` (outside the
-    /// mutex) to create it when it is not cached.
+    /// lock) to create it when it is not cached.
     ///
     /// A stale buffer found here is being reused for a new block: its flags and verifier
     /// are cleared, as the kernel does.
@@ -83,7 +101,7 @@ public final class BufferCache: Sendable {
     func get(
         _ address: DiskAddress, length: Int, make: () throws(BufferError) -> Buffer
     ) throws(BufferError) -> (buffer: Buffer, created: Bool) {
-        let found = state.withLock { $0.holdCached(address, length: length) }
+        let found = withLock { $0.holdCached(address, length: length) }
         switch found {
         case let .held(buffer, locked):
             return (lockFound(buffer, locked: locked), false)
@@ -103,7 +121,7 @@ public final class BufferCache: Sendable {
         assert(fresh.diskAddress == address && fresh.length == length)
         let taken = fresh.tryLock()
         assert(taken, "a new buffer's lock is free")
-        let found: Lookup = state.withLock { state in
+        let found: Lookup = withLock { state in
             let existing = state.holdCached(address, length: length)
             guard case .missing = existing else { return existing }
             fresh.holds = 1
@@ -127,7 +145,7 @@ public final class BufferCache: Sendable {
         }
     }
 
-    /// Finishes a hit: takes the lock if the mutex section could not, and resets a stale
+    /// Finishes a hit: takes the lock if the cache-lock section could not, and resets a stale
     /// buffer that is being reused.
     @inline(__always)
     private func lockFound(_ buffer: Buffer, locked: Bool) -> Buffer {
@@ -145,13 +163,13 @@ public final class BufferCache: Sendable {
     @inline(__always)
     func release(_ buffer: Buffer, unlocking: Bool) {
         if unlocking { buffer.unlock() }
-        state.withLock { state in
+        withLock { state in
             precondition(buffer.holds > 0, "release of \(buffer.diskAddress), which nobody holds")
             assert(buffer.isCached, "release of \(buffer.diskAddress), which is not cached")
             buffer.holds -= 1
             guard buffer.holds == 0 else { return }
             // Nobody else holds the buffer, so nobody can change its flags now; their last
-            // writes happened before their own release took this mutex.
+            // writes happened before their own release took this lock.
             let flags = buffer.flags
             if flags.contains(.stale) {
                 dropStale(buffer)
@@ -166,7 +184,7 @@ public final class BufferCache: Sendable {
 
     /// Adds a hold to a buffer the caller already holds (no lock is taken).
     func addHold(_ buffer: Buffer) {
-        state.withLock { _ in
+        withLock { _ in
             precondition(buffer.holds > 0, "extra hold on \(buffer.diskAddress), which nobody holds")
             buffer.holds += 1
         }
@@ -174,17 +192,17 @@ public final class BufferCache: Sendable {
 
     /// Evicts every buffer nobody holds that is clean (the LRU list, whole).
     public func purge() {
-        state.withLock { $0.evict(above: 0) }
+        withLock { $0.evict(above: 0) }
     }
 
     /// The cache's counters and sizes now.
     public var statistics: BufferCacheStatistics {
-        state.withLock { $0.statistics }
+        withLock { $0.statistics }
     }
 
     /// Whether a buffer is cached at `address` (for tests and diagnostics).
     public func contains(_ address: DiskAddress) -> Bool {
-        state.withLock { $0.table.find(address) != nil }
+        withLock { $0.table.find(address) != nil }
     }
 }
 

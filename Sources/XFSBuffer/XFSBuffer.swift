@@ -14,7 +14,7 @@
 // cache ("teach buftargs to maintain their own buffer hashtable"), because the disk
 // addresses of an in-memory btree belong to no allocation group. So here every target
 // owns a `BufferCache`: an open-addressed hash table keyed by disk address behind one
-// mutex, plus a least-recently-used list of buffers that nobody holds and that are clean,
+// lock, plus a least-recently-used list of buffers that nobody holds and that are clean,
 // bounded by a memory cap. Looking a buffer up or inserting it is one critical section; a
 // thread that loses an insertion race takes the buffer that won. Held and dirty buffers are
 // never evicted; a stale buffer leaves the cache when its last holder lets go.
@@ -36,5 +36,5 @@
 // valid while the buffer is held (and stay mapped while the target lives).
 //
 // The hot path, a cached buffer got and released, allocates nothing: one hash probe and
-// the hold and lock bookkeeping under the cache mutex, one atomic to lock the buffer, one
+// the hold and lock bookkeeping under the cache lock, one atomic to lock the buffer, one
 // to unlock it.

@@ -11,7 +11,15 @@ struct XFSRmapCommand: ParsableCommand {
             Exit codes follow xfs_repair -n: 0 consistent, 1 damage found, 2 could not check.
             """,
         version: XFSRmapVersion.string,
-        subcommands: [])
+        subcommands: [BenchCommand.self])
+}
+
+/// `xfs-rmap bench`: measurements of each layer, in release builds.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the layers (build with -c release).",
+        subcommands: [BenchBuffers.self])
 }
 
 /// The tool's version, printed by `--version`.
