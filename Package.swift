@@ -52,6 +52,7 @@ let package = Package(
         .target(name: "XFSTestSupport", path: "Tests/XFSTestSupport"),
         .testTarget(name: "XFSMemoryFileTests", dependencies: ["XFSMemoryFile", "XFSTestSupport"]),
         .testTarget(name: "XFSBufferTests", dependencies: ["XFSBuffer", "XFSTestSupport"]),
+        .testTarget(name: "XFSTransactionTests", dependencies: ["XFSTransaction", "XFSBuffer"]),
         .testTarget(name: "XFSBTreeTests", dependencies: ["XFSBTree", "XFSTestSupport"]),
         .testTarget(
             name: "XFSInMemoryBTreeTests",

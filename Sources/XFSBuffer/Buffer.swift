@@ -122,6 +122,13 @@ public final class Buffer: @unchecked Sendable {
         flags = .stale
     }
 
+    /// Takes back `markStale` and `markDirty`: the bytes are valid and unchanged again (a
+    /// cancelled transaction that put a freed block's bytes back). The caller holds the
+    /// buffer.
+    public func markRestored() {
+        flags = .done
+    }
+
     /// How many users hold the buffer. A snapshot: exact only while no other thread gets
     /// or releases this buffer.
     public var holdCount: Int { holds }

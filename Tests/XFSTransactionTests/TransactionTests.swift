@@ -1,0 +1,147 @@
+import Testing
+import XFSBuffer
+@testable import XFSTransaction
+
+/// Rejects any block whose first byte is 0xFF.
+private struct FirstByteVerifier: BufferVerifier {
+    var name: String { "first-byte" }
+    func verifyRead(_ buffer: Buffer) throws(VerificationFailure) {
+        if buffer.withUnsafeBytes({ $0[0] }) == 0xFF { throw failure("first byte is 0xFF", in: buffer) }
+    }
+}
+
+@Suite("Transactions on a memory target")
+struct TransactionTests {
+    let page = MemoryTarget.blockSize
+    let sectorsPerPage = Int64(MemoryTarget.sectorsPerBlock)
+
+    func makeTarget() throws -> MemoryTarget {
+        try MemoryTarget(name: "transaction-test", maximumSize: 64 * MemoryTarget.blockSize)
+    }
+
+    func address(_ block: Int64) -> DiskAddress { DiskAddress(block * sectorsPerPage) }
+
+    @Test("a buffer got twice through one transaction is the same buffer, held and locked once")
+    func joinTwice() throws {
+        let target = try makeTarget()
+        let tx = Transaction()
+        let a = try tx.getBuffer(target, at: address(3), length: page)
+        let b = try tx.readBuffer(target, at: address(3), length: page, verifier: nil)
+        #expect(a === b)
+        #expect(a.holdCount == 1)
+        #expect(tx.joinedCount == 1)
+        tx.join(a, from: target)
+        #expect(tx.joinedCount == 1)
+        try tx.commit()
+        #expect(a.holdCount == 0)
+    }
+
+    @Test("logging marks a buffer dirty; commit verifies, cleans and releases it; changes stay")
+    func logAndCommit() throws {
+        let target = try makeTarget()
+        let tx = Transaction()
+        let buffer = try tx.readBuffer(target, at: address(1), length: page, verifier: FirstByteVerifier())
+        buffer.withUnsafeMutableBytes { $0[10] = 42 }
+        tx.log(buffer, range: 10..<11)
+        #expect(buffer.isDirty)
+        #expect(tx.isDirty)
+        try tx.commit()
+        #expect(!buffer.isDirty)
+        #expect(buffer.holdCount == 0)
+        #expect(tx.joinedCount == 0)
+        let again = try tx.readBuffer(target, at: address(1), length: page, verifier: nil)
+        #expect(again.withUnsafeBytes { $0[10] } == 42)
+        try tx.commit()
+    }
+
+    @Test("commit reports the first verifier failure by its check, and still detaches every buffer")
+    func commitFailureDetachesAll() throws {
+        let target = try makeTarget()
+        let tx = Transaction()
+        var buffers: [Buffer] = []
+        for block in 0..<4 {
+            let buffer = try tx.getBuffer(target, at: address(Int64(block)), length: page)
+            buffer.verifier = FirstByteVerifier()
+            buffer.withUnsafeMutableBytes { $0[0] = block == 1 || block == 2 ? 0xFF : 1 }
+            tx.log(buffer, range: 0..<1)
+            buffers.append(buffer)
+        }
+        #expect {
+            try tx.commit()
+        } throws: { error in
+            "\(error)".contains("first byte is 0xFF") && "\(error)".contains("0x8")
+        }
+        #expect(tx.joinedCount == 0)
+        #expect(buffers.allSatisfy { $0.holdCount == 0 && !$0.isDirty })
+    }
+
+    @Test("an unchanged buffer is released at once; a changed one stays joined until commit")
+    func releaseRules() throws {
+        let target = try makeTarget()
+        let tx = Transaction()
+        let clean = try tx.getBuffer(target, at: address(5), length: page)
+        let changed = try tx.getBuffer(target, at: address(6), length: page)
+        tx.log(changed, range: 0..<8)
+        tx.release(clean)
+        tx.release(changed)
+        #expect(clean.holdCount == 0)
+        #expect(changed.holdCount == 1)
+        #expect(tx.joinedCount == 1)
+        try tx.commit()
+        #expect(changed.holdCount == 0)
+    }
+
+    @Test("commit punches the pages of invalidated (freed) buffers, giving the memory back")
+    func invalidatePunches() throws {
+        let target = try makeTarget()
+        let tx = Transaction()
+        for block in 0..<8 {
+            let buffer = try tx.getBuffer(target, at: address(Int64(block)), length: page)
+            buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 7) }
+            tx.log(buffer, range: 0..<page)
+        }
+        try tx.commit()
+        let before = try target.residentBytes()
+        #expect(before >= 8 * page)
+        for block in 0..<4 {
+            let buffer = try tx.readBuffer(target, at: address(Int64(block)), length: page, verifier: nil)
+            tx.invalidate(buffer)
+        }
+        try tx.commit()
+        #expect(try target.residentBytes() == before - 4 * page)
+        let reread = try tx.readBuffer(target, at: address(0), length: page, verifier: nil)
+        #expect(reread.withUnsafeBytes { $0.allSatisfy { $0 == 0 } })
+        try tx.commit()
+    }
+
+    @Test("cancel of an undoable transaction puts back every changed byte, freed blocks included")
+    func cancelRestores() throws {
+        let target = try makeTarget()
+        let setup = Transaction()
+        for block in 0..<3 {
+            let buffer = try setup.getBuffer(target, at: address(Int64(block)), length: page)
+            buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: UInt8(block + 1)) }
+            setup.log(buffer, range: 0..<page)
+        }
+        try setup.commit()
+        let residentBefore = try target.residentBytes()
+
+        let tx = Transaction(keepingBeforeImages: true)
+        let b0 = try tx.readBuffer(target, at: address(0), length: page, verifier: nil)
+        tx.willChange(b0)
+        b0.withUnsafeMutableBytes { $0[100] = 0xEE }
+        tx.log(b0, range: 100..<101)
+        let b1 = try tx.readBuffer(target, at: address(1), length: page, verifier: nil)
+        tx.invalidate(b1)
+        tx.cancel()
+
+        #expect(try target.residentBytes() == residentBefore)
+        let check = Transaction()
+        for block in 0..<3 {
+            let buffer = try check.readBuffer(target, at: address(Int64(block)), length: page, verifier: nil)
+            #expect(buffer.withUnsafeBytes { $0.allSatisfy { $0 == UInt8(block + 1) } }, "block \(block)")
+            #expect(!buffer.isStale && !buffer.isDirty)
+        }
+        try check.commit()
+    }
+}
