@@ -66,6 +66,35 @@ void cxfs_lock_release(uint32_t *word) {
         syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+// The guarded variant: the word changes only under another lock, so relaxed accesses
+// suffice (that lock orders them); they are atomic only so that the futex's read in the
+// kernel and a sleeper's check see whole values. Wake-ups go to every sleeper: each one
+// re-checks under the guarding lock and marks the word again before sleeping again.
+
+int cxfs_guarded_try(uint32_t *word) {
+    if (__atomic_load_n(word, __ATOMIC_RELAXED) != 0) return 0;
+    __atomic_store_n(word, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+void cxfs_guarded_mark_sleeper(uint32_t *word) {
+    __atomic_store_n(word, 2, __ATOMIC_RELAXED);
+}
+
+void cxfs_guarded_sleep(uint32_t *word) {
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+int cxfs_guarded_release(uint32_t *word) {
+    uint32_t previous = __atomic_load_n(word, __ATOMIC_RELAXED);
+    __atomic_store_n(word, 0, __ATOMIC_RELAXED);
+    return previous == 2;
+}
+
+void cxfs_guarded_wake(uint32_t *word) {
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+}
+
 // ---- CRC32c -------------------------------------------------------------------------
 //
 // Reflected polynomial 0x82F63B78. The portable path is slicing-by-8 over tables built

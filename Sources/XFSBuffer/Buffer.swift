@@ -159,17 +159,28 @@ public final class Buffer: @unchecked Sendable {
 
     // MARK: Lock
 
-    /// Takes the buffer lock if it is free.
-    @inline(__always)
-    func tryLock() -> Bool { cxfs_lock_try(lockWord) != 0 }
+    // The buffer lock's word changes only under the cache lock (see CXFSShims' guarded
+    // words): taking a free buffer lock inside the lookup's critical section is a plain
+    // store, and a thread that finds it taken sleeps on the word outside that section.
 
-    /// Takes the buffer lock, waiting for its holder.
+    /// With the cache lock held: takes the buffer lock if it is free.
     @inline(__always)
-    func lock() { cxfs_lock_acquire(lockWord) }
+    func tryLockGuarded() -> Bool { cxfs_guarded_try(lockWord) != 0 }
 
-    /// Gives the buffer lock back; any thread may, as with the kernel's buffer semaphore.
+    /// With the cache lock held: records a sleeper before `sleepUntilUnlocked`.
     @inline(__always)
-    func unlock() { cxfs_lock_release(lockWord) }
+    func markSleeperGuarded() { cxfs_guarded_mark_sleeper(lockWord) }
+
+    /// Without the cache lock: sleeps while the buffer lock is taken (may return early;
+    /// the caller re-checks under the cache lock).
+    func sleepUntilUnlocked() { cxfs_guarded_sleep(lockWord) }
+
+    /// With the cache lock held: frees the buffer lock; true when sleepers must be woken.
+    @inline(__always)
+    func unlockGuarded() -> Bool { cxfs_guarded_release(lockWord) != 0 }
+
+    /// Wakes the threads sleeping on the buffer lock (after the cache lock is dropped).
+    func wakeSleepers() { cxfs_guarded_wake(lockWord) }
 
     // MARK: Verification
 

@@ -119,11 +119,11 @@ public final class BufferCache: @unchecked Sendable {
     ) throws(BufferError) -> (buffer: Buffer, created: Bool) {
         let fresh = try make()
         assert(fresh.diskAddress == address && fresh.length == length)
-        let taken = fresh.tryLock()
-        assert(taken, "a new buffer's lock is free")
         let found: Lookup = withLock { state in
             let existing = state.holdCached(address, length: length)
             guard case .missing = existing else { return existing }
+            let taken = fresh.tryLockGuarded()
+            assert(taken, "a new buffer's lock is free")
             fresh.holds = 1
             fresh.isCached = true
             state.table.insert(fresh)
@@ -135,10 +135,8 @@ public final class BufferCache: @unchecked Sendable {
         switch found {
         case let .held(buffer, locked):
             if buffer === fresh { return (fresh, true) }
-            fresh.unlock() // lost the race: the winner's buffer is ours now
-            return (lockFound(buffer, locked: locked), false)
+            return (lockFound(buffer, locked: locked), false) // lost the race: take the winner's
         case let .lengthMismatch(cachedLength):
-            fresh.unlock()
             throw .lengthMismatch(address: address, cachedLength: cachedLength, requestedLength: length)
         case .missing:
             preconditionFailure("lookup-or-insert of \(address) inserted nothing")
@@ -149,7 +147,7 @@ public final class BufferCache: @unchecked Sendable {
     /// buffer that is being reused.
     @inline(__always)
     private func lockFound(_ buffer: Buffer, locked: Bool) -> Buffer {
-        if !locked { buffer.lock() }
+        if !locked { waitForLock(buffer) }
         if buffer.flags.contains(.stale) {
             buffer.flags = []
             buffer.verifier = nil
@@ -157,17 +155,31 @@ public final class BufferCache: @unchecked Sendable {
         return buffer
     }
 
+    /// Sleeps until the held buffer's lock is free, then takes it.
+    @inline(never)
+    private func waitForLock(_ buffer: Buffer) {
+        while true {
+            let taken = withLock { _ in
+                if buffer.tryLockGuarded() { return true }
+                buffer.markSleeperGuarded()
+                return false
+            }
+            if taken { return }
+            buffer.sleepUntilUnlocked()
+        }
+    }
+
     /// Unlocks the buffer (when `unlocking`) and drops one hold. At the last hold a stale
     /// buffer leaves the cache (after `dropStale`), a clean one joins the LRU, and a dirty
     /// one stays cached but unevictable.
     @inline(__always)
     func release(_ buffer: Buffer, unlocking: Bool) {
-        if unlocking { buffer.unlock() }
-        withLock { state in
+        let wake = withLock { state -> Bool in
             precondition(buffer.holds > 0, "release of \(buffer.diskAddress), which nobody holds")
             assert(buffer.isCached, "release of \(buffer.diskAddress), which is not cached")
+            let wake = unlocking && buffer.unlockGuarded()
             buffer.holds -= 1
-            guard buffer.holds == 0 else { return }
+            guard buffer.holds == 0 else { return wake }
             // Nobody else holds the buffer, so nobody can change its flags now; their last
             // writes happened before their own release took this lock.
             let flags = buffer.flags
@@ -179,7 +191,9 @@ public final class BufferCache: @unchecked Sendable {
                 state.appendToLRU(buffer)
                 state.evict(above: capacity)
             }
+            return wake
         }
+        if wake { buffer.wakeSleepers() }
     }
 
     /// Adds a hold to a buffer the caller already holds (no lock is taken).
@@ -215,7 +229,7 @@ extension BufferCache.State {
         buffer.holds += 1
         if buffer.isOnLRU { removeFromLRU(buffer) }
         statistics.hits += 1
-        return .held(buffer, locked: buffer.tryLock())
+        return .held(buffer, locked: buffer.tryLockGuarded())
     }
 
     /// Appends an unheld clean buffer to the LRU list (most recent end).

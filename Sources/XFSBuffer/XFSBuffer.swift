@@ -35,6 +35,8 @@
 // verifier belong to the caller until `release`. The bytes of a memory-target buffer are
 // valid while the buffer is held (and stay mapped while the target lives).
 //
-// The hot path, a cached buffer got and released, allocates nothing: one hash probe and
-// the hold and lock bookkeeping under the cache lock, one atomic to lock the buffer, one
-// to unlock it.
+// The hot path, a cached buffer got and released, allocates nothing and makes no system
+// call: two short critical sections of the cache lock (get: hash probe, hold, take the
+// buffer lock; release: free the buffer lock, drop the hold, LRU). The buffer lock's word
+// changes only under the cache lock, so taking it is a plain store; a thread that finds
+// it taken sleeps on it (futex) outside the cache lock and is woken by the release.

@@ -58,4 +58,26 @@ void cxfs_lock_acquire(uint32_t *word);
 /// Releases the lock and wakes one sleeper if there is one.
 void cxfs_lock_release(uint32_t *word);
 
+// ---- Buffer lock words guarded by another lock --------------------------------------
+//
+// A buffer's lock word can instead be changed only while the caller holds its cache's
+// lock (above): then taking and releasing a buffer costs plain stores, and the futex is
+// used only to sleep. Same encoding: 0 free, 1 taken, 2 taken with sleepers.
+
+/// With the guarding lock held: takes the word if free. Returns 1 when taken.
+int cxfs_guarded_try(uint32_t *word);
+
+/// With the guarding lock held: records that a thread is about to sleep on the word.
+void cxfs_guarded_mark_sleeper(uint32_t *word);
+
+/// Without the guarding lock: sleeps while the word still says "taken with sleepers".
+void cxfs_guarded_sleep(uint32_t *word);
+
+/// With the guarding lock held: frees the word. Returns 1 when sleepers must be woken
+/// (with cxfs_guarded_wake, after dropping the guarding lock).
+int cxfs_guarded_release(uint32_t *word);
+
+/// Wakes every thread sleeping on the word; each re-checks under the guarding lock.
+void cxfs_guarded_wake(uint32_t *word);
+
 #endif
