@@ -1,0 +1,93 @@
+import XFSBTree
+import XFSBuffer
+import XFSTransaction
+
+/// An XFS btree whose blocks are the pages of a memory target (the kernel's `struct
+/// xfbtree`), run by the same generic engine as the btrees on disk.
+///
+/// Every operation runs in a transaction: get a cursor with `withCursor(in:_:)`, then end
+/// the transaction with `commit(_:)` (laundering: verify dirty blocks, punch freed ones)
+/// or `cancel(_:)`. With an undoable transaction (`Transaction(keepingBeforeImages: true)`)
+/// a cancel restores the tree exactly; otherwise, as in the kernel, a cancelled tree must
+/// not be used again.
+///
+/// One thread at a time: callers serialise operations on a tree.
+public final class InMemoryBTree<Format: BTreeRecordFormat> {
+    /// The store holding the blocks and the RAM-only state.
+    public let store: InMemoryBlockStore<Format>
+    /// Block layout, computed once.
+    public let layout: BTreeLayout
+    /// Set once a cancel without before-images left the tree unusable.
+    public private(set) var isLost = false
+
+    /// An empty tree (one empty leaf at block 0) on `target`.
+    ///
+    /// - Parameters:
+    ///   - owner: the owner written in block headers.
+    ///   - uuid: the filesystem uuid written in block headers.
+    ///   - recordLimits: smaller limits than a page allows, for tests that want deep trees.
+    public init(target: MemoryTarget, owner: UInt64 = 0, uuid: BTreeUUID = .zero,
+                recordLimits: BTreeRecordLimits? = nil) throws {
+        store = InMemoryBlockStore(target: target, owner: owner, uuid: uuid, limits: recordLimits)
+        layout = BTreeLayout(format: Format.self, store: store)
+        let transaction = Transaction()
+        store.begin(transaction)
+        do {
+            guard let rootBlock = store.allocator.allocate() else {
+                throw BufferError.beyondTarget(address: DiskAddress(0), length: MemoryTarget.blockSize, targetSize: target.size)
+            }
+            let buffer = try store.newBlock(rootBlock)
+            BTreeBlock(store.memory(of: buffer)).formatHeader(
+                magic: Format.magic, level: 0, numrecs: 0, left: UInt64.null, right: UInt64.null,
+                blkno: store.diskAddress(of: rootBlock), owner: owner, uuid: uuid)
+            store.markDirty(buffer, range: 0..<layout.headerSize)
+            store.setRoot(rootBlock, height: 1)
+            try commit(transaction)
+        } catch {
+            transaction.cancel()
+            throw error
+        }
+    }
+
+    /// The root block number.
+    public var root: UInt64 { store.root }
+    /// The number of levels.
+    public var height: Int { store.height }
+    /// Blocks in use.
+    public var blockCount: UInt64 { store.allocator.blocksInUse }
+    /// The memory target.
+    public var target: MemoryTarget { store.target }
+
+    /// Runs `body` with a new cursor on the tree whose blocks join `transaction`; the
+    /// cursor's holds are given back when `body` returns. Make a new cursor for each
+    /// operation, as with the kernel's `xfs_rmapbt_mem_cursor`.
+    public func withCursor<Result>(
+        in transaction: Transaction,
+        _ body: (inout BTreeCursor<Format, InMemoryBlockStore<Format>>) throws -> Result
+    ) throws -> Result {
+        precondition(!isLost, "in-memory \(Format.name) used after a cancel without before-images")
+        store.begin(transaction)
+        var cursor = BTreeCursor<Format, InMemoryBlockStore<Format>>(store: store, layout: layout)
+        defer { cursor.close() }
+        return try body(&cursor)
+    }
+
+    /// Ends `transaction` by laundering (`xfbtree_trans_commit`): dirty blocks pass the
+    /// structure verifier, freed blocks' pages are punched, every buffer is released, and
+    /// the root, height and allocator changes become permanent.
+    ///
+    /// - Throws: the first verification failure (every buffer is released all the same).
+    public func commit(_ transaction: Transaction) throws {
+        defer { store.commitState() }
+        try transaction.commit()
+    }
+
+    /// Ends `transaction` without keeping its changes. An undoable transaction restores the
+    /// tree exactly (pages, root, height, allocator); otherwise the tree is lost, as in the
+    /// kernel (`xfbtree_trans_cancel`).
+    public func cancel(_ transaction: Transaction) {
+        if !transaction.keepsBeforeImages && transaction.isDirty { isLost = true }
+        transaction.cancel()
+        store.rollbackState()
+    }
+}

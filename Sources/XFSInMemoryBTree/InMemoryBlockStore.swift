@@ -1,0 +1,158 @@
+import XFSBTree
+import XFSBuffer
+import XFSTransaction
+
+/// Where an in-memory btree's blocks live: pages of a memory target, got through the
+/// transaction the tree's current operation runs in (the kernel's `xfbtree` ops).
+///
+/// Holds the tree's state that lives only in RAM: the root, the height and the block
+/// allocator, with what they were when the open transaction began, so a cancel can
+/// restore them.
+public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStore {
+    public typealias Pointer = UInt64
+    public typealias BlockHandle = Buffer
+
+    /// The memory target whose pages are the blocks.
+    public let target: MemoryTarget
+    public let owner: UInt64
+    public let uuid: BTreeUUID
+    public let blockSize: Int
+    public let maxHeight: Int
+    public private(set) var root: UInt64 = 0
+    public private(set) var height: Int = 1
+    /// The limits every block of this tree uses.
+    let limits: BTreeRecordLimits
+    let verifier: InMemoryBlockVerifier<Format>
+    var allocator: BlockAllocator
+    private let sectorsPerBlock: UInt64
+
+    /// The transaction blocks join; set for the length of one operation.
+    var transaction: Transaction?
+    /// Whether the tree's RAM state has changed since the last commit, and what it was.
+    private var isInTransaction = false
+    private var rootAtBegin: UInt64 = 0
+    private var heightAtBegin = 1
+
+    init(target: MemoryTarget, owner: UInt64, uuid: BTreeUUID, limits: BTreeRecordLimits?) {
+        self.target = target
+        self.owner = owner
+        self.uuid = uuid
+        self.blockSize = MemoryTarget.blockSize
+        self.sectorsPerBlock = UInt64(MemoryTarget.sectorsPerBlock)
+        let capacity = UInt64(target.size / MemoryTarget.blockSize)
+        let limits = limits ?? BTreeRecordLimits.computed(blockSize: blockSize, format: Format.self, pointer: UInt64.self)
+        self.limits = limits
+        self.maxHeight = Self.maxHeight(blocks: capacity, limits: limits)
+        self.allocator = BlockAllocator(capacity: capacity)
+        self.verifier = InMemoryBlockVerifier(
+            uuid: uuid, limits: limits, maxHeight: maxHeight, blockCount: capacity,
+            sectorsPerBlock: UInt64(MemoryTarget.sectorsPerBlock))
+    }
+
+    /// The tallest tree `blocks` blocks could hold with every block at its minimum fill
+    /// (libxfs' `xfs_btree_compute_maxlevels` over the most records that fit).
+    static func maxHeight(blocks: UInt64, limits: BTreeRecordLimits) -> Int {
+        let leafMin = UInt64(max(limits.leafMin, 1)), nodeMin = UInt64(max(limits.nodeMin, 2))
+        let records = blocks.multipliedReportingOverflow(by: UInt64(limits.leafMax))
+        var levelBlocks = (records.overflow ? UInt64.max : records.partialValue) / leafMin + 1
+        var height = 1
+        while levelBlocks > 1 && height < 64 {
+            levelBlocks = levelBlocks / nodeMin + 1
+            height += 1
+        }
+        return height
+    }
+
+    // MARK: Transactions
+
+    /// Binds the store to `transaction` for one operation, remembering the RAM state the
+    /// first time in a transaction.
+    func begin(_ transaction: Transaction) {
+        self.transaction = transaction
+        if !isInTransaction {
+            isInTransaction = true
+            rootAtBegin = root
+            heightAtBegin = height
+        }
+    }
+
+    /// Makes the RAM state permanent (the pages were laundered by the transaction).
+    func commitState() {
+        allocator.commit()
+        isInTransaction = false
+        transaction = nil
+    }
+
+    /// Puts the RAM state back as it was when the transaction began.
+    func rollbackState() {
+        if isInTransaction {
+            root = rootAtBegin
+            height = heightAtBegin
+        }
+        allocator.rollback()
+        isInTransaction = false
+        transaction = nil
+    }
+
+    @inline(__always)
+    private var openTransaction: Transaction {
+        guard let transaction else { preconditionFailure("in-memory btree used outside a transaction") }
+        return transaction
+    }
+
+    // MARK: BTreeBlockStore
+
+    public func setRoot(_ root: UInt64, height: Int) {
+        self.root = root
+        self.height = height
+    }
+
+    public func recordLimits(suggested: BTreeRecordLimits) -> BTreeRecordLimits { limits }
+
+    @inline(__always)
+    public func diskAddress(of pointer: UInt64) -> UInt64 { pointer &* sectorsPerBlock }
+
+    public func isValid(_ pointer: UInt64) -> Bool { pointer < allocator.nextUnused }
+
+    @inline(__always)
+    private func address(_ pointer: UInt64) -> DiskAddress { DiskAddress(Int64(pointer &* sectorsPerBlock)) }
+
+    public func readBlock(_ pointer: UInt64) throws -> Buffer {
+        let transaction = openTransaction
+        let buffer = try transaction.readBuffer(target, at: address(pointer), length: blockSize, verifier: verifier)
+        // The engine writes first and logs after, so an undoable transaction keeps every
+        // block it reads as it was.
+        if transaction.keepsBeforeImages { transaction.willChange(buffer) }
+        return buffer
+    }
+
+    public func newBlock(_ pointer: UInt64) throws -> Buffer {
+        let transaction = openTransaction
+        let buffer = try transaction.getBuffer(target, at: address(pointer), length: blockSize)
+        buffer.verifier = verifier
+        if transaction.keepsBeforeImages { transaction.willChange(buffer) }
+        return buffer
+    }
+
+    @inline(__always)
+    public func memory(of handle: Buffer) -> UnsafeMutableRawPointer {
+        handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped
+    }
+
+    public func release(_ handle: Buffer) {
+        openTransaction.release(handle)
+    }
+
+    public func markDirty(_ handle: Buffer, range: Range<Int>) {
+        openTransaction.log(handle, range: range)
+    }
+
+    public func allocateBlock() throws -> UInt64? {
+        allocator.allocate()
+    }
+
+    public func freeBlock(_ handle: Buffer, at pointer: UInt64) throws {
+        openTransaction.invalidate(handle)
+        allocator.free(pointer)
+    }
+}
