@@ -98,7 +98,8 @@ public struct Superblock: Sendable, Equatable {
     }
 
     /// Decodes and fully verifies a superblock sector: magic, version 5, sector size, CRC over
-    /// the sector, geometry (``validateGeometry()``) and features (``validateFeatures()``).
+    /// the sector, geometry (``validateGeometry()``) and features (``validateFeatures(isPrimary:)``).
+    /// Secondary copies (agno > 0) keep stale counters and `inprogress` = 1, which is accepted.
     ///
     /// - Parameters:
     ///   - sector: at least `sb_sectsize` bytes starting at the superblock.
@@ -127,7 +128,7 @@ public struct Superblock: Sendable, Equatable {
         }
         do throws(XFSFormatError) {
             try sb.validateGeometry()
-            try sb.validateFeatures()
+            try sb.validateFeatures(isPrimary: agno == 0)
         } catch { throw XFSFormatError(error.kind, location, error.detail) }
         return sb
     }
@@ -183,7 +184,10 @@ public struct Superblock: Sendable, Equatable {
     /// Throws `.unsupported` for features this code refuses to work on: unknown incompat or
     /// ro-compat bits, NEEDSREPAIR, a nonzero `inprogress`, nonzero log_incompat, a realtime
     /// volume, an external log. Each message names the feature.
-    public func validateFeatures() throws(XFSFormatError) {
+    ///
+    /// `inprogress` is checked only on the primary (`isPrimary`): mkfs leaves it set to 1 in
+    /// the secondary copies, which nothing but growfs and repair rewrite.
+    public func validateFeatures(isPrimary: Bool = true) throws(XFSFormatError) {
         func refuse(_ what: String) -> XFSFormatError {
             XFSFormatError(.unsupported, "superblock", "unsupported feature: \(what)")
         }
@@ -192,7 +196,7 @@ public struct Superblock: Sendable, Equatable {
         let unknownRO = featuresROCompat & ~ROCompat.known
         if unknownRO != 0 { throw refuse("unknown ro-compat feature bits 0x\(String(unknownRO, radix: 16))") }
         if featuresIncompat & Incompat.needsRepair != 0 { throw refuse("needs repair (NEEDSREPAIR is set; run xfs_repair)") }
-        if inProgress != 0 { throw refuse("mkfs in progress (inprogress = \(inProgress))") }
+        if isPrimary && inProgress != 0 { throw refuse("mkfs in progress (inprogress = \(inProgress))") }
         if featuresLogIncompat != 0 {
             throw refuse("log incompat features 0x\(String(featuresLogIncompat, radix: 16)) (log not clean; mount and unmount first)")
         }

@@ -12,6 +12,8 @@ public enum Fixtures {
     public struct Failure: Error, CustomStringConvertible {
         /// What went wrong.
         public var description: String
+        /// A failure described by `description`.
+        public init(description: String) { self.description = description }
     }
 
     /// The `Tests/Fixtures` directory, found from this source file's location.
@@ -142,7 +144,7 @@ public enum XFSDB {
         return result
     }
 
-    /// An xfs_db number: decimal, "0x…" hex, or "null" (all ones); nil otherwise. A trailing
+    /// An xfs_db number: decimal, "0x…" hex, "0…" octal (modes), or "null" (all ones); nil otherwise. A trailing
     /// annotation such as " (correct)" is ignored.
     public static func number(_ text: String?) -> UInt64? {
         guard let text else { return nil }
@@ -150,6 +152,7 @@ public enum XFSDB {
         if word == "null" { return UInt64.max }
         if word.hasPrefix("0x") { return UInt64(word.dropFirst(2), radix: 16) }
         if word.hasPrefix("-") { return Int64(word).map { UInt64(bitPattern: $0) } }
+        if word.count > 1, word.hasPrefix("0") { return UInt64(word.dropFirst(), radix: 8) }
         return UInt64(word)
     }
 }
