@@ -27,23 +27,28 @@ public enum Fixtures {
 
     /// The path of the decompressed image `name` (e.g. "mixed-4k" for `mixed-4k.img.zst`).
     ///
-    /// The image is decompressed once per process into `$TMPDIR/xfs-rmap-fixtures-<uid>/`
-    /// (written under a temporary name, then renamed, so concurrent processes never see a
-    /// partial file).
+    /// Images are decompressed into `$TMPDIR/xfs-rmap-fixtures-<uid>/`, named after the
+    /// compressed file's size and modification time, so later test processes reuse them and
+    /// a changed fixture gets a fresh copy. Each is written under a per-process temporary
+    /// name and then renamed, so no process ever sees a partial file. Within a process the
+    /// lookup runs once per name.
     public static func imagePath(_ name: String) throws -> String {
         try cache.withLock { paths in
             if let p = paths[name] { return p }
             let source = url("\(name).img.zst")
-            guard FileManager.default.fileExists(atPath: source.path) else {
-                throw Failure(description: "no fixture \(source.path)")
-            }
+            let attributes = try FileManager.default.attributesOfItem(atPath: source.path)
+            let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
+            let mtime = Int64((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
             let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("xfs-rmap-fixtures-\(getuid())")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            let target = dir.appendingPathComponent("\(name).\(getpid()).img")
-            let partial = dir.appendingPathComponent("\(name).\(getpid()).img.tmp")
-            try runTool("zstd", ["-d", "-q", "-f", "-o", partial.path, source.path])
-            if FileManager.default.fileExists(atPath: target.path) { try FileManager.default.removeItem(at: target) }
-            try FileManager.default.moveItem(at: partial, to: target)
+            let target = dir.appendingPathComponent("\(name)-\(size)-\(mtime).img")
+            if !FileManager.default.fileExists(atPath: target.path) {
+                let partial = dir.appendingPathComponent("\(name).\(getpid()).img.tmp")
+                try runTool("zstd", ["-d", "-q", "-f", "-o", partial.path, source.path])
+                guard rename(partial.path, target.path) == 0 else {
+                    throw Failure(description: "cannot rename \(partial.path) to \(target.path): errno \(errno)")
+                }
+            }
             paths[name] = target.path
             return target.path
         }
