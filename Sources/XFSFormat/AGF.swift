@@ -1,0 +1,115 @@
+/// The AG free-space header (sector 1 of each AG): free-space, rmap and refcount btree roots,
+/// the free list window, and block counters.
+public struct AGF: Sendable, Equatable {
+    /// "XAGF".
+    public static let magic: UInt32 = 0x5841_4746
+    /// Size of the on-disk structure; the rest of the sector is zero.
+    public static let structSize = 224
+    /// Offset of the little-endian CRC32c, which covers the sector.
+    public static let crcOffset = 216
+
+    public var magicnum: UInt32
+    public var versionNum: UInt32
+    public var seqno: UInt32
+    public var length: UInt32
+    public var bnoRoot: UInt32
+    public var cntRoot: UInt32
+    public var rmapRoot: UInt32
+    /// Heights (not root levels) of the bnobt, cntbt and rmapbt.
+    public var bnoLevel: UInt32
+    public var cntLevel: UInt32
+    public var rmapLevel: UInt32
+    public var flFirst: UInt32
+    public var flLast: UInt32
+    public var flCount: UInt32
+    public var freeBlocks: UInt32
+    public var longest: UInt32
+    /// Non-root blocks of the bnobt, cntbt and rmapbt.
+    public var btreeBlocks: UInt32
+    public var uuid: FSUUID
+    /// rmapbt blocks including the root.
+    public var rmapBlocks: UInt32
+    /// refcountbt blocks including the root.
+    public var refcountBlocks: UInt32
+    public var refcountRoot: UInt32
+    public var refcountLevel: UInt32
+    public var lsn: UInt64
+    /// The stored CRC (read little-endian).
+    public var crc: UInt32
+
+    /// Decodes the AGF structure without checking anything.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, agno: UInt32) throws(XFSFormatError) -> AGF {
+        let r = ByteReader(bytes, location: "AG \(agno) AGF")
+        try r.require(structSize, at: 0, "AGF structure")
+        return AGF(
+            magicnum: try r.u32(at: 0), versionNum: try r.u32(at: 4), seqno: try r.u32(at: 8),
+            length: try r.u32(at: 12), bnoRoot: try r.u32(at: 16), cntRoot: try r.u32(at: 20),
+            rmapRoot: try r.u32(at: 24), bnoLevel: try r.u32(at: 28), cntLevel: try r.u32(at: 32),
+            rmapLevel: try r.u32(at: 36), flFirst: try r.u32(at: 40), flLast: try r.u32(at: 44),
+            flCount: try r.u32(at: 48), freeBlocks: try r.u32(at: 52), longest: try r.u32(at: 56),
+            btreeBlocks: try r.u32(at: 60), uuid: try r.uuid(at: 64), rmapBlocks: try r.u32(at: 80),
+            refcountBlocks: try r.u32(at: 84), refcountRoot: try r.u32(at: 88), refcountLevel: try r.u32(at: 92),
+            lsn: try r.u64(at: 208), crc: try r.u32LittleEndian(at: 216))
+    }
+
+    /// Decodes and verifies AG `agno`'s AGF sector: magic, version, CRC over the sector,
+    /// seqno, length, uuid, btree roots and heights, free-list window and counters.
+    public static func load(from sector: UnsafeRawBufferPointer, agno: UInt32, geometry g: Geometry) throws(XFSFormatError) -> AGF {
+        let location = "AG \(agno) AGF"
+        func bad(_ s: String) -> XFSFormatError { XFSFormatError(.corrupt, location, s) }
+        let agf = try decode(sector, agno: agno)
+        guard agf.magicnum == magic else {
+            throw XFSFormatError(.badMagic, location, "bad magic 0x\(String(agf.magicnum, radix: 16))")
+        }
+        guard agf.versionNum == 1 else { throw XFSFormatError(.badVersion, location, "bad versionnum \(agf.versionNum)") }
+        guard try ByteReader(sector, location: location).crcMatches(span: Int(g.sectorSize), crcAt: crcOffset, "AGF sector") else {
+            throw XFSFormatError(.badCRC, location, "bad CRC")
+        }
+        guard agf.seqno == agno else { throw bad("seqno \(agf.seqno) is not the AG number \(agno)") }
+        let expectedLength = g.agLength(agno)
+        guard agf.length == expectedLength else { throw bad("length \(agf.length), expected \(expectedLength)") }
+        guard agf.uuid == g.metaUUID else { throw bad("uuid \(agf.uuid) does not match the filesystem's \(g.metaUUID)") }
+
+        func checkTree(_ name: String, root: UInt32, level: UInt32, max: Int) throws(XFSFormatError) {
+            guard level >= 1, level <= UInt32(max) else { throw bad("\(name) level \(level) is outside 1...\(max)") }
+            guard root > g.agflBlock, root < agf.length else { throw bad("\(name) root \(root) is outside the AG") }
+        }
+        try checkTree("bnobt", root: agf.bnoRoot, level: agf.bnoLevel, max: g.maxAllocBTreeLevels)
+        try checkTree("cntbt", root: agf.cntRoot, level: agf.cntLevel, max: g.maxAllocBTreeLevels)
+        if g.hasRmapBT {
+            try checkTree("rmapbt", root: agf.rmapRoot, level: agf.rmapLevel, max: g.maxRmapBTreeLevels)
+            guard agf.rmapBlocks >= 1, agf.rmapBlocks <= agf.length else { throw bad("rmap_blocks \(agf.rmapBlocks) is outside 1...length") }
+        }
+        if g.hasReflink {
+            try checkTree("refcountbt", root: agf.refcountRoot, level: agf.refcountLevel, max: g.maxRefcountBTreeLevels)
+            guard agf.refcountBlocks >= 1, agf.refcountBlocks <= agf.length else {
+                throw bad("refcount_blocks \(agf.refcountBlocks) is outside 1...length")
+            }
+        }
+        let size = g.agflSize
+        guard agf.flFirst < size else { throw bad("flfirst \(agf.flFirst) is not below the AGFL size \(size)") }
+        guard agf.flLast < size else { throw bad("fllast \(agf.flLast) is not below the AGFL size \(size)") }
+        guard agf.flCount <= size else { throw bad("flcount \(agf.flCount) exceeds the AGFL size \(size)") }
+        guard agf.freeBlocks >= agf.longest else { throw bad("freeblks \(agf.freeBlocks) is less than longest \(agf.longest)") }
+        guard agf.freeBlocks <= agf.length else { throw bad("freeblks \(agf.freeBlocks) exceeds length \(agf.length)") }
+        guard agf.btreeBlocks <= agf.length else { throw bad("btreeblks \(agf.btreeBlocks) exceeds length \(agf.length)") }
+        return agf
+    }
+
+    /// Whether the free-list window is inconsistent, so the kernel would reset the AGFL:
+    /// flcount differs from the number of slots from flfirst to fllast (wrapping at
+    /// `agflSize`). An empty list (flcount 0) never needs a reset.
+    public func freeListNeedsReset(agflSize: UInt32) -> Bool {
+        guard flCount != 0 else { return false }
+        guard flFirst < agflSize, flLast < agflSize, flCount <= agflSize else { return true }
+        let span = flLast >= flFirst ? flLast - flFirst + 1 : agflSize - flFirst + flLast + 1
+        return span != flCount
+    }
+
+    /// The AGFL slot indices of the active entries, in order: `flcount` indices from `flfirst`,
+    /// wrapping at `agflSize`.
+    public func activeFreeListSlots(agflSize: UInt32) -> [Int] {
+        precondition(agflSize > 0, "AGFL size must be positive")
+        return (0 ..< Int(min(flCount, agflSize))).map { (Int(flFirst) + $0) % Int(agflSize) }
+    }
+}

@@ -1,0 +1,75 @@
+/// The AG free list (sector 3 of each AG): blocks reserved for refilling the AG btrees.
+///
+/// The array of `agflSize` AG block numbers is a ring; the AGF's flfirst/fllast/flcount say
+/// which slots are active (see ``AGF/activeFreeListSlots(agflSize:)``).
+public struct AGFL: Sendable, Equatable {
+    /// "XAFL".
+    public static let magic: UInt32 = 0x5841_464C
+    /// Bytes before the block array.
+    public static let headerSize = 36
+    /// Offset of the little-endian CRC32c, which covers the sector.
+    public static let crcOffset = 32
+
+    public var magicnum: UInt32
+    public var seqno: UInt32
+    public var uuid: FSUUID
+    public var lsn: UInt64
+    /// The stored CRC (read little-endian).
+    public var crc: UInt32
+    /// Every slot, active or not (inactive slots should hold ``Geometry/nullAGBlock`` but may be stale).
+    public var slots: [UInt32]
+
+    /// Decodes the AGFL header and `agflSize` slots without checking anything.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, agno: UInt32, agflSize: UInt32) throws(XFSFormatError) -> AGFL {
+        let r = ByteReader(bytes, location: "AG \(agno) AGFL")
+        try r.require(headerSize + 4 * Int(agflSize), at: 0, "AGFL sector")
+        var slots: [UInt32] = []
+        slots.reserveCapacity(Int(agflSize))
+        for i in 0 ..< Int(agflSize) { slots.append(try r.u32(at: headerSize + 4 * i)) }
+        return AGFL(magicnum: try r.u32(at: 0), seqno: try r.u32(at: 4), uuid: try r.uuid(at: 8),
+                    lsn: try r.u64(at: 24), crc: try r.u32LittleEndian(at: 32), slots: slots)
+    }
+
+    /// Decodes and verifies AG `agno`'s AGFL sector: magic, CRC over the sector, seqno, uuid.
+    public static func load(from sector: UnsafeRawBufferPointer, agno: UInt32, geometry g: Geometry) throws(XFSFormatError) -> AGFL {
+        let location = "AG \(agno) AGFL"
+        let agfl = try decode(sector, agno: agno, agflSize: g.agflSize)
+        guard agfl.magicnum == magic else {
+            throw XFSFormatError(.badMagic, location, "bad magic 0x\(String(agfl.magicnum, radix: 16))")
+        }
+        guard try ByteReader(sector, location: location).crcMatches(span: Int(g.sectorSize), crcAt: crcOffset, "AGFL sector") else {
+            throw XFSFormatError(.badCRC, location, "bad CRC")
+        }
+        guard agfl.seqno == agno else { throw XFSFormatError(.corrupt, location, "seqno \(agfl.seqno) is not the AG number \(agno)") }
+        guard agfl.uuid == g.metaUUID else {
+            throw XFSFormatError(.corrupt, location, "uuid \(agfl.uuid) does not match the filesystem's \(g.metaUUID)")
+        }
+        return agfl
+    }
+
+    /// The active free-list blocks in list order, following the AGF's window with wrap-around.
+    ///
+    /// Throws when the window needs a reset (flcount inconsistent with flfirst/fllast) or an
+    /// active entry is NULLAGBLOCK, an AG header block, or beyond the AG's `length`.
+    public func activeBlocks(agf: AGF, agno: UInt32, geometry g: Geometry) throws(XFSFormatError) -> [UInt32] {
+        let location = "AG \(agno) AGFL"
+        let size = UInt32(slots.count)
+        if agf.freeListNeedsReset(agflSize: size) {
+            throw XFSFormatError(.corrupt, location,
+                                 "free list needs reset: flfirst \(agf.flFirst), fllast \(agf.flLast), flcount \(agf.flCount), size \(size)")
+        }
+        var blocks: [UInt32] = []
+        blocks.reserveCapacity(Int(agf.flCount))
+        for slot in agf.activeFreeListSlots(agflSize: size) {
+            let b = slots[slot]
+            guard b != Geometry.nullAGBlock else {
+                throw XFSFormatError(.corrupt, location, "active slot \(slot) is empty (NULLAGBLOCK)")
+            }
+            guard b > g.agflBlock, b < agf.length else {
+                throw XFSFormatError(.corrupt, location, "active slot \(slot) holds block \(b), outside the AG's free space")
+            }
+            blocks.append(b)
+        }
+        return blocks
+    }
+}

@@ -1,0 +1,119 @@
+import XFSBTree
+
+/// A free extent: a record of the bnobt and the cntbt (8 bytes: startblock u32, blockcount u32).
+public struct FreeSpaceRecord: Sendable, Hashable {
+    /// First free AG block.
+    public var startBlock: UInt32
+    /// Length in blocks.
+    public var blockCount: UInt32
+
+    /// A free extent.
+    public init(startBlock: UInt32, blockCount: UInt32) {
+        self.startBlock = startBlock
+        self.blockCount = blockCount
+    }
+
+    static func load(_ p: UnsafeRawPointer) -> FreeSpaceRecord {
+        FreeSpaceRecord(startBlock: BigEndian.u32(p, 0), blockCount: BigEndian.u32(p, 4))
+    }
+    func store(_ p: UnsafeMutableRawPointer) {
+        BigEndian.store(startBlock, p, 0)
+        BigEndian.store(blockCount, p, 4)
+    }
+    var problem: String? {
+        if blockCount == 0 { return "zero-length free extent at \(startBlock)" }
+        if UInt64(startBlock) + UInt64(blockCount) > UInt64(UInt32.max) { return "free extent \(startBlock)+\(blockCount) overflows" }
+        return nil
+    }
+}
+
+/// A bnobt key: both fields are stored; order is by startblock (then blockcount, which never
+/// decides in a valid tree because free extents do not share a start).
+public struct FreeSpaceByBlockKey: Sendable, Hashable, Comparable {
+    public var startBlock: UInt32
+    public var blockCount: UInt32
+    /// A key.
+    public init(startBlock: UInt32, blockCount: UInt32) {
+        self.startBlock = startBlock
+        self.blockCount = blockCount
+    }
+    /// Orders by (startblock, blockcount).
+    public static func < (a: Self, b: Self) -> Bool { (a.startBlock, a.blockCount) < (b.startBlock, b.blockCount) }
+}
+
+/// A cntbt key: same layout as the record; order is (blockcount, startblock).
+public struct FreeSpaceByCountKey: Sendable, Hashable, Comparable {
+    public var startBlock: UInt32
+    public var blockCount: UInt32
+    /// A key.
+    public init(startBlock: UInt32, blockCount: UInt32) {
+        self.startBlock = startBlock
+        self.blockCount = blockCount
+    }
+    /// Orders by (blockcount, startblock).
+    public static func < (a: Self, b: Self) -> Bool { (a.blockCount, a.startBlock) < (b.blockCount, b.startBlock) }
+}
+
+/// The free-space-by-block btree (bnobt, "AB3B"): free extents sorted by start.
+public enum FreeSpaceByBlockFormat: BTreeRecordFormat {
+    public typealias Record = FreeSpaceRecord
+    public typealias Key = FreeSpaceByBlockKey
+    public static var name: String { "bnobt" }
+    public static var magic: UInt32 { 0x4142_3342 }
+    public static var recordSize: Int { 8 }
+    public static var keySize: Int { 8 }
+    public static var isOverlapping: Bool { false }
+
+    /// Decodes an 8-byte record.
+    public static func loadRecord(from bytes: UnsafeRawPointer) -> Record { .load(bytes) }
+    /// Encodes an 8-byte record.
+    public static func storeRecord(_ record: Record, to bytes: UnsafeMutableRawPointer) { record.store(bytes) }
+    /// Decodes an 8-byte key.
+    public static func loadKey(from bytes: UnsafeRawPointer) -> Key {
+        Key(startBlock: BigEndian.u32(bytes, 0), blockCount: BigEndian.u32(bytes, 4))
+    }
+    /// Encodes an 8-byte key.
+    public static func storeKey(_ key: Key, to bytes: UnsafeMutableRawPointer) {
+        BigEndian.store(key.startBlock, bytes, 0)
+        BigEndian.store(key.blockCount, bytes, 4)
+    }
+    /// The record's start and length.
+    public static func lowKey(of record: Record) -> Key { Key(startBlock: record.startBlock, blockCount: record.blockCount) }
+    /// Contiguous when the next key starts right after this one's block.
+    public static func isContiguous(_ high: Key, followedBy low: Key) -> Bool {
+        UInt64(high.startBlock) + 1 == UInt64(low.startBlock)
+    }
+    /// Rejects zero lengths and overflow.
+    public static func check(_ record: Record) -> String? { record.problem }
+}
+
+/// The free-space-by-count btree (cntbt, "AB3C"): free extents sorted by (length, start).
+public enum FreeSpaceByCountFormat: BTreeRecordFormat {
+    public typealias Record = FreeSpaceRecord
+    public typealias Key = FreeSpaceByCountKey
+    public static var name: String { "cntbt" }
+    public static var magic: UInt32 { 0x4142_3343 }
+    public static var recordSize: Int { 8 }
+    public static var keySize: Int { 8 }
+    public static var isOverlapping: Bool { false }
+
+    /// Decodes an 8-byte record.
+    public static func loadRecord(from bytes: UnsafeRawPointer) -> Record { .load(bytes) }
+    /// Encodes an 8-byte record.
+    public static func storeRecord(_ record: Record, to bytes: UnsafeMutableRawPointer) { record.store(bytes) }
+    /// Decodes an 8-byte key (startblock at 0, blockcount at 4).
+    public static func loadKey(from bytes: UnsafeRawPointer) -> Key {
+        Key(startBlock: BigEndian.u32(bytes, 0), blockCount: BigEndian.u32(bytes, 4))
+    }
+    /// Encodes an 8-byte key.
+    public static func storeKey(_ key: Key, to bytes: UnsafeMutableRawPointer) {
+        BigEndian.store(key.startBlock, bytes, 0)
+        BigEndian.store(key.blockCount, bytes, 4)
+    }
+    /// The record's (length, start).
+    public static func lowKey(of record: Record) -> Key { Key(startBlock: record.startBlock, blockCount: record.blockCount) }
+    /// The cntbt has no notion of contiguous key ranges (libxfs returns "unknown"); never contiguous.
+    public static func isContiguous(_ high: Key, followedBy low: Key) -> Bool { false }
+    /// Rejects zero lengths and overflow.
+    public static func check(_ record: Record) -> String? { record.problem }
+}
