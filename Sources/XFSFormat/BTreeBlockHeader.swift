@@ -42,7 +42,7 @@ public struct ShortBTreeBlockHeader: Sendable, Equatable {
     }
 
     /// Encodes this header into the first 56 bytes of `block` (CRC field as stored here;
-    /// call ``BTreeBlock/updateCRC(_:isLongForm:)`` after filling the block).
+    /// call ``OnDiskBTreeBlock/updateCRC(_:isLongForm:)`` after filling the block).
     public func store(to block: UnsafeMutableRawBufferPointer) {
         precondition(block.count >= Self.size, "a short btree block header needs \(Self.size) bytes, got \(block.count)")
         let p = block.baseAddress!
@@ -223,7 +223,7 @@ public enum BTreeHeaderCheckFailure: Sendable, Equatable, CustomStringConvertibl
 }
 
 /// Layout helpers and CRC handling for whole btree blocks.
-public enum BTreeBlock {
+public enum OnDiskBTreeBlock {
     /// Whether the CRC stored in a short-form (`isLongForm == false`, CRC at 52) or long-form
     /// (CRC at 64) block matches the whole block.
     public static func verifyCRC(_ block: UnsafeRawBufferPointer, isLongForm: Bool) -> Bool {

@@ -15,6 +15,16 @@ public enum RmapText {
         return "\(agno)\t\(r.startBlock)\t\(r.blockCount)\t\(owner)\t\(r.offset)\t\(r.isUnwritten ? 1 : 0)\t\(r.isAttrFork ? 1 : 0)\t\(r.isBmbtBlock ? 1 : 0)"
     }
 
+    /// A record in xfs_db's bracket form for messages: "[startblock,blockcount,owner,offset]"
+    /// with the set flags after the offset ("unwritten", "attr", "bmbt").
+    public static func describe(_ r: RmapRecord) -> String {
+        var fields = ["\(r.startBlock)", "\(r.blockCount)", RmapOwner.name(r.owner), "\(r.offset)"]
+        if r.isUnwritten { fields.append("unwritten") }
+        if r.isAttrFork { fields.append("attr") }
+        if r.isBmbtBlock { fields.append("bmbt") }
+        return "[" + fields.joined(separator: ",") + "]"
+    }
+
     /// A whole document: the header and every record, each line ending in "\n".
     public static func format<S: Sequence>(_ rows: S) -> String where S.Element == (agno: UInt32, record: RmapRecord) {
         var out = header + "\n"

@@ -86,12 +86,12 @@ struct InodeTests {
                     let (agno, agbno) = try #require(g.split(fsBlock: ptr))
                     let block = try image.block(agno: agno, agbno: agbno)
                     let header = try block.withUnsafeBytes { try LongBTreeBlockHeader.decode($0, location: "bmbt") }
-                    let maxrecs = BTreeBlock.maxLeafRecords(blockSize: Int(g.blockSize), headerSize: 72, recordSize: 16)
+                    let maxrecs = OnDiskBTreeBlock.maxLeafRecords(blockSize: Int(g.blockSize), headerSize: 72, recordSize: 16)
                     let expected = BTreeBlockExpectation(magic: BmbtFormat.magic, uuid: g.metaUUID, daddr: g.daddr(fsBlock: ptr),
                                                          owner: ino, level: root.level - 1, maxRecordsLeaf: maxrecs,
                                                          maxRecordsNode: maxrecs)
                     #expect(header.check(expected, geometry: g, fsBlock: ptr) == nil)
-                    #expect(block.withUnsafeBytes { BTreeBlock.verifyCRC($0, isLongForm: true) })
+                    #expect(block.withUnsafeBytes { OnDiskBTreeBlock.verifyCRC($0, isLongForm: true) })
                     // An rmap record (agbno, 1, ino, bmbt) covers the block.
                     #expect(corpus.contains { $0.agno == agno && $0.record.owner == ino && $0.record.isBmbtBlock
                             && $0.record.startBlock <= agbno && agbno < $0.record.startBlock + $0.record.blockCount })

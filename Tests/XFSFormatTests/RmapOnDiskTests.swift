@@ -35,7 +35,7 @@ struct RmapOnDiskTests {
         let g = image.geometry
         let bs = Int(g.blockSize)
         let hdr = ShortBTreeBlockHeader.size
-        let maxNode = BTreeBlock.maxNodeRecords(blockSize: bs, headerSize: hdr, keySlotSize: 40, pointerSize: 4)
+        let maxNode = OnDiskBTreeBlock.maxNodeRecords(blockSize: bs, headerSize: hdr, keySlotSize: 40, pointerSize: 4)
         for agno in 0 ..< g.agCount {
             let agf = try image.agf(agno)
             guard agf.rmapLevel == 2 else { continue }
@@ -44,10 +44,10 @@ struct RmapOnDiskTests {
             #expect(header.level == 1)
             try root.withUnsafeBytes { raw in
                 for i in 0 ..< Int(header.numRecords) {
-                    let keyAt = BTreeBlock.keyOffset(i, headerSize: hdr, keySlotSize: 40)
+                    let keyAt = OnDiskBTreeBlock.keyOffset(i, headerSize: hdr, keySlotSize: 40)
                     let low = RmapFormat.loadKey(from: raw.baseAddress! + keyAt)
                     let high = RmapFormat.loadKey(from: raw.baseAddress! + keyAt + 20)
-                    let ptrAt = BTreeBlock.pointerOffset(i, headerSize: hdr, keySlotSize: 40, pointerSize: 4, maxRecords: maxNode)
+                    let ptrAt = OnDiskBTreeBlock.pointerOffset(i, headerSize: hdr, keySlotSize: 40, pointerSize: 4, maxRecords: maxNode)
                     let child = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: ptrAt, as: UInt32.self))
                     let leaf = try image.block(agno: agno, agbno: child)
                     let n = Int(try leaf.withUnsafeBytes { try ShortBTreeBlockHeader.decode($0, location: "leaf") }.numRecords)
@@ -64,13 +64,13 @@ struct RmapOnDiskTests {
 
     @Test("a 4K rmapbt root keeps its pointers at byte 3696")
     func pointerPlacement() {
-        let maxNode = BTreeBlock.maxNodeRecords(blockSize: 4096, headerSize: 56, keySlotSize: 40, pointerSize: 4)
+        let maxNode = OnDiskBTreeBlock.maxNodeRecords(blockSize: 4096, headerSize: 56, keySlotSize: 40, pointerSize: 4)
         #expect(maxNode == 91)
-        #expect(BTreeBlock.pointerOffset(0, headerSize: 56, keySlotSize: 40, pointerSize: 4, maxRecords: maxNode) == 3696)
-        #expect(BTreeBlock.maxLeafRecords(blockSize: 4096, headerSize: 56, recordSize: 24) == 168)
-        #expect(BTreeBlock.maxLeafRecords(blockSize: 1024, headerSize: 56, recordSize: 24) == 40)
-        #expect(BTreeBlock.maxNodeRecords(blockSize: 1024, headerSize: 56, keySlotSize: 40, pointerSize: 4) == 22)
-        #expect(BTreeBlock.maxLeafRecords(blockSize: 4096, headerSize: 72, recordSize: 16) == 251)
+        #expect(OnDiskBTreeBlock.pointerOffset(0, headerSize: 56, keySlotSize: 40, pointerSize: 4, maxRecords: maxNode) == 3696)
+        #expect(OnDiskBTreeBlock.maxLeafRecords(blockSize: 4096, headerSize: 56, recordSize: 24) == 168)
+        #expect(OnDiskBTreeBlock.maxLeafRecords(blockSize: 1024, headerSize: 56, recordSize: 24) == 40)
+        #expect(OnDiskBTreeBlock.maxNodeRecords(blockSize: 1024, headerSize: 56, keySlotSize: 40, pointerSize: 4) == 22)
+        #expect(OnDiskBTreeBlock.maxLeafRecords(blockSize: 4096, headerSize: 72, recordSize: 16) == 251)
     }
 
     @Test("header checks report which check failed")
@@ -84,7 +84,7 @@ struct RmapOnDiskTests {
                                              owner: 1, level: UInt16(agf.rmapLevel - 1), maxRecordsLeaf: 168,
                                              maxRecordsNode: 91, agLength: g.agLength(1), agbno: agf.rmapRoot)
         #expect(header.check(expected) == nil)
-        #expect(block.withUnsafeBytes { BTreeBlock.verifyCRC($0, isLongForm: false) })
+        #expect(block.withUnsafeBytes { OnDiskBTreeBlock.verifyCRC($0, isLongForm: false) })
         expected.owner = 2
         #expect(header.check(expected) == .owner(found: 1, expected: 2))
         expected.owner = 1
@@ -101,9 +101,9 @@ struct RmapOnDiskTests {
         var changed = header
         changed.rightSibling = 77
         block.withUnsafeMutableBytes { changed.store(to: $0) }
-        #expect(!block.withUnsafeBytes { BTreeBlock.verifyCRC($0, isLongForm: false) })
-        block.withUnsafeMutableBytes { BTreeBlock.updateCRC($0, isLongForm: false) }
-        #expect(block.withUnsafeBytes { BTreeBlock.verifyCRC($0, isLongForm: false) })
+        #expect(!block.withUnsafeBytes { OnDiskBTreeBlock.verifyCRC($0, isLongForm: false) })
+        block.withUnsafeMutableBytes { OnDiskBTreeBlock.updateCRC($0, isLongForm: false) }
+        #expect(block.withUnsafeBytes { OnDiskBTreeBlock.verifyCRC($0, isLongForm: false) })
         var decoded = try block.withUnsafeBytes { try ShortBTreeBlockHeader.decode($0, location: "x") }
         decoded.crc = changed.crc
         #expect(decoded == changed)

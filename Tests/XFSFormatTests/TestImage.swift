@@ -54,9 +54,9 @@ struct TestImage {
     func leafRecords<F: BTreeRecordFormat>(_ format: F.Type, agno: UInt32, root: UInt32, height: UInt32) throws -> [F.Record] {
         let bs = Int(geometry.blockSize)
         let hdr = ShortBTreeBlockHeader.size
-        let maxLeaf = BTreeBlock.maxLeafRecords(blockSize: bs, headerSize: hdr, recordSize: F.recordSize)
+        let maxLeaf = OnDiskBTreeBlock.maxLeafRecords(blockSize: bs, headerSize: hdr, recordSize: F.recordSize)
         let slot = F.keySize * (F.isOverlapping ? 2 : 1)
-        let maxNode = BTreeBlock.maxNodeRecords(blockSize: bs, headerSize: hdr, keySlotSize: slot, pointerSize: 4)
+        let maxNode = OnDiskBTreeBlock.maxNodeRecords(blockSize: bs, headerSize: hdr, keySlotSize: slot, pointerSize: 4)
         func load(_ agbno: UInt32, level: UInt16) throws -> ([UInt8], ShortBTreeBlockHeader) {
             let block = try self.block(agno: agno, agbno: agbno)
             let location = "AG \(agno) \(F.name) block \(agbno)"
@@ -66,7 +66,7 @@ struct TestImage {
                 owner: UInt64(agno), level: level, maxRecordsLeaf: maxLeaf, maxRecordsNode: maxNode,
                 agLength: geometry.agLength(agno), agbno: agbno)
             if let failure = header.check(expected) { throw Fixtures.Failure(description: "\(location): \(failure)") }
-            guard block.withUnsafeBytes({ BTreeBlock.verifyCRC($0, isLongForm: false) }) else {
+            guard block.withUnsafeBytes({ OnDiskBTreeBlock.verifyCRC($0, isLongForm: false) }) else {
                 throw Fixtures.Failure(description: "\(location): bad CRC")
             }
             return (block, header)
@@ -75,7 +75,7 @@ struct TestImage {
         var level = UInt16(height - 1)
         while level > 0 {
             let (block, _) = try load(agbno, level: level)
-            let ptr = BTreeBlock.pointerOffset(0, headerSize: hdr, keySlotSize: slot, pointerSize: 4, maxRecords: maxNode)
+            let ptr = OnDiskBTreeBlock.pointerOffset(0, headerSize: hdr, keySlotSize: slot, pointerSize: 4, maxRecords: maxNode)
             agbno = block.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: ptr, as: UInt32.self)) }
             level -= 1
         }
@@ -87,7 +87,7 @@ struct TestImage {
             let (block, header) = try load(agbno, level: 0)
             block.withUnsafeBytes { raw in
                 for i in 0 ..< Int(header.numRecords) {
-                    records.append(F.loadRecord(from: raw.baseAddress! + BTreeBlock.recordOffset(i, headerSize: hdr, recordSize: F.recordSize)))
+                    records.append(F.loadRecord(from: raw.baseAddress! + OnDiskBTreeBlock.recordOffset(i, headerSize: hdr, recordSize: F.recordSize)))
                 }
             }
             agbno = header.rightSibling

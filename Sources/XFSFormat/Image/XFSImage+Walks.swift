@@ -1,0 +1,137 @@
+import XFSBTree
+import XFSBuffer
+
+/// Which AG btree to walk.
+public enum AGBTreeKind: String, Sendable, CaseIterable {
+    case bnobt, cntbt, inobt, finobt, refcountbt, rmapbt
+}
+
+/// Everything one fork of an inode maps on disk.
+public struct ForkMappings: Sendable, Equatable {
+    /// The fork's extent records, in file offset order.
+    public var extents: [FileExtent] = []
+    /// The fsblocks of the fork's on-disk bmbt blocks (not the root in the inode).
+    public var bmbtBlocks: [UInt64] = []
+
+    /// Nothing mapped.
+    public init() {}
+}
+
+extension XFSImage {
+    /// Runs `body` on a cursor over one AG btree, with root and height from `headers`.
+    public func withCursor<Format: BTreeRecordFormat, Result>(
+        _ format: Format.Type, _ kind: AGBTreeKind, in headers: AGHeaders,
+        _ body: (inout BTreeCursor<Format, AGBTreeStore<Format>>) throws -> Result
+    ) throws -> Result {
+        let g = geometry
+        let (root, height, maxHeight): (UInt32, UInt32, Int) = switch kind {
+        case .bnobt: (headers.agf.bnoRoot, headers.agf.bnoLevel, g.maxAllocBTreeLevels)
+        case .cntbt: (headers.agf.cntRoot, headers.agf.cntLevel, g.maxAllocBTreeLevels)
+        case .inobt: (headers.agi.root, headers.agi.level, g.maxInodeBTreeLevels)
+        case .finobt: (headers.agi.freeRoot, headers.agi.freeLevel, g.maxInodeBTreeLevels)
+        case .refcountbt: (headers.agf.refcountRoot, headers.agf.refcountLevel, g.maxRefcountBTreeLevels)
+        case .rmapbt: (headers.agf.rmapRoot, headers.agf.rmapLevel, g.maxRmapBTreeLevels)
+        }
+        let store = AGBTreeStore<Format>(image: self, agno: headers.agno, root: root, height: Int(height), maxHeight: maxHeight)
+        var cursor = BTreeCursor<Format, AGBTreeStore<Format>>(store: store)
+        defer { cursor.close() }
+        return try body(&cursor)
+    }
+
+    /// Every record of one AG btree, in key order.
+    public func records<Format: BTreeRecordFormat>(
+        _ format: Format.Type, _ kind: AGBTreeKind, in headers: AGHeaders
+    ) throws -> [Format.Record] {
+        try withCursor(format, kind, in: headers) { cursor in
+            var records: [Format.Record] = []
+            _ = try cursor.queryAll { record in
+                records.append(record)
+                return .proceed
+            }
+            return records
+        }
+    }
+
+    /// The AG block numbers of every block of one AG btree.
+    public func blocks<Format: BTreeRecordFormat>(
+        _ format: Format.Type, _ kind: AGBTreeKind, in headers: AGHeaders
+    ) throws -> [UInt32] {
+        try withCursor(format, kind, in: headers) { cursor in
+            var blocks: [UInt32] = []
+            _ = try cursor.visitBlocks { info in
+                blocks.append(UInt32(truncatingIfNeeded: info.pointer))
+                return .proceed
+            }
+            return blocks
+        }
+    }
+
+    /// The on-disk rmap records of AG `agno`, in key order.
+    public func rmapRecords(in headers: AGHeaders) throws -> [RmapRecord] {
+        try records(RmapFormat.self, .rmapbt, in: headers)
+    }
+
+    /// The inobt (or finobt) records of an AG, in the record form the filesystem uses.
+    public func inodeBTreeRecords(_ kind: AGBTreeKind, in headers: AGHeaders) throws -> [InodeBTreeRecord] {
+        precondition(kind == .inobt || kind == .finobt, "\(kind) is not an inode btree")
+        switch (kind, geometry.hasSparseInodes) {
+        case (.inobt, true): return try records(SparseInodeBTreeFormat.self, kind, in: headers)
+        case (.inobt, false): return try records(InodeBTreeFormat.self, kind, in: headers)
+        case (_, true): return try records(SparseFreeInodeBTreeFormat.self, kind, in: headers)
+        case (_, false): return try records(FreeInodeBTreeFormat.self, kind, in: headers)
+        }
+    }
+
+    /// The AG block numbers of every block of the inobt (or finobt).
+    public func inodeBTreeBlocks(_ kind: AGBTreeKind, in headers: AGHeaders) throws -> [UInt32] {
+        switch (kind, geometry.hasSparseInodes) {
+        case (.inobt, true): return try blocks(SparseInodeBTreeFormat.self, kind, in: headers)
+        case (.inobt, false): return try blocks(InodeBTreeFormat.self, kind, in: headers)
+        case (_, true): return try blocks(SparseFreeInodeBTreeFormat.self, kind, in: headers)
+        case (_, false): return try blocks(FreeInodeBTreeFormat.self, kind, in: headers)
+        }
+    }
+
+    /// Reads and verifies inode `ino` (core CRC, fields, forks).
+    public func inode(_ ino: UInt64) throws -> Inode {
+        guard let location = geometry.location(ofInode: ino) else {
+            throw XFSFormatError(.corrupt, "inode \(ino)", "inode number is outside the filesystem")
+        }
+        let address = DiskAddress(Int64(geometry.daddr(agno: location.agno, agbno: location.agbno)))
+        let buffer = try target.readBuffer(at: address, length: Int(geometry.blockSize), verifier: nil)
+        defer { target.release(buffer) }
+        let g = geometry
+        return try buffer.withUnsafeBytes { block throws(XFSFormatError) in
+            let start = Int(location.offsetInBlock)
+            return try Inode.load(from: UnsafeRawBufferPointer(rebasing: block[start..<(start + Int(g.inodeSize))]), ino: ino, geometry: g)
+        }
+    }
+
+    /// What one fork of `inode` maps: its extents (read through the bmbt when the fork is a
+    /// btree) and its on-disk bmbt blocks.
+    public func mappings(of inode: Inode, fork: InodeFork.Which) throws -> ForkMappings {
+        var result = ForkMappings()
+        let content = fork == .data ? inode.dataFork : inode.attrFork
+        switch content {
+        case .extents(let extents)?:
+            result.extents = extents
+        case .btree(let root)?:
+            for child in root.pointers {
+                let store = BmbtSubtreeStore(image: self, inode: inode.core.ino, child: child, height: Int(root.level))
+                var cursor = BTreeCursor<BmbtFormat, BmbtSubtreeStore>(store: store)
+                defer { cursor.close() }
+                _ = try cursor.visitBlocks { info in
+                    result.bmbtBlocks.append(info.pointer)
+                    return .proceed
+                }
+                _ = try cursor.queryAll { extent in
+                    result.extents.append(extent)
+                    return .proceed
+                }
+            }
+        default:
+            break
+        }
+        return result
+    }
+}

@@ -1,0 +1,106 @@
+import Glibc
+import XFSBTree
+import XFSBuffer
+
+/// An XFS v5 filesystem image or block device, opened read-only: its verified primary
+/// superblock and geometry, its AG headers, and the buffer target all reads go through.
+///
+/// Opening refuses what this project does not handle, with a message naming the reason:
+/// not a regular file or block device, too small to hold a superblock, no XFS magic, v4,
+/// unknown or unsupported features, a realtime volume, an external log, or an image shorter
+/// than the filesystem it describes.
+public final class XFSImage: @unchecked Sendable {
+    /// The path the image was opened from.
+    public let path: String
+    /// The buffer target (its own cache) every read goes through.
+    public let target: FileTarget
+    /// The primary superblock, verified.
+    public let superblock: Superblock
+    /// Sizes and address conversions derived from the superblock.
+    public let geometry: Geometry
+
+    /// Opens and verifies the image at `path`.
+    ///
+    /// - Throws: `XFSFormatError` naming what is wrong (the file, the superblock, a
+    ///   feature), or a `BufferError` for I/O failures.
+    public init(path: String) throws {
+        self.path = path
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw XFSFormatError(.unsupported, path, String(cString: strerror(errno)))
+        }
+        let type = status.st_mode & S_IFMT
+        guard type == S_IFREG || type == S_IFBLK else {
+            throw XFSFormatError(.unsupported, path, type == S_IFDIR ? "is a directory" : "is not a regular file or block device")
+        }
+        let target = try FileTarget(path: path, writable: false)
+        self.target = target
+        guard target.deviceSize >= 512 else {
+            throw XFSFormatError(.truncated, path, "\(target.deviceSize) bytes is too small to hold an XFS superblock")
+        }
+        // The sector size is in the superblock itself: read one 512-byte sector first,
+        // then the whole sector the CRC covers.
+        let probe = try target.readBuffer(at: DiskAddress(0), length: 512, verifier: nil)
+        let sectorSize = probe.withUnsafeBytes { bytes -> Int in
+            let magic = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+            guard magic == Superblock.magic else { return 0 }
+            return Int(UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: 102, as: UInt16.self)))
+        }
+        target.release(probe)
+        target.cache.purge()
+        guard sectorSize != 0 else {
+            throw XFSFormatError(.badMagic, "superblock", "no XFS superblock magic at byte 0: not an XFS filesystem")
+        }
+        guard [512, 1024, 2048, 4096, 8192, 16384, 32768].contains(sectorSize), sectorSize <= target.deviceSize else {
+            throw XFSFormatError(.corrupt, "superblock", "sector size \(sectorSize) is invalid")
+        }
+        let sector = try target.readBuffer(at: DiskAddress(0), length: sectorSize, verifier: nil)
+        defer { target.release(sector) }
+        let superblock = try sector.withUnsafeBytes { bytes throws(XFSFormatError) in try Superblock.load(from: bytes) }
+        self.superblock = superblock
+        self.geometry = superblock.geometry
+        guard superblock.hasRmapBT else {
+            throw XFSFormatError(.unsupported, "superblock", "the filesystem has no reverse-mapping btree (mkfs.xfs -m rmapbt=1)")
+        }
+        let needed = UInt64(superblock.dataBlocks) * UInt64(superblock.blockSize)
+        guard UInt64(target.deviceSize) >= needed else {
+            throw XFSFormatError(.truncated, path,
+                                 "the filesystem needs \(needed) bytes but the image has \(target.deviceSize): truncated")
+        }
+    }
+
+    /// The filesystem uuid stamped in metadata, as the btree engine expects it.
+    public var metadataUUID: BTreeUUID { BTreeUUID(high: geometry.metaUUID.high, low: geometry.metaUUID.low) }
+
+    /// Reads one AG header sector and decodes it.
+    private func readSector<T>(_ byteOffset: UInt64, _ decode: (UnsafeRawBufferPointer) throws(XFSFormatError) -> T) throws -> T {
+        let buffer = try target.readBuffer(at: DiskAddress(Int64(byteOffset >> 9)), length: Int(geometry.sectorSize), verifier: nil)
+        defer { target.release(buffer) }
+        return try buffer.withUnsafeBytes { bytes throws(XFSFormatError) in try decode(bytes) }
+    }
+
+    /// AG `agno`'s headers, each verified (magic, CRC, fields), and its active AGFL blocks.
+    public func agHeaders(_ agno: UInt32) throws -> AGHeaders {
+        precondition(agno < geometry.agCount, "AG \(agno) of \(geometry.agCount)")
+        let g = geometry
+        let agf = try readSector(g.agfByteOffset(agno)) { bytes throws(XFSFormatError) in try AGF.load(from: bytes, agno: agno, geometry: g) }
+        let agi = try readSector(g.agiByteOffset(agno)) { bytes throws(XFSFormatError) in try AGI.load(from: bytes, agno: agno, geometry: g) }
+        let agfl = try readSector(g.agflByteOffset(agno)) { bytes throws(XFSFormatError) in try AGFL.load(from: bytes, agno: agno, geometry: g) }
+        let freeList = try agfl.activeBlocks(agf: agf, agno: agno, geometry: g)
+        return AGHeaders(agno: agno, agf: agf, agi: agi, agfl: agfl, freeListBlocks: freeList)
+    }
+}
+
+/// One AG's verified headers.
+public struct AGHeaders: Sendable {
+    /// The AG number.
+    public var agno: UInt32
+    /// The free-space header (free-space, rmap and refcount roots).
+    public var agf: AGF
+    /// The inode header (inobt and finobt roots).
+    public var agi: AGI
+    /// The free list.
+    public var agfl: AGFL
+    /// The AGFL's active entries, in order from `flfirst`.
+    public var freeListBlocks: [UInt32]
+}
