@@ -46,10 +46,34 @@ public protocol BTreeRecordFormat: Sendable {
     static func isContiguous(_ high: Key, followedBy low: Key) -> Bool
     /// Why a decoded record is invalid for this btree type, or nil when it is valid.
     static func check(_ record: Record) -> String?
+
+    /// The low key of the encoded record at `bytes`, decoded straight from the block (the
+    /// engine's binary search calls this). Defaults to `lowKey(of: loadRecord(from:))`;
+    /// formats may decode only the key fields.
+    static func loadLowKey(fromRecord bytes: UnsafeRawPointer) -> Key
+
+    /// The part of a key that `hasRecords` compares (libxfs' key mask): for the rmapbt, the
+    /// start block alone, so that "is every block of this range mapped?" ignores owners.
+    /// Defaults to the whole key.
+    associatedtype CoverageKey: Comparable = Key
+    /// Projects a key onto the part `hasRecords` compares.
+    static func coverageKey(_ key: Key) -> CoverageKey
 }
 
 extension BTreeRecordFormat {
     /// A non-overlapping format's high key is its low key.
     @inlinable
     public static func highKey(of record: Record) -> Key { lowKey(of: record) }
+
+    /// Decodes the whole record and takes its low key.
+    @inlinable
+    public static func loadLowKey(fromRecord bytes: UnsafeRawPointer) -> Key {
+        lowKey(of: loadRecord(from: bytes))
+    }
+}
+
+extension BTreeRecordFormat where CoverageKey == Key {
+    /// `hasRecords` compares whole keys.
+    @inlinable
+    public static func coverageKey(_ key: Key) -> Key { key }
 }

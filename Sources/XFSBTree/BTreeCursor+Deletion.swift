@@ -1,0 +1,204 @@
+extension BTreeCursor {
+    /// How an underfull block was dealt with.
+    @usableFromInline
+    enum Rebalance {
+        /// Nothing more to do on the levels above.
+        case done
+        /// Two blocks were joined; the parent entry the path now points at must go.
+        case removeParentEntry
+    }
+
+    /// Deletes the record at the cursor (libxfs `xfs_btree_delete`) and leaves the cursor on
+    /// the record that followed it: the first record whose key is >= the deleted key (after
+    /// the last record, with `record == nil`, when none follows). A block left below minrecs
+    /// borrows an entry from its right, else its left sibling when one can spare it, else is
+    /// joined with a sibling (one block freed) and the parent loses an entry, recursively;
+    /// a root node left with one child is freed and its child becomes the root.
+    @inlinable
+    public mutating func delete() throws {
+        precondition(isAtRecord, "delete needs a cursor resting on a record")
+        let key = Format.loadLowKey(fromRecord: path[0].block.record(path[0].index, layout))
+        if try deleteEntry() {
+            _ = try lookup(key, .greaterOrEqual)
+        } else if path[0].index >= path[0].block.numrecs {
+            path[0].index = path[0].block.numrecs
+            _ = try stepRight(atLevel: 0)
+        }
+        #if BTREE_INTERNAL_CHECKS
+        checkInvariants()
+        #endif
+    }
+
+    /// Removes the entry at the path's leaf position, rebalancing upward. Returns true when
+    /// the path no longer describes the position (the caller repositions).
+    @inlinable
+    mutating func deleteEntry() throws -> Bool {
+        var level = 0
+        var structural = false
+        while true {
+            let b = path[level].block
+            let n = b.numrecs
+            let pos = path[level].index
+            b.moveEntries(from: pos + 1, to: pos, count: n - pos - 1, level: level, layout)
+            b.numrecs = n - 1
+            logEntries(path[level].handle!, level: level, from: pos, to: n - 1)
+            if level == path.count - 1 {
+                if level > 0 && n - 1 == 1 {
+                    try killRoot()
+                    structural = true
+                }
+                return structural
+            }
+            if n - 1 >= layout.limits.minRecords(level: level) {
+                updateKeys(fromLevel: level)
+                return structural
+            }
+            structural = true
+            switch try rebalance(level: level) {
+            case .done: return true
+            case .removeParentEntry: level += 1
+            }
+        }
+    }
+
+    /// Frees a root node that has a single child and makes the child the root
+    /// (libxfs `xfs_btree_kill_root`).
+    @inlinable
+    mutating func killRoot() throws {
+        let level = path.count - 1
+        let child = path[level].block.pointer(0, layout, as: Store.Pointer.self)
+        guard !child.isNull && store.isValid(child) else {
+            throw corrupt(.pointer, level: level, "root's only child pointer \(child) is invalid")
+        }
+        store.setRoot(child, height: level)
+        let rootPointer = path[level].pointer
+        let h = path[level].handle!
+        path.removeLast()
+        defer { store.release(h) }
+        try store.freeBlock(h, at: rootPointer)
+    }
+
+    /// Fixes the underfull block at `level`: borrow from the right sibling, borrow from the
+    /// left sibling, join into the left sibling, join the right sibling in, in that order.
+    @inlinable
+    mutating func rebalance(level: Int) throws -> Rebalance {
+        let b = path[level].block
+        let bn = b.numrecs
+        let bPointer = path[level].pointer
+        let maxr = layout.limits.maxRecords(level: level)
+        let minr = layout.limits.minRecords(level: level)
+        let rightPointer = b.rightSibling(Store.Pointer.self)
+        let leftPointer = b.leftSibling(Store.Pointer.self)
+
+        if !rightPointer.isNull {
+            var t = try duplicate(fromLevel: level)
+            guard try t.stepRight(atLevel: level), t.path[level].pointer == rightPointer else {
+                throw corrupt(.siblings, level: level, "right sibling \(rightPointer) is not the next block under the parent")
+            }
+            let rb = t.path[level].block
+            let rn = rb.numrecs
+            if rn - 1 >= minr {
+                b.copyEntries(from: rb, at: 0, to: bn, count: 1, level: level, layout)
+                b.numrecs = bn + 1
+                rb.moveEntries(from: 1, to: 0, count: rn - 1, level: level, layout)
+                rb.numrecs = rn - 1
+                logEntries(path[level].handle!, level: level, from: bn, to: bn + 1)
+                logEntries(t.path[level].handle!, level: level, from: 0, to: rn - 1)
+                updateKeys(fromLevel: level)
+                t.updateKeys(fromLevel: level)
+                return .done
+            }
+        }
+        if !leftPointer.isNull {
+            var t = try duplicate(fromLevel: level)
+            guard try t.stepLeft(atLevel: level), t.path[level].pointer == leftPointer else {
+                throw corrupt(.siblings, level: level, "left sibling \(leftPointer) is not the previous block under the parent")
+            }
+            let lb = t.path[level].block
+            let ln = lb.numrecs
+            if ln - 1 >= minr {
+                b.moveEntries(from: 0, to: 1, count: bn, level: level, layout)
+                b.copyEntries(from: lb, at: ln - 1, to: 0, count: 1, level: level, layout)
+                b.numrecs = bn + 1
+                lb.numrecs = ln - 1
+                logEntries(path[level].handle!, level: level, from: 0, to: bn + 1)
+                logEntries(t.path[level].handle!, level: level, from: ln - 1, to: ln - 1)
+                path[level].index += 1
+                updateKeys(fromLevel: level)
+                t.updateKeys(fromLevel: level)
+                return .done
+            }
+            if ln + bn <= maxr {
+                // Join this block into the left sibling and free it.
+                var far: (Store.BlockHandle, BTreeBlock)? = nil
+                if !rightPointer.isNull {
+                    far = try Self.readChecked(store, layout, rightPointer, level: level, isRoot: false)
+                }
+                defer { if let (h, _) = far { store.release(h) } }
+                lb.copyEntries(from: b, at: 0, to: ln, count: bn, level: level, layout)
+                lb.numrecs = ln + bn
+                lb.setRightSibling(rightPointer)
+                if let (fh, fb) = far {
+                    fb.setLeftSibling(leftPointer)
+                    store.markDirty(fh, range: 0..<layout.headerSize)
+                }
+                logEntries(t.path[level].handle!, level: level, from: ln, to: ln + bn)
+                t.updateKeys(fromLevel: level)
+                try freeBlock(atLevel: level, pointer: bPointer)
+                return .removeParentEntry
+            }
+        }
+        if !rightPointer.isNull {
+            var t = try duplicate(fromLevel: level)
+            guard try t.stepRight(atLevel: level), t.path[level].pointer == rightPointer else {
+                throw corrupt(.siblings, level: level, "right sibling \(rightPointer) is not the next block under the parent")
+            }
+            let rb = t.path[level].block
+            let rn = rb.numrecs
+            if bn + rn <= maxr {
+                // Join the right sibling into this block and free it.
+                let farPointer = rb.rightSibling(Store.Pointer.self)
+                var far: (Store.BlockHandle, BTreeBlock)? = nil
+                if !farPointer.isNull {
+                    far = try Self.readChecked(store, layout, farPointer, level: level, isRoot: false)
+                }
+                defer { if let (h, _) = far { store.release(h) } }
+                b.copyEntries(from: rb, at: 0, to: bn, count: rn, level: level, layout)
+                b.numrecs = bn + rn
+                b.setRightSibling(farPointer)
+                if let (fh, fb) = far {
+                    fb.setLeftSibling(bPointer)
+                    store.markDirty(fh, range: 0..<layout.headerSize)
+                }
+                logEntries(path[level].handle!, level: level, from: bn, to: bn + rn)
+                updateKeys(fromLevel: level)
+                try t.freeBlock(atLevel: level, pointer: rightPointer)
+                // The parent entry to remove is the right sibling's: the next one at level + 1.
+                let parent = level + 1
+                if path[parent].index + 1 < path[parent].block.numrecs {
+                    path[parent].index += 1
+                } else if try !stepRight(atLevel: parent) {
+                    throw corrupt(.siblings, level: parent, "no parent entry for right sibling \(rightPointer)")
+                }
+                let p = path[parent].block.pointer(path[parent].index, layout, as: Store.Pointer.self)
+                guard p == rightPointer else {
+                    throw corrupt(.siblings, level: parent, "next parent entry points at \(p), not right sibling \(rightPointer)")
+                }
+                return .removeParentEntry
+            }
+        }
+        // Neither sibling can spare an entry nor be joined: leave the block underfull.
+        updateKeys(fromLevel: level)
+        return .done
+    }
+
+    /// Frees the block held at `level` (the store sees it still held) and drops the hold.
+    @inlinable
+    mutating func freeBlock(atLevel level: Int, pointer: Store.Pointer) throws {
+        let h = path[level].handle!
+        path[level].handle = nil
+        path[level].base = nil
+        defer { store.release(h) }
+        try store.freeBlock(h, at: pointer)
+    }
+}

@@ -1,0 +1,227 @@
+extension BTreeCursor {
+    /// An entry on its way into a block: a record (leaf) or a child's keys and pointer (node).
+    @usableFromInline
+    enum Entry {
+        case record(Format.Record)
+        case child(low: Format.Key, high: Format.Key, pointer: Store.Pointer)
+
+        /// The entry's (low, high) keys.
+        @inlinable
+        var keys: (Format.Key, Format.Key) {
+            switch self {
+            case .record(let r): (Format.lowKey(of: r), Format.highKey(of: r))
+            case .child(let low, let high, _): (low, high)
+            }
+        }
+    }
+
+    /// Inserts `record` in key order (libxfs `xfs_btree_insert`), placing it before any
+    /// records with an equal key, and leaves the cursor on it. Full blocks first shift an
+    /// entry into the right sibling, else into the left sibling, else split; a splitting root
+    /// grows the tree by one level. Duplicate keys are not refused (callers check with an
+    /// `.equal` lookup first, as libxfs callers do); the verifier reports them.
+    @inlinable
+    public mutating func insert(_ record: Format.Record) throws {
+        let key = Format.lowKey(of: record)
+        try descend(to: key)
+        path[0].index = leafBound(key, strict: false)
+        if try insertEntry(.record(record)) {
+            _ = try lookup(key, .equal)
+        }
+        #if BTREE_INTERNAL_CHECKS
+        checkInvariants()
+        #endif
+    }
+
+    /// Inserts `first` at the leaf position on the path, making room level by level.
+    /// Returns true when a split left the path inconsistent (the caller repositions).
+    @inlinable
+    mutating func insertEntry(_ first: Entry) throws -> Bool {
+        var entry = first
+        var level = 0
+        var structural = false
+        while true {
+            let pos = path[level].index
+            let b = path[level].block
+            let n = b.numrecs
+            let isRoot = level == path.count - 1
+            if n < layout.limits.maxRecords(level: level) {
+                putEntry(entry, into: b, handle: path[level].handle!, level: level, at: pos)
+                path[level].index = pos
+                let (low, high) = entry.keys
+                updateKeysAfterAdding(level: level, index: pos, low: low, high: high)
+                return structural
+            }
+            if !isRoot {
+                if try shiftRightToMakeRoom(level: level) {
+                    putEntry(entry, into: b, handle: path[level].handle!, level: level, at: pos)
+                    updateKeys(fromLevel: level)
+                    return structural
+                }
+                if try shiftLeftToMakeRoom(level: level) {
+                    putEntry(entry, into: b, handle: path[level].handle!, level: level, at: pos - 1)
+                    path[level].index = pos - 1
+                    updateKeys(fromLevel: level)
+                    return structural
+                }
+            }
+            var rootPointer = Store.Pointer.null
+            if isRoot {
+                guard path.count < maxHeight else {
+                    throw BTreeError.tooTall(btree: Format.name, levels: path.count + 1, maxHeight: maxHeight)
+                }
+                guard let p = try store.allocateBlock() else { throw BTreeError.noSpace(btree: Format.name) }
+                rootPointer = p
+            }
+            let right = try split(level: level, entry: entry, at: pos)
+            structural = true
+            if isRoot {
+                try makeNewRoot(at: rootPointer, over: level, right: right)
+                return true
+            }
+            level += 1
+            path[level].index += 1
+            entry = right
+        }
+    }
+
+    /// Opens a slot at `pos` of block `b` and writes `entry` there; logs the change.
+    @inlinable
+    func putEntry(_ entry: Entry, into b: BTreeBlock, handle: Store.BlockHandle, level: Int, at pos: Int) {
+        let n = b.numrecs
+        b.moveEntries(from: pos, to: pos + 1, count: n - pos, level: level, layout)
+        switch entry {
+        case .record(let r):
+            Format.storeRecord(r, to: b.record(pos, layout))
+        case .child(let low, let high, let p):
+            Format.storeKey(low, to: b.key(pos, layout))
+            if Format.isOverlapping { Format.storeKey(high, to: b.highKey(pos, layout)) }
+            b.setPointer(p, pos, layout)
+        }
+        b.numrecs = n + 1
+        logEntries(handle, level: level, from: pos, to: n + 1)
+    }
+
+    /// Logs the header and entries `[from, to)` of a block.
+    @inlinable
+    func logEntries(_ handle: Store.BlockHandle, level: Int, from: Int, to: Int) {
+        store.markDirty(handle, range: 0..<layout.headerSize)
+        guard from < to else { return }
+        store.markDirty(handle, range: BTreeBlock.slotRange(from: from, to: to, level: level, layout))
+        if level > 0 { store.markDirty(handle, range: BTreeBlock.pointerRange(from: from, to: to, layout)) }
+    }
+
+    /// Moves the last entry of the full block at `level` into its right sibling, if the
+    /// sibling has room and the moved entry is not where the insert goes (libxfs `rshift`).
+    @inlinable
+    mutating func shiftRightToMakeRoom(level: Int) throws -> Bool {
+        let b = path[level].block
+        let n = b.numrecs
+        let right = b.rightSibling(Store.Pointer.self)
+        if right.isNull || path[level].index >= n - 1 { return false }
+        var t = try duplicate(fromLevel: level)
+        guard try t.stepRight(atLevel: level), t.path[level].pointer == right else {
+            throw corrupt(.siblings, level: level, "right sibling \(right) is not the next block under the parent")
+        }
+        let rb = t.path[level].block
+        let rn = rb.numrecs
+        if rn >= layout.limits.maxRecords(level: level) { return false }
+        rb.moveEntries(from: 0, to: 1, count: rn, level: level, layout)
+        rb.copyEntries(from: b, at: n - 1, to: 0, count: 1, level: level, layout)
+        rb.numrecs = rn + 1
+        b.numrecs = n - 1
+        logEntries(t.path[level].handle!, level: level, from: 0, to: rn + 1)
+        store.markDirty(path[level].handle!, range: 0..<layout.headerSize)
+        t.updateKeys(fromLevel: level)
+        return true
+    }
+
+    /// Moves the first entry of the full block at `level` into its left sibling, if the
+    /// sibling has room and the insert does not go first (libxfs `lshift`).
+    @inlinable
+    mutating func shiftLeftToMakeRoom(level: Int) throws -> Bool {
+        let b = path[level].block
+        let n = b.numrecs
+        let left = b.leftSibling(Store.Pointer.self)
+        if left.isNull || path[level].index <= 0 { return false }
+        var t = try duplicate(fromLevel: level)
+        guard try t.stepLeft(atLevel: level), t.path[level].pointer == left else {
+            throw corrupt(.siblings, level: level, "left sibling \(left) is not the previous block under the parent")
+        }
+        let lb = t.path[level].block
+        let ln = lb.numrecs
+        if ln >= layout.limits.maxRecords(level: level) { return false }
+        lb.copyEntries(from: b, at: 0, to: ln, count: 1, level: level, layout)
+        lb.numrecs = ln + 1
+        b.moveEntries(from: 1, to: 0, count: n - 1, level: level, layout)
+        b.numrecs = n - 1
+        logEntries(t.path[level].handle!, level: level, from: ln, to: ln + 1)
+        logEntries(path[level].handle!, level: level, from: 0, to: n - 1)
+        t.updateKeys(fromLevel: level)
+        return true
+    }
+
+    /// Splits the full block at `level`: a new right block takes half the entries (the odd
+    /// one goes where the insert position leaves the halves even), `entry` goes into whichever
+    /// half holds `pos`, the left block's keys are updated, and the new block's entry for the
+    /// parent is returned (libxfs `xfs_btree_split`).
+    @inlinable
+    mutating func split(level: Int, entry: Entry, at pos: Int) throws -> Entry {
+        let b = path[level].block
+        let bPointer = path[level].pointer
+        let n = b.numrecs
+        let oldRight = b.rightSibling(Store.Pointer.self)
+        // Acquire everything that can fail before changing anything.
+        var rightNeighbour: (Store.BlockHandle, BTreeBlock)? = nil
+        if !oldRight.isNull {
+            rightNeighbour = try Self.readChecked(store, layout, oldRight, level: level, isRoot: false)
+        }
+        defer { if let (h, _) = rightNeighbour { store.release(h) } }
+        guard let nPointer = try store.allocateBlock() else { throw BTreeError.noSpace(btree: Format.name) }
+        let nh = try store.newBlock(nPointer)
+        defer { store.release(nh) }
+        let nb = BTreeBlock(store.memory(of: nh))
+        nb.formatHeader(
+            magic: Format.magic, level: level, numrecs: 0, left: bPointer, right: oldRight,
+            blkno: store.diskAddress(of: nPointer), owner: store.owner, uuid: store.uuid)
+
+        var rrecs = n / 2
+        if n & 1 != 0 && pos <= rrecs { rrecs += 1 }
+        let lrecs = n - rrecs
+        nb.copyEntries(from: b, at: lrecs, to: 0, count: rrecs, level: level, layout)
+        nb.numrecs = rrecs
+        b.numrecs = lrecs
+        b.setRightSibling(nPointer)
+        if let (rh, rb) = rightNeighbour {
+            rb.setLeftSibling(nPointer)
+            store.markDirty(rh, range: 0..<layout.headerSize)
+        }
+        store.markDirty(path[level].handle!, range: 0..<layout.headerSize)
+        if pos <= lrecs {
+            putEntry(entry, into: b, handle: path[level].handle!, level: level, at: pos)
+        } else {
+            putEntry(entry, into: nb, handle: nh, level: level, at: pos - lrecs)
+        }
+        logEntries(nh, level: level, from: 0, to: nb.numrecs)
+        updateKeys(fromLevel: level)
+        let (low, high) = Self.blockKeys(nb, level: level, layout)
+        return .child(low: low, high: high, pointer: nPointer)
+    }
+
+    /// Grows the tree: a new root at `rootPointer` one level above `level`, holding the old
+    /// root (the block at `level`) and its new right sibling (libxfs `xfs_btree_new_root`).
+    @inlinable
+    mutating func makeNewRoot(at rootPointer: Store.Pointer, over level: Int, right: Entry) throws {
+        let rh = try store.newBlock(rootPointer)
+        let rb = BTreeBlock(store.memory(of: rh))
+        rb.formatHeader(
+            magic: Format.magic, level: level + 1, numrecs: 0, left: Store.Pointer.null,
+            right: Store.Pointer.null, blkno: store.diskAddress(of: rootPointer), owner: store.owner,
+            uuid: store.uuid)
+        let (low, high) = Self.blockKeys(path[level].block, level: level, layout)
+        putEntry(.child(low: low, high: high, pointer: path[level].pointer), into: rb, handle: rh, level: level + 1, at: 0)
+        putEntry(right, into: rb, handle: rh, level: level + 1, at: 1)
+        store.setRoot(rootPointer, height: path.count + 1)
+        path.append(Level(pointer: rootPointer, handle: rh, base: rb.base, index: 0))
+    }
+}

@@ -1,0 +1,97 @@
+extension BTreeCursor {
+    /// The keys a block presents to its parent: its first low key and, for overlapping trees,
+    /// the largest high key of its entries (for other trees the high key is the low key).
+    /// The block must not be empty.
+    @inlinable
+    static func blockKeys(_ b: BTreeBlock, level: Int, _ layout: BTreeLayout) -> (low: Format.Key, high: Format.Key) {
+        let n = b.numrecs
+        if level == 0 {
+            if !Format.isOverlapping {
+                let k = Format.loadLowKey(fromRecord: b.record(0, layout))
+                return (k, k)
+            }
+            let first = Format.loadRecord(from: b.record(0, layout))
+            var high = Format.highKey(of: first)
+            var i = 1
+            while i < n {
+                let h = Format.highKey(of: Format.loadRecord(from: b.record(i, layout)))
+                if h > high { high = h }
+                i += 1
+            }
+            return (Format.lowKey(of: first), high)
+        }
+        let low = Format.loadKey(from: b.key(0, layout))
+        if !Format.isOverlapping { return (low, low) }
+        var high = Format.loadKey(from: b.highKey(0, layout))
+        var i = 1
+        while i < n {
+            let h = Format.loadKey(from: b.highKey(i, layout))
+            if h > high { high = h }
+            i += 1
+        }
+        return (low, high)
+    }
+
+    /// Writes a node slot's keys and logs them.
+    @inlinable
+    func storeSlotKeys(level: Int, slot: Int, low: Format.Key, high: Format.Key) {
+        let b = path[level].block
+        Format.storeKey(low, to: b.key(slot, layout))
+        if Format.isOverlapping { Format.storeKey(high, to: b.highKey(slot, layout)) }
+        store.markDirty(path[level].handle!, range: BTreeBlock.slotRange(from: slot, to: slot + 1, level: level, layout))
+    }
+
+    /// Recomputes the keys of the block at `level` and of each ancestor in turn, writing them
+    /// into the parent slots on the cursor's path, and stops as soon as a parent already
+    /// agrees (libxfs `__xfs_btree_updkeys` / `xfs_btree_update_keys`).
+    @inlinable
+    func updateKeys(fromLevel start: Int) {
+        var level = start
+        while level + 1 < path.count {
+            let b = path[level].block
+            if b.numrecs == 0 { return }
+            let (low, high) = Self.blockKeys(b, level: level, layout)
+            let pb = path[level + 1].block
+            let slot = path[level + 1].index
+            let pLow = Format.loadKey(from: pb.key(slot, layout))
+            if Format.isOverlapping {
+                if pLow == low && Format.loadKey(from: pb.highKey(slot, layout)) == high { return }
+            } else if pLow == low {
+                return
+            }
+            storeSlotKeys(level: level + 1, slot: slot, low: low, high: high)
+            level += 1
+        }
+    }
+
+    /// Key maintenance after only *adding* an entry with keys (`low`, `high`) at `index` of
+    /// the block at `level`: the block's low key changes only when `index` is 0 and its high
+    /// key only grows, so no block needs rescanning.
+    @inlinable
+    func updateKeysAfterAdding(level start: Int, index: Int, low: Format.Key, high: Format.Key) {
+        var level = start
+        var index = index
+        var low = low
+        var high = high
+        while level + 1 < path.count {
+            let pb = path[level + 1].block
+            let slot = path[level + 1].index
+            let pLow = Format.loadKey(from: pb.key(slot, layout))
+            let newLow = index == 0 ? low : pLow
+            if Format.isOverlapping {
+                let pHigh = Format.loadKey(from: pb.highKey(slot, layout))
+                let newHigh = high > pHigh ? high : pHigh
+                if newLow == pLow && newHigh == pHigh { return }
+                storeSlotKeys(level: level + 1, slot: slot, low: newLow, high: newHigh)
+                high = newHigh
+            } else {
+                if newLow == pLow { return }
+                storeSlotKeys(level: level + 1, slot: slot, low: newLow, high: newLow)
+                high = newLow
+            }
+            low = newLow
+            index = slot
+            level += 1
+        }
+    }
+}

@@ -1,0 +1,239 @@
+/// What a visitor wants after seeing one record or block.
+public enum BTreeVisitAction: Sendable {
+    /// Keep going.
+    case proceed
+    /// Stop the walk now.
+    case stop
+}
+
+/// How completely records cover a key range (libxfs `xbtree_recpacking`).
+public enum BTreeRecordPacking: Sendable {
+    /// No record overlaps the range.
+    case empty
+    /// Some of the range is covered, with at least one gap.
+    case sparse
+    /// Records cover the range without a gap.
+    case full
+}
+
+/// One block seen by `visitBlocks`.
+public struct BTreeBlockInfo: Sendable, Hashable {
+    /// The block's pointer, widened.
+    public var pointer: UInt64
+    /// Its level (0 = leaf).
+    public var level: Int
+    /// Its entry count.
+    public var numrecs: Int
+    /// Its left sibling (all ones when none).
+    public var leftSibling: UInt64
+    /// Its right sibling (all ones when none).
+    public var rightSibling: UInt64
+
+    /// Block facts as read from its header.
+    @inlinable
+    public init(pointer: UInt64, level: Int, numrecs: Int, leftSibling: UInt64, rightSibling: UInt64) {
+        self.pointer = pointer
+        self.level = level
+        self.numrecs = numrecs
+        self.leftSibling = leftSibling
+        self.rightSibling = rightSibling
+    }
+}
+
+extension BTreeCursor {
+    /// Calls `body` with every record whose key interval [low key, high key] meets
+    /// [`low`, `high`], in key order (libxfs `xfs_btree_query_range`); returns `.stop` when
+    /// `body` stopped the walk. Plain trees do an LE lookup and walk forward; overlapping trees
+    /// do the interval-tree walk (descend into an entry only when its high key >= `low` and
+    /// its low key <= `high`). `body` must not change the tree.
+    @inlinable @discardableResult
+    public mutating func query(
+        from low: Format.Key, through high: Format.Key,
+        _ body: (Format.Record) throws -> BTreeVisitAction
+    ) throws -> BTreeVisitAction {
+        precondition(!(high < low), "query range \(low)...\(high) is reversed")
+        return Format.isOverlapping
+            ? try overlappedQuery(from: low, through: high, body)
+            : try simpleQuery(from: low, through: high, body)
+    }
+
+    /// The plain-tree range walk: LE lookup of `low`, then forward while low keys <= `high`.
+    @inlinable
+    mutating func simpleQuery(
+        from low: Format.Key, through high: Format.Key,
+        _ body: (Format.Record) throws -> BTreeVisitAction
+    ) throws -> BTreeVisitAction {
+        var found = try lookup(low, .lessOrEqual)
+        if !found { found = try increment() }
+        while found {
+            let b = path[0].block
+            let n = b.numrecs
+            var i = path[0].index
+            while i < n {
+                let r = Format.loadRecord(from: b.record(i, layout))
+                if Format.lowKey(of: r) > high { return .proceed }
+                if !(Format.highKey(of: r) < low) {
+                    if try body(r) == .stop { return .stop }
+                }
+                i += 1
+            }
+            path[0].index = n
+            found = try stepRight(atLevel: 0)
+        }
+        return .proceed
+    }
+
+    /// The interval walk over an overlapping tree, depth first in key order, on the path.
+    @inlinable
+    mutating func overlappedQuery(
+        from low: Format.Key, through high: Format.Key,
+        _ body: (Format.Record) throws -> BTreeVisitAction
+    ) throws -> BTreeVisitAction {
+        let h = try preparePath()
+        var level = h - 1
+        try load(level, store.root)
+        path[level].index = 0
+        while level < h {
+            let b = path[level].block
+            let n = b.numrecs
+            var i = path[level].index
+            if level == 0 {
+                while i < n {
+                    let r = Format.loadRecord(from: b.record(i, layout))
+                    if Format.lowKey(of: r) > high { break }
+                    if !(Format.highKey(of: r) < low) {
+                        if try body(r) == .stop { return .stop }
+                    }
+                    i += 1
+                }
+            } else {
+                var descended = false
+                while i < n {
+                    if Format.loadKey(from: b.key(i, layout)) > high { break }
+                    if !(Format.loadKey(from: b.highKey(i, layout)) < low) {
+                        path[level].index = i
+                        let p = b.pointer(i, layout, as: Store.Pointer.self)
+                        level -= 1
+                        try load(level, p)
+                        path[level].index = 0
+                        descended = true
+                        break
+                    }
+                    i += 1
+                }
+                if descended { continue }
+            }
+            // Done with this block: back to the parent's next entry.
+            level += 1
+            if level < h { path[level].index += 1 }
+        }
+        return .proceed
+    }
+
+    /// Calls `body` with every record in key order (libxfs `xfs_btree_query_all`).
+    @inlinable @discardableResult
+    public mutating func queryAll(_ body: (Format.Record) throws -> BTreeVisitAction) throws -> BTreeVisitAction {
+        var more = try moveToFirst()
+        while more {
+            let b = path[0].block
+            let n = b.numrecs
+            var i = path[0].index
+            while i < n {
+                if try body(Format.loadRecord(from: b.record(i, layout))) == .stop {
+                    path[0].index = i
+                    return .stop
+                }
+                i &+= 1
+            }
+            path[0].index = n
+            more = try stepRight(atLevel: 0)
+        }
+        return .proceed
+    }
+
+    /// Whether records cover [`low`, `high`] completely, partly or not at all (libxfs
+    /// `xfs_btree_has_records`). Keys are compared through `Format.coverageKey`; a record
+    /// continues the covered range when it starts at or before the largest high key seen so
+    /// far, or `Format.isContiguous` says it follows it without a gap.
+    @inlinable
+    public mutating func hasRecords(from low: Format.Key, through high: Format.Key) throws -> BTreeRecordPacking {
+        var outcome = BTreeRecordPacking.empty
+        var reach: Format.Key? = nil
+        let lowC = Format.coverageKey(low)
+        let highC = Format.coverageKey(high)
+        try query(from: low, through: high) { r in
+            let rl = Format.lowKey(of: r)
+            let rh = Format.highKey(of: r)
+            if let seen = reach {
+                if Format.coverageKey(rl) > Format.coverageKey(seen) && !Format.isContiguous(seen, followedBy: rl) {
+                    outcome = .sparse
+                    return .stop
+                }
+                if rh > seen { reach = rh }
+            } else {
+                outcome = .sparse
+                if Format.coverageKey(rl) > lowC { return .stop }
+                reach = rh
+            }
+            if Format.coverageKey(reach!) >= highC {
+                outcome = .full
+                return .stop
+            }
+            return .proceed
+        }
+        return outcome
+    }
+
+    /// Calls `body` with every block, level by level from the root down, each level from left
+    /// to right through right siblings (libxfs `xfs_btree_visit_blocks`). A sibling chain
+    /// longer than the parent level's entry count (a loop) throws `.cycle`.
+    @inlinable @discardableResult
+    public mutating func visitBlocks(_ body: (BTreeBlockInfo) throws -> BTreeVisitAction) throws -> BTreeVisitAction {
+        let h = try preparePath()
+        var leftmost = store.root
+        var bound = 1
+        var level = h - 1
+        while level >= 0 {
+            var p = leftmost
+            var count = 0
+            var entries = 0
+            var next = Store.Pointer.null
+            while !p.isNull {
+                count += 1
+                if count > bound {
+                    throw BTreeError.corrupt(
+                        btree: Format.name,
+                        BTreeFault(.cycle, pointer: UInt64(p), level: level,
+                                   detail: "more than \(bound) blocks in the sibling chain: a loop"))
+                }
+                let (hd, b) = try Self.readChecked(store, layout, p, level: level, isRoot: level == h - 1)
+                defer { store.release(hd) }
+                if level > 0 {
+                    if count == 1 { next = b.pointer(0, layout, as: Store.Pointer.self) }
+                    entries += b.numrecs
+                }
+                let right = b.rightSibling(Store.Pointer.self)
+                let info = BTreeBlockInfo(
+                    pointer: UInt64(p), level: level, numrecs: b.numrecs,
+                    leftSibling: UInt64(b.leftSibling(Store.Pointer.self)), rightSibling: UInt64(right))
+                if try body(info) == .stop { return .stop }
+                p = right
+            }
+            bound = entries
+            leftmost = next
+            level -= 1
+        }
+        return .proceed
+    }
+
+    /// The number of blocks in the tree (libxfs `xfs_btree_count_blocks`).
+    @inlinable
+    public mutating func countBlocks() throws -> Int {
+        var n = 0
+        try visitBlocks { _ in
+            n += 1
+            return .proceed
+        }
+        return n
+    }
+}

@@ -1,0 +1,352 @@
+/// A position in one btree: one (block, entry index) per level, from the leaf (level 0) up to
+/// the root, like libxfs' `xfs_btree_cur.bc_levels[]`.
+///
+/// Indices are **0-based**. At the leaf, `-1` means "before the first record" (after an LE
+/// lookup below every key, or a decrement off the left edge) and `numrecs` means "after the
+/// last record" (after a GE lookup or an increment off the right edge). ``record`` is nil
+/// at both.
+///
+/// A cursor holds each block of its path through the store until it moves away, ``close()``
+/// is called, or it is destroyed; it is non-copyable so that holds are released exactly once.
+/// Use ``duplicate()`` for a second, independently held cursor.
+///
+/// Every operation that reads blocks can throw: `BTreeError.corrupt` for a block that fails a
+/// structural check, or the store's own error. After a thrown error the cursor's position is
+/// unspecified: reposition it with a lookup or close it. A tree changed through one cursor
+/// invalidates the position of every other cursor on it (as in libxfs).
+public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~Copyable {
+    /// One level of the path.
+    @usableFromInline
+    struct Level {
+        /// The block's pointer.
+        @usableFromInline var pointer: Store.Pointer
+        /// The engine's hold on the block; nil when this level holds nothing.
+        @usableFromInline var handle: Store.BlockHandle?
+        /// The block's memory while held.
+        @usableFromInline var base: UnsafeMutableRawPointer?
+        /// The entry index (0-based; see the type's documentation).
+        @usableFromInline var index: Int
+
+        @inlinable
+        init(pointer: Store.Pointer, handle: Store.BlockHandle?, base: UnsafeMutableRawPointer?, index: Int) {
+            self.pointer = pointer
+            self.handle = handle
+            self.base = base
+            self.index = index
+        }
+
+        /// The block view; only while held.
+        @inlinable
+        var block: BTreeBlock {
+            @inline(__always) get { BTreeBlock(base!) }
+        }
+    }
+
+    /// The store holding the tree's blocks.
+    public let store: Store
+    /// Block layout for this format in this store.
+    public let layout: BTreeLayout
+    /// The path: `path[0]` is the leaf level. Its count is the tree height seen by the last
+    /// positioning operation; empty before the first one.
+    @usableFromInline var path: [Level]
+    /// The deepest tree this cursor will walk (the store's `maxHeight`).
+    @usableFromInline let maxHeight: Int
+
+    /// A cursor on the tree in `store`, not yet positioned.
+    @inlinable
+    public init(store: Store) {
+        self.init(store: store, layout: BTreeLayout(format: Format.self, store: store))
+    }
+
+    /// A cursor with a precomputed layout (saves recomputing limits per cursor).
+    @inlinable
+    public init(store: Store, layout: BTreeLayout) {
+        self.store = store
+        self.layout = layout
+        self.maxHeight = store.maxHeight
+        self.path = []
+        path.reserveCapacity(max(1, min(store.maxHeight, 32)))
+    }
+
+    deinit {
+        for level in path {
+            if let h = level.handle { store.release(h) }
+        }
+    }
+
+    /// Releases every block the cursor holds; it must be positioned again before use.
+    /// Keeps its path storage, so a long-lived cursor allocates nothing per operation.
+    @inlinable
+    public mutating func close() {
+        for i in path.indices {
+            if let h = path[i].handle { store.release(h) }
+        }
+        path.removeAll(keepingCapacity: true)
+    }
+
+    /// A second cursor at the same position, holding its own references to the blocks
+    /// (libxfs `xfs_btree_dup_cursor`).
+    @inlinable
+    public func duplicate() throws -> BTreeCursor {
+        try duplicate(fromLevel: 0)
+    }
+
+    /// A duplicate holding only levels `start...`; lower levels hold nothing.
+    @inlinable
+    func duplicate(fromLevel start: Int) throws -> BTreeCursor {
+        var c = BTreeCursor(store: store, layout: layout)
+        c.path = path
+        for i in c.path.indices where i < start {
+            c.path[i].handle = nil
+            c.path[i].base = nil
+        }
+        var i = start
+        while i < c.path.count {
+            if c.path[i].handle != nil {
+                do {
+                    let h = try store.readBlock(c.path[i].pointer)
+                    c.path[i].handle = h
+                    c.path[i].base = store.memory(of: h)
+                } catch {
+                    for j in i..<c.path.count {
+                        c.path[j].handle = nil
+                        c.path[j].base = nil
+                    }
+                    throw error
+                }
+            }
+            i += 1
+        }
+        return c
+    }
+
+    // MARK: Position
+
+    /// The tree height as seen by the last positioning operation (0 before any).
+    @inlinable
+    public var height: Int { path.count }
+
+    /// Whether the cursor rests on a record.
+    @inlinable
+    public var isAtRecord: Bool {
+        guard let first = path.first, first.handle != nil else { return false }
+        return first.index >= 0 && first.index < first.block.numrecs
+    }
+
+    /// The entry index at `level` (0-based; -1 or numrecs at the leaf edges).
+    @inlinable
+    public func index(atLevel level: Int) -> Int {
+        precondition(level >= 0 && level < path.count, "level \(level) outside the cursor's \(path.count) levels")
+        return path[level].index
+    }
+
+    /// The pointer of the block the cursor is in at `level`.
+    @inlinable
+    public func pointer(atLevel level: Int) -> Store.Pointer {
+        precondition(level >= 0 && level < path.count, "level \(level) outside the cursor's \(path.count) levels")
+        return path[level].pointer
+    }
+
+    /// The record at the cursor, or nil when the cursor is before the first or after the last
+    /// record (libxfs `xfs_btree_get_rec`).
+    @inlinable
+    public var record: Format.Record? {
+        guard !path.isEmpty, path[0].handle != nil else { return nil }
+        let b = path[0].block
+        let i = path[0].index
+        guard i >= 0 && i < b.numrecs else { return nil }
+        return Format.loadRecord(from: b.record(i, layout))
+    }
+
+    // MARK: Reading blocks
+
+    /// Reads the block at `pointer`, expected at `level`, and checks its header; releases it
+    /// and throws `BTreeError.corrupt` if a check fails.
+    @inlinable
+    static func readChecked(
+        _ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, level: Int, isRoot: Bool
+    ) throws -> (Store.BlockHandle, BTreeBlock) {
+        guard !pointer.isNull, store.isValid(pointer) else {
+            throw BTreeError.corrupt(
+                btree: Format.name,
+                BTreeFault(.pointer, pointer: UInt64(pointer), level: level, detail: "invalid block pointer"))
+        }
+        let h = try store.readBlock(pointer)
+        let b = BTreeBlock(store.memory(of: h))
+        if let fault = headerFault(b, store, layout, pointer, level: level, isRoot: isRoot) {
+            store.release(h)
+            throw BTreeError.corrupt(btree: Format.name, fault)
+        }
+        return (h, b)
+    }
+
+    /// The cheap header checks done on every read: magic, level, numrecs, blkno, siblings.
+    @inlinable
+    static func headerFault(
+        _ b: BTreeBlock, _ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer,
+        level: Int, isRoot: Bool
+    ) -> BTreeFault? {
+        let p = UInt64(pointer)
+        if b.magic != Format.magic {
+            return BTreeFault(.magic, pointer: p, level: level,
+                              detail: "magic 0x\(String(b.magic, radix: 16)), expected 0x\(String(Format.magic, radix: 16))")
+        }
+        if b.level != level {
+            return BTreeFault(.level, pointer: p, level: level, detail: "header level \(b.level), expected \(level)")
+        }
+        let n = b.numrecs
+        let maxr = layout.limits.maxRecords(level: level)
+        if n > maxr || (n == 0 && (level > 0 || !isRoot)) {
+            return BTreeFault(.numrecs, pointer: p, level: level, detail: "numrecs \(n), max \(maxr)")
+        }
+        let blkno = b.blkno(layout.headerFormat)
+        let expected = store.diskAddress(of: pointer)
+        if blkno != expected {
+            return BTreeFault(.blkno, pointer: p, level: level, detail: "blkno \(blkno), expected \(expected)")
+        }
+        let left = b.leftSibling(Store.Pointer.self)
+        let right = b.rightSibling(Store.Pointer.self)
+        if left == pointer || right == pointer
+            || (!left.isNull && !store.isValid(left)) || (!right.isNull && !store.isValid(right))
+        {
+            return BTreeFault(.siblings, pointer: p, level: level, detail: "bad siblings left \(left) right \(right)")
+        }
+        return nil
+    }
+
+    /// Makes `path[level]` hold the block at `pointer` (reusing the hold if it already does).
+    @inlinable
+    mutating func load(_ level: Int, _ pointer: Store.Pointer) throws {
+        if let h = path[level].handle {
+            if path[level].pointer == pointer { return }
+            store.release(h)
+            path[level].handle = nil
+            path[level].base = nil
+        }
+        let (h, b) = try Self.readChecked(store, layout, pointer, level: level, isRoot: level == path.count - 1)
+        path[level].pointer = pointer
+        path[level].handle = h
+        path[level].base = b.base
+    }
+
+    /// Drops the hold at `level` (used before freeing a block).
+    @inlinable
+    mutating func unload(_ level: Int) {
+        if let h = path[level].handle { store.release(h) }
+        path[level].handle = nil
+        path[level].base = nil
+    }
+
+    /// Sizes the path to the store's height; throws if the height is absurd.
+    @inlinable
+    mutating func preparePath() throws -> Int {
+        let h = store.height
+        guard h >= 1 && h <= maxHeight else {
+            throw BTreeError.corrupt(
+                btree: Format.name,
+                BTreeFault(.height, pointer: UInt64(store.root), detail: "height \(h), allowed 1...\(maxHeight)"))
+        }
+        while path.count > h {
+            if let hd = path.removeLast().handle { store.release(hd) }
+        }
+        while path.count < h {
+            path.append(Level(pointer: .null, handle: nil, base: nil, index: 0))
+        }
+        return h
+    }
+
+    /// A corruption error at `level` of the path.
+    @inlinable
+    func corrupt(_ check: BTreeCheck, level: Int, _ detail: String) -> BTreeError {
+        .corrupt(btree: Format.name, BTreeFault(check, pointer: UInt64(path[level].pointer), level: level, detail: detail))
+    }
+
+    // MARK: Moving
+
+    /// Moves levels `level...` to the next block at `level` (index 0 there), climbing to the
+    /// first ancestor with an entry to the right; false (path unchanged) at the right edge.
+    @inlinable
+    mutating func stepRight(atLevel level: Int) throws -> Bool {
+        var lev = level + 1
+        while lev < path.count && path[lev].index + 1 >= path[lev].block.numrecs { lev += 1 }
+        if lev >= path.count { return false }
+        path[lev].index += 1
+        while lev > level {
+            let p = path[lev].block.pointer(path[lev].index, layout, as: Store.Pointer.self)
+            lev -= 1
+            try load(lev, p)
+            path[lev].index = 0
+        }
+        return true
+    }
+
+    /// Moves levels `level...` to the previous block at `level` (its last entry); false
+    /// (path unchanged) at the left edge.
+    @inlinable
+    mutating func stepLeft(atLevel level: Int) throws -> Bool {
+        var lev = level + 1
+        while lev < path.count && path[lev].index <= 0 { lev += 1 }
+        if lev >= path.count { return false }
+        path[lev].index -= 1
+        while lev > level {
+            let p = path[lev].block.pointer(path[lev].index, layout, as: Store.Pointer.self)
+            lev -= 1
+            try load(lev, p)
+            path[lev].index = path[lev].block.numrecs - 1
+        }
+        return true
+    }
+
+    /// Moves to the next record, across leaves; false at the end of the tree (the cursor then
+    /// rests after the last record). libxfs `xfs_btree_increment`.
+    @inlinable
+    public mutating func increment() throws -> Bool {
+        precondition(!path.isEmpty && path[0].handle != nil, "increment on an unpositioned btree cursor")
+        let n = path[0].block.numrecs
+        let i = path[0].index + 1
+        if i < n {
+            path[0].index = i
+            return true
+        }
+        path[0].index = n
+        return try stepRight(atLevel: 0)
+    }
+
+    /// Moves to the previous record, across leaves; false at the start of the tree (the
+    /// cursor then rests before the first record). libxfs `xfs_btree_decrement`.
+    @inlinable
+    public mutating func decrement() throws -> Bool {
+        precondition(!path.isEmpty && path[0].handle != nil, "decrement on an unpositioned btree cursor")
+        let i = path[0].index - 1
+        if i >= 0 && i < path[0].block.numrecs {
+            path[0].index = i
+            return true
+        }
+        path[0].index = -1
+        return try stepLeft(atLevel: 0)
+    }
+
+    /// Overwrites the record at the cursor and brings the keys above up to date
+    /// (libxfs `xfs_btree_update`). The new record must keep the tree's key order.
+    @inlinable
+    public mutating func update(_ record: Format.Record) throws {
+        precondition(isAtRecord, "update needs a cursor resting on a record")
+        let i = path[0].index
+        Format.storeRecord(record, to: path[0].block.record(i, layout))
+        store.markDirty(path[0].handle!, range: BTreeBlock.slotRange(from: i, to: i + 1, level: 0, layout))
+        updateKeys(fromLevel: 0)
+        #if BTREE_INTERNAL_CHECKS
+        checkInvariants()
+        #endif
+    }
+}
+
+/// How a lookup matches its key (libxfs `XFS_LOOKUP_LE/GE/EQ`).
+public enum BTreeLookupMode: Sendable {
+    /// The last record whose low key is <= the search key.
+    case lessOrEqual
+    /// The first record whose low key is >= the search key (moving into the next leaf).
+    case greaterOrEqual
+    /// The first record whose low key equals the search key.
+    case equal
+}
