@@ -11,7 +11,28 @@ struct XFSRmapCommand: ParsableCommand {
             Exit codes follow xfs_repair -n: 0 consistent, 1 damage found, 2 could not check.
             """,
         version: XFSRmapVersion.string,
-        subcommands: [BenchCommand.self])
+        subcommands: [DumpCommand.self, BenchCommand.self])
+
+    /// Parses the arguments (a usage error exits as ArgumentParser does), then runs the
+    /// chosen subcommand. Any other error ends the tool with one line on stderr and exit
+    /// code 2, which `xfs_repair -n` uses for "could not check".
+    static func main() {
+        var command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            try command.run()
+        } catch let code as ExitCode {
+            exit(withError: code)
+        } catch let clean as CleanExit {
+            exit(withError: clean)
+        } catch {
+            exitCouldNotCheck("\(error)")
+        }
+    }
 }
 
 /// `xfs-rmap bench`: measurements of each layer, in release builds.

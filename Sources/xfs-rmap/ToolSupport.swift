@@ -1,0 +1,116 @@
+import ArgumentParser
+import Dispatch
+import Glibc
+import XFSFormat
+
+/// An error that ends the tool with a one-line message on stderr and exit code 2 ("could
+/// not check", as `xfs_repair -n` uses it).
+struct ToolFailure: Error, CustomStringConvertible {
+    var description: String
+
+    /// Opens an image, turning any failure into a one-line message naming the file.
+    static func opening(_ path: String) throws -> XFSImage {
+        do {
+            return try XFSImage(path: path)
+        } catch {
+            throw ToolFailure(description: "\(path): \(error)")
+        }
+    }
+}
+
+/// Runs a command body, mapping every error to the tool's exit code 2.
+extension ParsableCommand {
+    static func exitCouldNotCheck(_ message: String) -> Never {
+        var stderr = StandardError()
+        stderr.write("xfs-rmap: \(message)\n")
+        Glibc.exit(2)
+    }
+}
+
+/// The AGs a command works on: all, or the one `--ag` names.
+func selectedAGs(_ ag: UInt32?, in image: XFSImage) throws -> [UInt32] {
+    let count = image.geometry.agCount
+    guard let ag else { return Array(0..<count) }
+    guard ag < count else { throw ToolFailure(description: "--ag \(ag): the filesystem has \(count) AGs (0...\(count - 1))") }
+    return [ag]
+}
+
+/// Runs one job per AG on all cores and returns the results in AG order; the first error
+/// (in AG order) is thrown, prefixed with its AG when it does not name one.
+enum ParallelAGs {
+    static func map<T>(_ ags: [UInt32], _ body: @Sendable (UInt32) throws -> T) throws -> [T] {
+        let slots = ResultSlots<T>(count: ags.count)
+        DispatchQueue.concurrentPerform(iterations: ags.count) { i in
+            slots.set(i, Result { try body(ags[i]) })
+        }
+        return try slots.values().enumerated().map { i, result in
+            do {
+                return try result.get()
+            } catch {
+                let text = "\(error)"
+                throw ToolFailure(description: text.hasPrefix("AG ") ? text : "AG \(ags[i]): \(text)")
+            }
+        }
+    }
+}
+
+/// Results written by concurrent jobs, one slot each.
+final class ResultSlots<T>: @unchecked Sendable {
+    private var slots: [Result<T, any Error>?]
+    private let lock = NSLockLike()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ i: Int, _ value: Result<T, any Error>) {
+        lock.withLock { slots[i] = value }
+    }
+
+    func values() -> [Result<T, any Error>] {
+        lock.withLock { slots.map { $0! } }
+    }
+}
+
+/// A pthread mutex, for the few places the tool shares state between threads.
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}
+
+/// Buffered standard output (large writes, no per-line system call).
+struct StandardOutput {
+    private var pending: [UInt8] = []
+
+    mutating func write(_ text: String) {
+        pending.append(contentsOf: text.utf8)
+        if pending.count >= 1 << 20 { flush() }
+    }
+
+    mutating func flush() {
+        pending.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = Glibc.write(1, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return // stdout closed (a pipe into head): nothing more to say
+                }
+                offset += n
+            }
+        }
+        pending.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Unbuffered standard error.
+struct StandardError {
+    mutating func write(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in _ = Glibc.write(2, bytes.baseAddress, bytes.count) }
+    }
+}
