@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "XFSBTreeTests", dependencies: ["XFSBTree", "XFSTestSupport"]),
         .testTarget(
             name: "XFSInMemoryBTreeTests",
-            dependencies: ["XFSInMemoryBTree", "XFSTransaction", "XFSTestSupport"]),
+            dependencies: ["XFSInMemoryBTree", "XFSTransaction", "XFSFormat", "XFSTestSupport"]),
         .testTarget(name: "XFSFormatTests", dependencies: ["XFSFormat", "XFSTestSupport"]),
         .testTarget(name: "XFSRmapTests", dependencies: ["XFSRmap", "XFSTestSupport"]),
     ],

@@ -72,6 +72,18 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
         return try body(&cursor)
     }
 
+    /// Checks the whole tree's structure with the engine's verifier (keys, high keys,
+    /// siblings, levels, record counts, headers), in a transaction of its own.
+    public func verify() -> BTreeVerifyReport {
+        let transaction = Transaction()
+        store.begin(transaction)
+        defer {
+            transaction.cancel()
+            store.rollbackState()
+        }
+        return BTreeVerifier<Format, InMemoryBlockStore<Format>>.verify(store, layout: layout)
+    }
+
     /// Ends `transaction` by laundering (`xfbtree_trans_commit`): dirty blocks pass the
     /// structure verifier, freed blocks' pages are punched, every buffer is released, and
     /// the root, height and allocator changes become permanent.

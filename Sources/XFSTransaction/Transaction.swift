@@ -17,6 +17,10 @@ public final class Transaction {
         @usableFromInline var isLogged: Bool
         /// Index into `beforeImages` of the bytes as they were when first changed, or -1.
         @usableFromInline var beforeImage: Int
+        /// How many times the operation got the buffer through this transaction and has not
+        /// released it yet (the kernel's `bli_recur` plus one): a btree may hold one block
+        /// through two cursors.
+        @usableFromInline var references: Int
 
         @usableFromInline
         init(buffer: Buffer, target: any BufferTarget) {
@@ -24,6 +28,7 @@ public final class Transaction {
             self.target = target
             self.isLogged = false
             self.beforeImage = -1
+            self.references = 1
         }
     }
 
@@ -79,7 +84,10 @@ public final class Transaction {
     /// `target`, held, locked and joined.
     @inlinable
     public func getBuffer(_ target: any BufferTarget, at address: DiskAddress, length: Int) throws(BufferError) -> Buffer {
-        if let i = index(of: address, in: target) { return items[i].buffer }
+        if let i = index(of: address, in: target) {
+            items[i].references += 1
+            return items[i].buffer
+        }
         let buffer = try target.getBuffer(at: address, length: length)
         items.append(Item(buffer: buffer, target: target))
         return buffer
@@ -90,7 +98,10 @@ public final class Transaction {
     @inlinable
     public func readBuffer(_ target: any BufferTarget, at address: DiskAddress, length: Int,
                            verifier: (any BufferVerifier)?) throws(BufferError) -> Buffer {
-        if let i = index(of: address, in: target) { return items[i].buffer }
+        if let i = index(of: address, in: target) {
+            items[i].references += 1
+            return items[i].buffer
+        }
         let buffer = try target.readBuffer(at: address, length: length, verifier: verifier)
         items.append(Item(buffer: buffer, target: target))
         return buffer
@@ -142,11 +153,13 @@ public final class Transaction {
         buffer.markDirty()
     }
 
-    /// Gives back a joined buffer the operation no longer needs (`xfs_trans_brelse`): one
-    /// that this transaction has not changed is released at once; a changed one stays
-    /// joined until the transaction ends.
+    /// Gives back one reference to a joined buffer (`xfs_trans_brelse`): when the last
+    /// reference goes, a buffer this transaction has not changed is released at once; a
+    /// changed one stays joined until the transaction ends.
     public func release(_ buffer: Buffer) {
-        guard let i = index(of: buffer), !items[i].isLogged else { return }
+        guard let i = index(of: buffer) else { return }
+        if items[i].references > 0 { items[i].references -= 1 }
+        guard items[i].references == 0, !items[i].isLogged else { return }
         let item = items.remove(at: i)
         item.target.release(item.buffer)
     }

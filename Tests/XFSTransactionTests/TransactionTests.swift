@@ -91,6 +91,24 @@ struct TransactionTests {
         #expect(changed.holdCount == 0)
     }
 
+    @Test("a buffer got twice stays joined until both references are released (bli_recur)")
+    func referencesCounted() throws {
+        let target = try makeTarget()
+        let tx = Transaction()
+        let first = try tx.readBuffer(target, at: address(2), length: page, verifier: nil)
+        let second = try tx.getBuffer(target, at: address(2), length: page)
+        #expect(first === second)
+        tx.release(first)
+        #expect(tx.joinedCount == 1)
+        #expect(first.holdCount == 1)
+        second.withUnsafeMutableBytes { $0[0] = 9 }
+        tx.log(second, range: 0..<1)
+        tx.release(second)
+        #expect(tx.joinedCount == 1, "a logged buffer stays until the transaction ends")
+        try tx.commit()
+        #expect(first.holdCount == 0)
+    }
+
     @Test("commit punches the pages of invalidated (freed) buffers, giving the memory back")
     func invalidatePunches() throws {
         let target = try makeTarget()

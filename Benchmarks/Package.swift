@@ -1,0 +1,28 @@
+// swift-tools-version: 6.1
+//
+// Side-by-side benchmarks of the in-memory rmap btree against SQLite and LMDB, kept out of
+// the library's dependencies. Run from this folder:
+//
+//     swift run -c release rmap-bench-compare --records 1000000
+import PackageDescription
+
+let package = Package(
+    name: "xfs-inmemory-btrees-benchmarks",
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        .executableTarget(
+            name: "RmapBenchCompare",
+            dependencies: [
+                "CSQLite", "CLMDB",
+                .product(name: "XFSInMemoryBTrees", package: "xfs-inmemory-btrees"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/RmapBenchCompare"),
+    ],
+    swiftLanguageModes: [.v6]
+)
