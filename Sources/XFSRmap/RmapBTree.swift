@@ -102,16 +102,21 @@ public final class RmapBTree {
         return !left.isFileMapping || left.offset + UInt64(left.blockCount) == right.offset
     }
 
-    /// Positions the cursor on the record whose key equals `record`'s and overwrites it.
+    /// Replaces the record whose key equals `old`'s with `new`: in place when the key stays,
+    /// otherwise by delete and insert. A collision is refused before anything changes.
     static func replace(_ old: RmapRecord, with new: RmapRecord, _ cursor: inout Cursor) throws {
+        let keyChanges = RmapFormat.lowKey(of: old) != RmapFormat.lowKey(of: new)
+        if keyChanges, try cursor.lookup(RmapFormat.lowKey(of: new), .equal), let existing = cursor.record {
+            throw RmapMapError.duplicate(existing: existing, new: new)
+        }
         guard try cursor.lookup(RmapFormat.lowKey(of: old), .equal) else {
             throw BTreeFault(.record, detail: "rmap record \(RmapText.describe(old)) vanished during a merge")
         }
-        if RmapFormat.lowKey(of: old) == RmapFormat.lowKey(of: new) {
-            try cursor.update(new)
-        } else {
+        if keyChanges {
             try cursor.delete()
-            try insert(new, &cursor)
+            try cursor.insert(new)
+        } else {
+            try cursor.update(new)
         }
     }
 

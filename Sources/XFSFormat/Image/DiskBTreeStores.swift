@@ -76,57 +76,100 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     public func freeBlock(_ handle: Buffer, at pointer: UInt32) throws { preconditionFailure("\(Format.name) of AG \(agno) is read-only") }
 }
 
-/// A read-only store for the on-disk part of one inode fork's bmbt, below the root that
-/// lives in the inode: the subtree under one of the root's pointers. 64-bit fsblock
-/// pointers, long v5 headers owned by the inode, CRC checked as each block is read.
+/// A held block of a `BmbtStore`: a buffer of the image, or the root kept in the inode.
+public struct BmbtBlockHandle {
+    /// The image buffer; nil for the root in the inode.
+    let buffer: Buffer?
+    /// The block's bytes.
+    let memory: UnsafeMutableRawPointer
+}
+
+/// A read-only store for one inode fork's whole bmbt, root included.
 ///
-/// The engine runs on each subtree in turn (their leaves are also linked by siblings
-/// across subtrees, which the engine does not need to follow).
-public final class BmbtSubtreeStore: BTreeBlockStore {
+/// The root of a bmbt lives in the inode fork, not in a block. So that the engine can walk
+/// the tree like any other (lookups, record walks, sibling-chained block visits, the
+/// verifier), the store presents the root as a *synthetic block*: a node formatted in
+/// memory from the fork's keys and pointers, at a pointer value no real block can have.
+/// Every other block is read from the image: 64-bit fsblock pointers, long v5 headers owned
+/// by the inode, CRC checked as each block is read.
+public final class BmbtStore: BTreeBlockStore {
     public typealias Pointer = UInt64
-    public typealias BlockHandle = Buffer
+    public typealias BlockHandle = BmbtBlockHandle
+
+    /// The pointer standing for the root in the inode (above every valid fsblock).
+    public static let inodeRootPointer: UInt64 = .max - 1
 
     public let image: XFSImage
     /// The inode that owns the fork.
     public let inode: UInt64
-    public let root: UInt64
     public let height: Int
     public let maxHeight: Int
     public let blockSize: Int
     public let uuid: BTreeUUID
     private let verifier: BTreeBlockCRCVerifier
+    private let rootBlock: UnsafeMutableRawPointer
 
-    /// The subtree whose top block is `child` at `height` levels (the inode root's level).
-    public init(image: XFSImage, inode: UInt64, child: UInt64, height: Int) {
+    /// The bmbt whose root is `root`, in a fork of `inode`.
+    ///
+    /// - Throws: `XFSFormatError` when the root holds more entries than a node block can.
+    public init(image: XFSImage, inode: UInt64, root: BmbtRoot) throws {
         self.image = image
         self.inode = inode
-        self.root = child
-        self.height = height
-        self.maxHeight = 9 // a bmbt of 2^54 blocks at the minimum fill stays below this
+        self.height = Int(root.level) + 1
+        self.maxHeight = max(height, 9)
         self.blockSize = Int(image.geometry.blockSize)
         self.uuid = image.metadataUUID
         self.verifier = BTreeBlockCRCVerifier(name: BmbtFormat.name, crcOffset: BTreeHeaderFormat.long.checksumOffset)
+        rootBlock = .allocate(byteCount: blockSize, alignment: 8)
+        rootBlock.initializeMemory(as: UInt8.self, repeating: 0, count: blockSize)
+        let layout = BTreeLayout(format: BmbtFormat.self, store: self)
+        guard root.pointers.count <= layout.limits.nodeMax, root.keys.count == root.pointers.count else {
+            rootBlock.deallocate()
+            throw XFSFormatError(.corrupt, "inode \(inode) bmbt root",
+                                 "\(root.pointers.count) entries do not fit a node of \(layout.limits.nodeMax)")
+        }
+        let block = BTreeBlock(rootBlock)
+        block.formatHeader(magic: BmbtFormat.magic, level: Int(root.level), numrecs: root.pointers.count,
+                           left: UInt64.null, right: UInt64.null, blkno: Self.inodeRootPointer, owner: inode, uuid: uuid)
+        for (i, (key, pointer)) in zip(root.keys, root.pointers).enumerated() {
+            BmbtFormat.storeKey(key, to: block.key(i, layout))
+            block.setPointer(pointer, i, layout)
+        }
     }
 
-    public var owner: UInt64 { inode }
-    public func diskAddress(of pointer: UInt64) -> UInt64 { image.geometry.daddr(fsBlock: pointer) }
-    public func isValid(_ pointer: UInt64) -> Bool { image.geometry.isValidFSBlock(pointer) }
+    deinit { rootBlock.deallocate() }
 
-    public func readBlock(_ pointer: UInt64) throws -> Buffer {
+    public var root: UInt64 { Self.inodeRootPointer }
+    public var owner: UInt64 { inode }
+
+    public func diskAddress(of pointer: UInt64) -> UInt64 {
+        pointer == Self.inodeRootPointer ? pointer : image.geometry.daddr(fsBlock: pointer)
+    }
+
+    public func isValid(_ pointer: UInt64) -> Bool {
+        pointer == Self.inodeRootPointer || image.geometry.isValidFSBlock(pointer)
+    }
+
+    public func readBlock(_ pointer: UInt64) throws -> BmbtBlockHandle {
+        if pointer == Self.inodeRootPointer { return BmbtBlockHandle(buffer: nil, memory: rootBlock) }
         do {
-            return try image.target.readBuffer(
+            let buffer = try image.target.readBuffer(
                 at: DiskAddress(Int64(diskAddress(of: pointer))), length: blockSize, verifier: verifier)
+            return BmbtBlockHandle(buffer: buffer, memory: buffer.unsafeMutableBytes.baseAddress.unsafelyUnwrapped)
         } catch .verificationFailed(let failure) {
             throw XFSFormatError(.badCRC, "inode \(inode) bmbt block \(pointer)", failure.check)
         }
     }
 
-    public func memory(of handle: Buffer) -> UnsafeMutableRawPointer { handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
-    public func release(_ handle: Buffer) { image.target.release(handle) }
+    public func memory(of handle: BmbtBlockHandle) -> UnsafeMutableRawPointer { handle.memory }
+
+    public func release(_ handle: BmbtBlockHandle) {
+        if let buffer = handle.buffer { image.target.release(buffer) }
+    }
 
     public func setRoot(_ root: UInt64, height: Int) { preconditionFailure("bmbt of inode \(inode) is read-only") }
-    public func newBlock(_ pointer: UInt64) throws -> Buffer { preconditionFailure("bmbt of inode \(inode) is read-only") }
-    public func markDirty(_ handle: Buffer, range: Range<Int>) { preconditionFailure("bmbt of inode \(inode) is read-only") }
+    public func newBlock(_ pointer: UInt64) throws -> BmbtBlockHandle { preconditionFailure("bmbt of inode \(inode) is read-only") }
+    public func markDirty(_ handle: BmbtBlockHandle, range: Range<Int>) { preconditionFailure("bmbt of inode \(inode) is read-only") }
     public func allocateBlock() throws -> UInt64? { preconditionFailure("bmbt of inode \(inode) is read-only") }
-    public func freeBlock(_ handle: Buffer, at pointer: UInt64) throws { preconditionFailure("bmbt of inode \(inode) is read-only") }
+    public func freeBlock(_ handle: BmbtBlockHandle, at pointer: UInt64) throws { preconditionFailure("bmbt of inode \(inode) is read-only") }
 }

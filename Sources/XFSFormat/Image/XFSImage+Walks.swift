@@ -116,18 +116,16 @@ extension XFSImage {
         case .extents(let extents)?:
             result.extents = extents
         case .btree(let root)?:
-            for child in root.pointers {
-                let store = BmbtSubtreeStore(image: self, inode: inode.core.ino, child: child, height: Int(root.level))
-                var cursor = BTreeCursor<BmbtFormat, BmbtSubtreeStore>(store: store)
-                defer { cursor.close() }
-                _ = try cursor.visitBlocks { info in
-                    result.bmbtBlocks.append(info.pointer)
-                    return .proceed
-                }
-                _ = try cursor.queryAll { extent in
-                    result.extents.append(extent)
-                    return .proceed
-                }
+            let store = try BmbtStore(image: self, inode: inode.core.ino, root: root)
+            var cursor = BTreeCursor<BmbtFormat, BmbtStore>(store: store)
+            defer { cursor.close() }
+            _ = try cursor.visitBlocks { info in
+                if info.pointer != BmbtStore.inodeRootPointer { result.bmbtBlocks.append(info.pointer) }
+                return .proceed
+            }
+            _ = try cursor.queryAll { extent in
+                result.extents.append(extent)
+                return .proceed
             }
         default:
             break
