@@ -103,7 +103,7 @@ public struct RmapRecord: Sendable, Hashable {
 /// An rmapbt key (20 bytes): startblock u32 | owner u64 | offset-and-flags u64 with the
 /// UNWRITTEN bit cleared. Order: all three fields, unsigned, so special owners sort after
 /// inode owners and, at equal start and owner, data < bmbt(data) < attr < bmbt(attr).
-public struct RmapKey: Sendable, Hashable, Comparable {
+public struct RmapKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var startBlock: UInt32
     public var owner: UInt64
     /// The packed offset word (offset bits plus ATTR and BMBT; UNWRITTEN is not part of a key).
@@ -121,6 +121,15 @@ public struct RmapKey: Sendable, Hashable, Comparable {
     /// Whether the (invalid in a key) UNWRITTEN bit is set; repair clears it.
     public var hasUnwrittenBit: Bool { packedOffset & RmapRecord.unwrittenBit != 0 }
 
+    /// "(startblock 8038, owner 524981, offset 2332, attr)": the owner named as in
+    /// ``RmapOwner/name(_:)``, the attr and bmbt flags when set.
+    public var description: String {
+        var text = "(startblock \(startBlock), owner \(RmapOwner.name(owner)), offset \(offset)"
+        if packedOffset & RmapRecord.attrForkBit != 0 { text += ", attr" }
+        if packedOffset & RmapRecord.bmbtBlockBit != 0 { text += ", bmbt" }
+        return text + ")"
+    }
+
     /// Unsigned lexicographic order of (startblock, owner, offset word).
     public static func < (a: Self, b: Self) -> Bool {
         (a.startBlock, a.owner, a.packedOffset) < (b.startBlock, b.owner, b.packedOffset)
@@ -129,6 +138,10 @@ public struct RmapKey: Sendable, Hashable, Comparable {
 
 /// The reverse-mapping btree ("RMB3"): an overlapping btree of ``RmapRecord``s.
 public enum RmapFormat: BTreeRecordFormat {
+    /// `hasRecords` asks whether *blocks* are covered: only the start block counts (the
+    /// kernel masks owner and offset out of rmap key comparisons there).
+    public static func coverageKey(_ key: RmapKey) -> UInt32 { key.startBlock }
+
     public typealias Record = RmapRecord
     public typealias Key = RmapKey
     public static var name: String { "rmapbt" }
