@@ -104,7 +104,10 @@ public final class RmapScanner: @unchecked Sendable {
     ///   structures become `problems`.
     public func scan(ags: [UInt32]) throws {
         let failures = ErrorSlot()
-        let expected = ags.reduce(0) { total, agno in total + Int((try? image.agHeaders(agno))?.agi.count ?? 0) }
+        let expected = ags.reduce(0) { total, agno in
+            guard let agi = (try? image.agHeaders(agno))?.agi else { return total }
+            return total + Int(agi.count) - Int(min(agi.freeCount, agi.count))
+        }
         progressLock.withLock {
             progressState.agCount = ags.count
             progressState.inodesExpected = expected
