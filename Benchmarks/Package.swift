@@ -4,7 +4,13 @@
 // the library's dependencies. Run from this folder:
 //
 //     swift run -c release rmap-bench-compare --records 1000000
+import Foundation
 import PackageDescription
+
+/// SwiftPM names a path dependency after its folder, so the library package's identity is
+/// the name of this folder's parent (a worktree may not be called "xfs-inmemory-btrees").
+let libraryPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().lastPathComponent.lowercased()
 
 let package = Package(
     name: "xfs-inmemory-btrees-benchmarks",
@@ -19,7 +25,7 @@ let package = Package(
             name: "RmapBenchCompare",
             dependencies: [
                 "CSQLite", "CLMDB",
-                .product(name: "XFSInMemoryBTrees", package: "xfs-inmemory-btrees"),
+                .product(name: "XFSInMemoryBTrees", package: libraryPackage),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/RmapBenchCompare"),

@@ -38,9 +38,10 @@ func now() -> UInt64 {
 
 /// Mixes one record into a running digest (order-sensitive).
 func mix(_ digest: inout UInt64, _ startblock: UInt32, _ owner: UInt64, _ offset: UInt64, _ blockcount: UInt32) {
-    for value in [UInt64(startblock), owner, offset, UInt64(blockcount)] {
-        digest = (digest ^ value) &* 0x100_0000_01B3
-    }
+    digest = (digest ^ UInt64(startblock)) &* 0x100_0000_01B3
+    digest = (digest ^ owner) &* 0x100_0000_01B3
+    digest = (digest ^ offset) &* 0x100_0000_01B3
+    digest = (digest ^ UInt64(blockcount)) &* 0x100_0000_01B3
 }
 
 struct BenchFailure: Error, CustomStringConvertible {
