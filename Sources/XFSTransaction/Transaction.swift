@@ -9,8 +9,10 @@ public final class Transaction {
     /// One joined buffer.
     @usableFromInline
     struct Item {
-        /// The buffer, held and locked by this transaction.
-        @usableFromInline let buffer: Buffer
+        /// The buffer, held and locked by this transaction. Unowned: a held buffer stays in
+        /// its target's cache, whose table owns it, until its last release (which this
+        /// transaction does last), so the item needs no reference count of its own.
+        @usableFromInline unowned(unsafe) let buffer: Buffer
         /// The target it came from, to release it there.
         @usableFromInline let target: any BufferTarget
         /// Whether the transaction changed the buffer (logged a range, or invalidated it).
