@@ -14,6 +14,7 @@ let libraryPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
 let package = Package(
     name: "xfs-inmemory-btrees-benchmarks",
+    products: [.executable(name: "rmap-bench-compare", targets: ["RmapBenchCompare"])],
     dependencies: [
         .package(path: ".."),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -1,5 +1,6 @@
 import CLMDB
 import CSQLite
+import Foundation
 import Glibc
 
 /// One rmap record as the competitors store it: the key (startblock, owner, offset) and the
@@ -207,7 +208,7 @@ func runLMDB(records: [BenchRecord], probes: [BenchRecord]) throws -> BenchResul
             var rc = mdb_cursor_get(cursor, &mk, &mv, MDB_SET_RANGE)
             if rc == 0 {
                 // The first key >= probe: step back unless it is the probe itself.
-                if mk.mv_size != 24 || memcmp(mk.mv_data, kb.baseAddress, 24) != 0 {
+                if mk.mv_size != 24 || memcmp(mk.mv_data, kb.baseAddress!, 24) != 0 {
                     rc = mdb_cursor_get(cursor, &mk, &mv, MDB_PREV)
                 }
             } else {

@@ -1,5 +1,6 @@
 import ArgumentParser
-import XFSInMemoryBTrees
+import Foundation
+import XFSRmap
 
 /// `rmap-bench-compare`: the in-memory rmap btree, SQLite and LMDB on the same seeded
 /// workload (the same records inserted in the same order, the same probe keys), side by
