@@ -40,7 +40,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the layers (build with -c release).",
-        subcommands: [BenchBuffers.self])
+        subcommands: [BenchBuffers.self, BenchBTree.self])
 }
 
 /// The tool's version, printed by `--version`.
