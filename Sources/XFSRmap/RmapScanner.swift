@@ -1,5 +1,3 @@
-import Dispatch
-import Glibc
 import XFSBTree
 import XFSBuffer
 import XFSFormat
@@ -103,21 +101,19 @@ public final class RmapScanner: @unchecked Sendable {
     /// - Throws: only what stops the whole scan (the memory file failing); unreadable
     ///   structures become `problems`.
     public func scan(ags: [UInt32]) throws {
-        let failures = ErrorSlot()
-        let expected = ags.reduce(0) { total, agno in total + Int((try? image.agHeaders(agno))?.agi.count ?? 0) }
+        let expected = ags.reduce(0) { total, agno in
+            guard let agi = (try? image.agHeaders(agno))?.agi else { return total }
+            return total + Int(agi.count) - Int(min(agi.freeCount, agi.count))
+        }
         progressLock.withLock {
             progressState.agCount = ags.count
             progressState.inodesExpected = expected
         }
-        DispatchQueue.concurrentPerform(iterations: ags.count) { i in
-            do {
-                try scanAG(ags[i])
-            } catch {
-                failures.keepFirst(error)
-            }
-            progressLock.withLock { progressState.agsDone += 1 }
+        let results = ParallelAGs.results(ags) { agno in
+            defer { self.progressLock.withLock { self.progressState.agsDone += 1 } }
+            try self.scanAG(agno)
         }
-        if let error = failures.first { throw error }
+        for result in results { try result.get() }
     }
 
     // MARK: One AG
@@ -251,29 +247,5 @@ public final class RmapScanner: @unchecked Sendable {
                 try stash(RmapRecord(startBlock: agbno, blockCount: 1, owner: ino, isAttrFork: isAttr, isBmbtBlock: true), blockAG)
             }
         }
-    }
-}
-
-/// The first error of several concurrent jobs.
-final class ErrorSlot: @unchecked Sendable {
-    private let lock = Mutex()
-    private var error: (any Error)?
-
-    func keepFirst(_ error: any Error) { lock.withLock { if self.error == nil { self.error = error } } }
-    var first: (any Error)? { lock.withLock { error } }
-}
-
-/// A pthread mutex (Synchronization's `Mutex` is invisible to Thread Sanitizer on Linux,
-/// which the buffer layer found; this one is plain and visible).
-final class Mutex: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-
-    /// Runs `body` holding the lock.
-    func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }

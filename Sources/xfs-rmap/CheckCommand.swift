@@ -17,31 +17,25 @@ struct CheckCommand: ParsableCommand {
             Exit codes as xfs_repair -n: 0 consistent, 1 damage found, 2 could not check.
             """)
 
-    @Argument(help: "The XFS image file or block device (opened read-only).")
-    var image: String
-
-    @Option(help: "Only this allocation group (inodes of every AG are still walked).")
-    var ag: UInt32?
+    @OptionGroup var target: ImageOptions
 
     @Flag(help: "Print one JSON document instead of text.")
     var json = false
 
-    @Flag(help: "Show progress on stderr (on by default when stderr is a terminal).")
-    var progress = false
+    @OptionGroup var progressOptions: ProgressOptions
 
     func run() throws {
-        let image = try ToolFailure.opening(self.image)
-        let ags = try selectedAGs(ag, in: image)
+        let (image, ags) = try target.open()
         let scanner = try RmapScanner(image: image)
-        try ProgressReporter.run(enabled: progress, scanner: scanner) {
+        try ProgressReporter.run(enabled: progressOptions.progress, scanner: scanner) {
             try scanner.scan(ags: Array(0..<image.geometry.agCount))
         }
         let checker = RmapChecker(scanner: scanner)
-        let results = try ParallelAGs.map(ags) { agno in try checker.check(agno) }
+        let results = try forEachAG(ags) { agno in try checker.check(agno) }
         let report = RmapCheckReport(summaries: results.map(\.0), findings: results.flatMap(\.1))
         var output = StandardOutput()
         if json {
-            output.write(CheckJSON.document(image: self.image, report: report, peakRSS: peakResidentBytes()) + "\n")
+            output.write(CheckJSON.document(image: target.image, report: report, peakRSS: peakResidentBytes()) + "\n")
         } else {
             for finding in report.findings { output.write(finding.description + "\n") }
             for summary in report.summaries { output.write(summary.line + "\n") }

@@ -10,21 +10,15 @@ struct ScanCommand: ParsableCommand {
         abstract: "Compute the reverse-mapping records an XFS image should hold.",
         discussion: "Walks the AG headers, every AG btree and every allocated inode, stashing each observation into an in-memory rmap btree per AG (merging as the kernel does), then prints the records in the same text format as dump. On a consistent filesystem the two are equal. Exit 2 when the image cannot be read.")
 
-    @Argument(help: "The XFS image file or block device (opened read-only).")
-    var image: String
+    @OptionGroup var target: ImageOptions
 
-    @Option(help: "Only this allocation group (inodes of every AG are still walked).")
-    var ag: UInt32?
-
-    @Flag(help: "Show progress on stderr (on by default when stderr is a terminal).")
-    var progress = false
+    @OptionGroup var progressOptions: ProgressOptions
 
     func run() throws {
-        let image = try ToolFailure.opening(self.image)
-        let ags = try selectedAGs(ag, in: image)
+        let (image, ags) = try target.open()
         let scanner = try RmapScanner(image: image)
         // Records of the chosen AG may come from inodes anywhere: scan every AG's inodes.
-        try ProgressReporter.run(enabled: progress, scanner: scanner) {
+        try ProgressReporter.run(enabled: progressOptions.progress, scanner: scanner) {
             try scanner.scan(ags: Array(0..<image.geometry.agCount))
         }
         var output = StandardOutput()

@@ -25,11 +25,11 @@ struct XFSRmapCommand: ParsableCommand {
         }
         do {
             try command.run()
-        } catch let code as ExitCode {
-            exit(withError: code)
-        } catch let clean as CleanExit {
-            exit(withError: clean)
         } catch {
+            // ArgumentParser's own outcomes (help, version, exit codes) go back to it.
+            if error is ExitCode || error is CleanExit || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+                exit(withError: error)
+            }
             exitCouldNotCheck("\(error)")
         }
     }
