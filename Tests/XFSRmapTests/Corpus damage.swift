@@ -26,7 +26,7 @@ enum CorpusDamage: String, CaseIterable, Sendable, CustomTestStringConvertible {
     /// The seed of the leaf and record choice.
     static let seed: UInt64 = 1
 
-    /// What xfs_repair -n exits with on this damage (observed with xfsprogs 6.x, Debian): 1 for
+    /// What xfs_repair -n exits with on this damage (observed with Debian's xfsprogs 6.1.0): 1 for
     /// every kind, i.e. each of these is also caught by repair.
     var repairStatus: Int32 { 1 }
 }

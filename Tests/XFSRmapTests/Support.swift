@@ -221,9 +221,3 @@ func firstDifference<T: Equatable>(_ a: [T], _ b: [T]) -> Int {
 func freeExtents(_ image: XFSImage, agno: UInt32) throws -> [FreeSpaceRecord] {
     try image.records(FreeSpaceByBlockFormat.self, .bnobt, in: image.agHeaders(agno))
 }
-
-/// The record-level findings that name exactly `record`.
-extension [RmapFinding] {
-    /// Findings of `kind`.
-    func of(_ kind: RmapFinding.Kind) -> [RmapFinding] { filter { $0.kind == kind } }
-}
