@@ -58,7 +58,7 @@ let package = Package(
             name: "XFSInMemoryBTreeTests",
             dependencies: ["XFSInMemoryBTree", "XFSTransaction", "XFSFormat", "XFSTestSupport"]),
         .testTarget(name: "XFSFormatTests", dependencies: ["XFSFormat", "XFSTestSupport"]),
-        .testTarget(name: "XFSRmapTests", dependencies: ["XFSRmap", "XFSTestSupport"]),
+        .testTarget(name: "XFSRmapTests", dependencies: ["XFSRmap", "XFSFormat", "XFSBTree", "XFSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -115,8 +115,7 @@ public struct RmapChecker: Sendable {
         for problem in scanner.problems where problem.agno == agno {
             add(.observation, problem.detail)
         }
-        let expected = try scanner.tree(agno).records()
-        var summary = RmapAGSummary(agno: agno, expectedRecords: expected.count, onDiskRecords: nil, onDiskBlocks: 0, height: 0, counts: [:])
+        var summary = RmapAGSummary(agno: agno, expectedRecords: 0, onDiskRecords: nil, onDiskBlocks: 0, height: 0, counts: [:])
 
         let headers: AGHeaders
         do {
@@ -143,7 +142,17 @@ public struct RmapChecker: Sendable {
             add(.header, "AGF rmap_blocks is \(headers.agf.rmapBlocks) but the rmapbt has \(report.blocks) blocks")
         }
 
-        // Records, each with the leaf it was found in.
+        // Records: streamed side by side when the disk tree reads in order (the usual case,
+        // and no record lands on the Swift heap); otherwise both sets as arrays, the disk's
+        // sorted.
+        if let streamed = try streamingDiff(agno, store: store) {
+            summary.expectedRecords = streamed.expected
+            summary.onDiskRecords = streamed.found
+            findings += streamed.findings
+            return finish(summary, findings)
+        }
+        let expected = try scanner.tree(agno).records()
+        summary.expectedRecords = expected.count
         var found: [(record: RmapRecord, leaf: UInt64)] = []
         do {
             var cursor = BTreeCursor<RmapFormat, AGBTreeStore<RmapFormat>>(store: store)
@@ -166,6 +175,68 @@ public struct RmapChecker: Sendable {
         var summary = summary
         for finding in findings { summary.counts[finding.kind, default: 0] += 1 }
         return (summary, findings)
+    }
+
+    /// Walks the in-memory tree and the on-disk tree side by side, each in its own cursor,
+    /// reporting missing, extra and wrong records as `diff` does. Nil (and no findings) when
+    /// the disk tree cannot be read to the end or its records are out of key order: the
+    /// caller then compares sorted arrays instead.
+    private func streamingDiff(_ agno: UInt32, store: AGBTreeStore<RmapFormat>)
+        throws -> (expected: Int, found: Int, findings: [RmapFinding])? {
+        var findings: [RmapFinding] = []
+        func add(_ kind: RmapFinding.Kind, _ block: UInt64?, _ expected: RmapRecord?, _ found: RmapRecord?, _ detail: String) {
+            findings.append(RmapFinding(agno: agno, kind: kind, block: block, expected: expected, found: found, detail: detail))
+        }
+        var disk = BTreeCursor<RmapFormat, AGBTreeStore<RmapFormat>>(store: store)
+        defer { disk.close() }
+        var current: (record: RmapRecord, leaf: UInt64)?
+        var previous: RmapKey?
+        var expectedCount = 0, foundCount = 0
+        var usable = true
+        /// Moves `current` to the next disk record (the first when `first`); false when the
+        /// disk tree failed or went out of order.
+        func advance(first: Bool = false) -> Bool {
+            do {
+                let more = first ? try disk.moveToFirst() : try disk.increment()
+                guard more, let record = disk.record else {
+                    current = nil
+                    return true
+                }
+                let key = RmapFormat.lowKey(of: record)
+                if let previous, !(previous < key) { return false }
+                previous = key
+                current = (record, UInt64(disk.pointer(atLevel: 0)))
+                foundCount += 1
+                return true
+            } catch {
+                return false
+            }
+        }
+        guard advance(first: true) else { return nil }
+        try scanner.tree(agno).forEach { e in
+            expectedCount += 1
+            let ek = RmapFormat.lowKey(of: e)
+            // Disk records before this one are extra.
+            while let f = current, RmapFormat.lowKey(of: f.record) < ek {
+                add(.extra, f.leaf, nil, f.record, "extra record \(RmapText.describe(f.record))")
+                guard advance() else { usable = false; return .stop }
+            }
+            if let f = current, RmapFormat.lowKey(of: f.record) == ek {
+                if e != f.record {
+                    add(.wrong, f.leaf, e, f.record, "wrong record \(RmapText.describe(f.record)), should be \(RmapText.describe(e))")
+                }
+                guard advance() else { usable = false; return .stop }
+            } else {
+                add(.missing, UInt64(e.startBlock), e, nil, "missing record \(RmapText.describe(e))")
+            }
+            return .proceed
+        }
+        guard usable else { return nil }
+        while let f = current {
+            add(.extra, f.leaf, nil, f.record, "extra record \(RmapText.describe(f.record))")
+            guard advance() else { return nil }
+        }
+        return (expectedCount, foundCount, findings)
     }
 
     /// Walks both record sets in key order (the disk's sorted first: a corrupt tree may be
