@@ -19,9 +19,12 @@ struct DumpCommand: ParsableCommand {
         let texts = try forEachAG(ags) { agno in
             let headers = try image.agHeaders(agno)
             var text = ""
-            for record in try image.rmapRecords(in: headers) {
-                text += RmapText.line(agno: agno, record)
-                text += "\n"
+            try image.withCursor(RmapFormat.self, .rmapbt, in: headers) { cursor in
+                _ = try cursor.queryAll { record in
+                    text += RmapText.line(agno: agno, record)
+                    text += "\n"
+                    return .proceed
+                }
             }
             return text
         }
