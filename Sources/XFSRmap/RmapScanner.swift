@@ -96,7 +96,11 @@ public final class RmapScanner: @unchecked Sendable {
 
     /// Scans AGs `ags` (their metadata and inodes), filling every AG's tree: an inode of a
     /// scanned AG may map blocks of an AG that is not scanned, and those records land in
-    /// that AG's tree too. Scans the AGs in parallel.
+    /// that AG's tree too.
+    ///
+    /// Two parallel phases: each AG's metadata (headers and AG btrees), one job per AG; then
+    /// every allocated inode of those AGs, in batches spread over all cores, since one AG
+    /// may hold all of a filesystem's big files.
     ///
     /// - Throws: only what stops the whole scan (the memory file failing); unreadable
     ///   structures become `problems`.
@@ -111,9 +115,24 @@ public final class RmapScanner: @unchecked Sendable {
         }
         let results = ParallelAGs.results(ags) { agno in
             defer { self.progressLock.withLock { self.progressState.agsDone += 1 } }
-            try self.scanAG(agno)
+            return try self.scanAGMetadata(agno)
         }
-        for result in results { try result.get() }
+        var collected: [(agno: UInt32, ino: UInt64)] = []
+        for (agno, result) in zip(ags, results) {
+            collected += try result.get().map { (agno, $0) }
+        }
+        let inodes = collected
+        let batch = 16
+        let batches = (inodes.count + batch - 1) / batch
+        let outcomes = ParallelAGs.results((0..<UInt32(batches)).map { $0 }) { index in
+            let transaction = Transaction()
+            let start = Int(index) * batch
+            for (agno, ino) in inodes[start..<min(start + batch, inodes.count)] {
+                try self.scanInode(ino, agno: agno) { record, ag in try self.stash(record, ag: ag, transaction) }
+                self.progressLock.withLock { self.progressState.inodes += 1 }
+            }
+        }
+        for outcome in outcomes { try outcome.get() }
     }
 
     // MARK: One AG
@@ -149,7 +168,8 @@ public final class RmapScanner: @unchecked Sendable {
         progressLock.withLock { progressState.observations += 1 }
     }
 
-    private func scanAG(_ agno: UInt32) throws {
+    /// Stashes AG `agno`'s metadata observations; returns its allocated inodes.
+    private func scanAGMetadata(_ agno: UInt32) throws -> [UInt64] {
         let g = image.geometry
         let transaction = Transaction()
         func stash(_ record: RmapRecord, _ ag: UInt32 = agno) throws { try self.stash(record, ag: ag, transaction) }
@@ -169,7 +189,7 @@ public final class RmapScanner: @unchecked Sendable {
 
         try special(0, g.ownFSLength, RmapOwner.fs)
         if let log = g.internalLog, log.agno == agno { try special(log.agbno, log.length, RmapOwner.log) }
-        guard let headers = reading("AG headers", { try image.agHeaders(agno) }) else { return }
+        guard let headers = reading("AG headers", { try image.agHeaders(agno) }) else { return [] }
 
         let inodeRecords = reading("inobt", { try image.inodeBTreeRecords(.inobt, in: headers) }) ?? []
         for record in inodeRecords {
@@ -203,12 +223,7 @@ public final class RmapScanner: @unchecked Sendable {
             }
         }
 
-        for record in inodeRecords {
-            for ino in g.allocatedInodes(record, agno: agno) {
-                try scanInode(ino, agno: agno, stash: stash)
-                progressLock.withLock { progressState.inodes += 1 }
-            }
-        }
+        return inodeRecords.flatMap { g.allocatedInodes($0, agno: agno) }
     }
 
     /// Stashes every block inode `ino` maps, each under the AG its blocks are in.
