@@ -3,11 +3,16 @@ extension BufferCache {
     /// Fibonacci hashing, backward-shift deletion (no tombstones), kept at most half full.
     ///
     /// Not thread-safe: it lives inside the cache's lock.
+    ///
+    /// The table owns its buffers: `insert` retains a buffer once, `remove` (or
+    /// `releaseAll`) balances that, and lookups hand out unretained references. That is what
+    /// keeps every cached buffer, and so every held one, alive without a reference count
+    /// per access.
     struct Table {
         /// The sector numbers in each slot; `emptyKey` marks a free slot.
         private var keys: [Int64]
         /// The buffers, parallel to `keys`.
-        private var buffers: [Buffer?]
+        private var buffers: [Unmanaged<Buffer>?]
         /// Slot count minus one (slot counts are powers of two).
         private var mask: Int
         /// 64 minus log2 of the slot count: the hash's shift.
@@ -36,6 +41,12 @@ extension BufferCache {
         /// The buffer at `address`, if cached.
         @inline(__always)
         func find(_ address: DiskAddress) -> Buffer? {
+            findUnretained(address)?.takeUnretainedValue()
+        }
+
+        /// The buffer at `address`, if cached, unretained (the table keeps it).
+        @inline(__always)
+        func findUnretained(_ address: DiskAddress) -> Unmanaged<Buffer>? {
             var slot = home(address.sectors)
             while true {
                 let key = keys[slot]
@@ -45,27 +56,35 @@ extension BufferCache {
             }
         }
 
-        /// Adds a buffer whose address is not in the table.
+        /// Adds a buffer whose address is not in the table, retaining it.
         mutating func insert(_ buffer: Buffer) {
+            insert(unretained: Unmanaged.passRetained(buffer), sectors: buffer.diskAddress.sectors)
+        }
+
+        /// Adds an already retained buffer under `sectors`.
+        private mutating func insert(unretained buffer: Unmanaged<Buffer>, sectors: Int64) {
             if (count + 1) * 2 > keys.count { grow() }
-            var slot = home(buffer.diskAddress.sectors)
+            var slot = home(sectors)
             while keys[slot] != Table.emptyKey {
-                assert(keys[slot] != buffer.diskAddress.sectors, "\(buffer.diskAddress) inserted twice")
+                assert(keys[slot] != sectors, "sector \(sectors) inserted twice")
                 slot = (slot + 1) & mask
             }
-            keys[slot] = buffer.diskAddress.sectors
+            keys[slot] = sectors
             buffers[slot] = buffer
             count += 1
         }
 
         /// Removes the buffer at `address` (which must be present), closing the gap by
-        /// shifting later members of the probe run back.
+        /// shifting later members of the probe run back, and drops the table's reference:
+        /// the buffer may be freed by this call, so callers touch it no more afterwards.
         mutating func remove(_ address: DiskAddress) {
             var hole = home(address.sectors)
             while keys[hole] != address.sectors {
                 assert(keys[hole] != Table.emptyKey, "\(address) removed but not cached")
                 hole = (hole + 1) & mask
             }
+            let removedSlot = hole
+            let removed = buffers[removedSlot]
             var next = (hole + 1) & mask
             while keys[next] != Table.emptyKey {
                 // An entry may move back into the hole unless its home lies cyclically in
@@ -84,16 +103,22 @@ extension BufferCache {
             keys[hole] = Table.emptyKey
             buffers[hole] = nil
             count -= 1
+            removed?.release()
         }
 
-        /// Every buffer in the table (for purging and teardown).
-        var allBuffers: [Buffer] { buffers.compactMap { $0 } }
+        /// Drops the table's reference to every buffer and empties it (cache teardown).
+        mutating func releaseAll() {
+            for case let buffer? in buffers { buffer.release() }
+            self = Table(slots: 2)
+        }
 
         /// Doubles the slot count and reinserts every buffer.
         private mutating func grow() {
             let old = buffers
             self = Table(slots: keys.count * 2)
-            for case let buffer? in old { insert(buffer) }
+            for case let buffer? in old {
+                insert(unretained: buffer, sectors: buffer._withUnsafeGuaranteedRef { $0.diskAddress.sectors })
+            }
         }
     }
 }

@@ -71,33 +71,54 @@ public final class MemoryTarget: BufferTarget {
     ///   page-aligned; `.beyondTarget` past the target's size; `.lengthMismatch`.
     @inline(__always)
     public func getBuffer(at address: DiskAddress, length: Int) throws(BufferError) -> Buffer {
+        try getBufferUnretained(at: address, length: length).takeUnretainedValue()
+    }
+
+    /// `getBuffer` without a reference count: the cache owns the buffer while it is held.
+    @inline(__always)
+    public func getBufferUnretained(at address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer> {
         try cache.get(address, length: length) { () throws(BufferError) in try makeBuffer(at: address, length: length) }.buffer
     }
 
     /// The page's buffer, held and locked; the first read runs `verifier`'s read check.
     public func readBuffer(at address: DiskAddress, length: Int,
                            verifier: (any BufferVerifier)?) throws(BufferError) -> Buffer {
-        let buffer = try getBuffer(at: address, length: length)
-        if !buffer.isDone {
-            if let verifier {
-                do {
-                    try verifier.verifyRead(buffer)
-                } catch {
-                    buffer.markStale()
-                    release(buffer)
-                    throw .verificationFailed(error)
+        try readBufferUnretained(at: address, length: length, verifier: verifier).takeUnretainedValue()
+    }
+
+    /// `readBuffer` without a reference count: the cache owns the buffer while it is held.
+    public func readBufferUnretained(at address: DiskAddress, length: Int,
+                                     verifier: (any BufferVerifier)?) throws(BufferError) -> Unmanaged<Buffer> {
+        let found = try getBufferUnretained(at: address, length: length)
+        let failure = found._withUnsafeGuaranteedRef { buffer -> VerificationFailure? in
+            if !buffer.isDone {
+                if let verifier {
+                    do throws(VerificationFailure) {
+                        try verifier.verifyRead(buffer)
+                    } catch {
+                        buffer.markStale()
+                        release(buffer)
+                        return error
+                    }
                 }
+                buffer.markDone()
             }
-            buffer.markDone()
+            if !buffer.hasVerifier, let verifier { buffer.verifier = verifier }
+            return nil
         }
-        if !buffer.hasVerifier, let verifier { buffer.verifier = verifier }
-        return buffer
+        if let failure { throw .verificationFailed(failure) }
+        return found
     }
 
     /// Unlocks and drops a hold; the last release of a stale buffer punches its page.
     @inline(__always)
     public func release(_ buffer: Buffer) {
         cache.release(buffer, unlocking: true)
+    }
+
+    /// `release` of each buffer, under one acquisition of the cache lock.
+    public func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>) {
+        cache.releaseAll(buffers)
     }
 
     /// The cache's stale-drop action: punch the buffer's page out of `file`.

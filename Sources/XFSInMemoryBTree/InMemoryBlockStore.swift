@@ -2,6 +2,25 @@ import XFSBTree
 import XFSBuffer
 import XFSTransaction
 
+/// A held block of an in-memory btree: its buffer, unretained, and its page.
+///
+/// Trivially copyable, so the engine's cursor levels are plain values (no reference
+/// counting, no value witnesses). Valid from `readBlock`/`newBlock` until the matching
+/// `release`: the transaction holds the buffer until then, and a held buffer is owned by
+/// its target's cache (see `BufferCache`), so the unretained reference cannot dangle.
+public struct InMemoryBlockHandle {
+    /// The buffer, held through the open transaction.
+    public let buffer: Unmanaged<Buffer>
+    /// The block's bytes: the buffer's page.
+    public let memory: UnsafeMutableRawPointer
+
+    @inlinable
+    init(_ buffer: Unmanaged<Buffer>) {
+        self.buffer = buffer
+        self.memory = buffer._withUnsafeGuaranteedRef { $0.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
+    }
+}
+
 /// Where an in-memory btree's blocks live: pages of a memory target, got through the
 /// transaction the tree's current operation runs in (the kernel's `xfbtree` ops).
 ///
@@ -10,7 +29,7 @@ import XFSTransaction
 /// restore them.
 public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     public typealias Pointer = UInt64
-    public typealias BlockHandle = Buffer
+    public typealias BlockHandle = InMemoryBlockHandle
 
     /// The memory target whose pages are the blocks.
     public let target: MemoryTarget
@@ -124,44 +143,44 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     func address(_ pointer: UInt64) -> DiskAddress { DiskAddress(Int64(pointer &* sectorsPerBlock)) }
 
     @inlinable
-    public func readBlock(_ pointer: UInt64) throws -> Buffer {
+    public func readBlock(_ pointer: UInt64) throws -> InMemoryBlockHandle {
         let transaction = openTransaction
-        let buffer = try transaction.readBuffer(target, at: address(pointer), length: blockSize, verifier: anyVerifier)
+        let buffer = try transaction.readBufferUnretained(target, at: address(pointer), length: blockSize, verifier: anyVerifier)
         // The engine writes first and logs after, so an undoable transaction keeps every
         // block it reads as it was.
-        if transaction.keepsBeforeImages { transaction.willChange(buffer) }
-        return buffer
+        if transaction.keepsBeforeImages { transaction.willChange(unretained: buffer) }
+        return InMemoryBlockHandle(buffer)
     }
 
-    public func newBlock(_ pointer: UInt64) throws -> Buffer {
+    public func newBlock(_ pointer: UInt64) throws -> InMemoryBlockHandle {
         let transaction = openTransaction
-        let buffer = try transaction.getBuffer(target, at: address(pointer), length: blockSize)
-        buffer.verifier = anyVerifier
-        if transaction.keepsBeforeImages { transaction.willChange(buffer) }
-        return buffer
+        let buffer = try transaction.getBufferUnretained(target, at: address(pointer), length: blockSize)
+        buffer._withUnsafeGuaranteedRef { $0.verifier = anyVerifier }
+        if transaction.keepsBeforeImages { transaction.willChange(unretained: buffer) }
+        return InMemoryBlockHandle(buffer)
     }
 
     @inlinable @inline(__always)
-    public func memory(of handle: Buffer) -> UnsafeMutableRawPointer {
-        handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped
+    public func memory(of handle: InMemoryBlockHandle) -> UnsafeMutableRawPointer {
+        handle.memory
     }
 
     @inlinable
-    public func release(_ handle: Buffer) {
-        openTransaction.release(handle)
+    public func release(_ handle: InMemoryBlockHandle) {
+        openTransaction.release(unretained: handle.buffer)
     }
 
     @inlinable
-    public func markDirty(_ handle: Buffer, range: Range<Int>) {
-        openTransaction.log(handle, range: range)
+    public func markDirty(_ handle: InMemoryBlockHandle, range: Range<Int>) {
+        openTransaction.log(unretained: handle.buffer, range: range)
     }
 
     public func allocateBlock() throws -> UInt64? {
         allocator.allocate()
     }
 
-    public func freeBlock(_ handle: Buffer, at pointer: UInt64) throws {
-        openTransaction.invalidate(handle)
+    public func freeBlock(_ handle: InMemoryBlockHandle, at pointer: UInt64) throws {
+        openTransaction.invalidate(unretained: handle.buffer)
         allocator.free(pointer)
     }
 }
