@@ -43,9 +43,9 @@ public final class BufferCache: @unchecked Sendable {
         var table = Table()
         /// The least recently released evictable buffer. Unowned, like the buffers' own
         /// links: every buffer on the list is owned by `table`.
-        unowned(unsafe) var lruHead: Buffer?
+        var lruHead: Unmanaged<Buffer>?
         /// The most recently released evictable buffer.
-        unowned(unsafe) var lruTail: Buffer?
+        var lruTail: Unmanaged<Buffer>?
         /// Counters.
         var statistics = BufferCacheStatistics()
     }
@@ -106,14 +106,24 @@ public final class BufferCache: @unchecked Sendable {
     func get(
         _ address: DiskAddress, length: Int, make: () throws(BufferError) -> Buffer
     ) throws(BufferError) -> (buffer: Unmanaged<Buffer>, created: Bool) {
-        let found = withLock { $0.holdCached(address, length: length) }
+        if let buffer = try getCached(address, length: length) { return (buffer, false) }
+        return try insert(address, length: length, make: make)
+    }
+
+    /// The hit path of `get`: the cached buffer at `address`, held and locked, or nil when
+    /// nothing is cached there (the caller then creates it and calls `get`).
+    @inline(__always)
+    func getCached(_ address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer>? {
+        cxfs_lock_acquire(lockWord)
+        let found = state.holdCached(address, length: length)
+        cxfs_lock_release(lockWord)
         switch found {
         case let .held(buffer, locked):
-            return (lockFound(buffer, locked: locked), false)
+            return lockFound(buffer, locked: locked)
         case let .lengthMismatch(cachedLength):
             throw .lengthMismatch(address: address, cachedLength: cachedLength, requestedLength: length)
         case .missing:
-            return try insert(address, length: length, make: make)
+            return nil
         }
     }
 
@@ -268,11 +278,12 @@ extension BufferCache.State {
     @inline(__always)
     mutating func appendToLRU(_ buffer: Buffer) {
         assert(!buffer.isOnLRU && buffer.holds == 0)
+        let unmanaged = Unmanaged.passUnretained(buffer)
         buffer.isOnLRU = true
         buffer.lruPrevious = lruTail
         buffer.lruNext = nil
-        if let tail = lruTail { tail.lruNext = buffer } else { lruHead = buffer }
-        lruTail = buffer
+        if let tail = lruTail { tail._withUnsafeGuaranteedRef { $0.lruNext = unmanaged } } else { lruHead = unmanaged }
+        lruTail = unmanaged
         statistics.evictableBuffers += 1
     }
 
@@ -282,8 +293,8 @@ extension BufferCache.State {
         assert(buffer.isOnLRU)
         let previous = buffer.lruPrevious
         let next = buffer.lruNext
-        if let previous { previous.lruNext = next } else { lruHead = next }
-        if let next { next.lruPrevious = previous } else { lruTail = previous }
+        if let previous { previous._withUnsafeGuaranteedRef { $0.lruNext = next } } else { lruHead = next }
+        if let next { next._withUnsafeGuaranteedRef { $0.lruPrevious = previous } } else { lruTail = previous }
         buffer.lruPrevious = nil
         buffer.lruNext = nil
         buffer.isOnLRU = false
@@ -304,7 +315,7 @@ extension BufferCache.State {
     mutating func evict(above limit: Int) {
         while statistics.cachedBytes > limit, let victim = lruHead {
             statistics.evictions += 1
-            drop(victim)
+            drop(victim.takeUnretainedValue())
         }
     }
 }

@@ -77,6 +77,13 @@ public final class MemoryTarget: BufferTarget {
     /// `getBuffer` without a reference count: the cache owns the buffer while it is held.
     @inline(__always)
     public func getBufferUnretained(at address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer> {
+        if let cached = try cache.getCached(address, length: length) { return cached }
+        return try getBufferMiss(at: address, length: length)
+    }
+
+    /// The miss path of `getBufferUnretained`.
+    @inline(never)
+    private func getBufferMiss(at address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer> {
         try cache.get(address, length: length) { () throws(BufferError) in try makeBuffer(at: address, length: length) }.buffer
     }
 
@@ -90,24 +97,29 @@ public final class MemoryTarget: BufferTarget {
     public func readBufferUnretained(at address: DiskAddress, length: Int,
                                      verifier: (any BufferVerifier)?) throws(BufferError) -> Unmanaged<Buffer> {
         let found = try getBufferUnretained(at: address, length: length)
-        let failure = found._withUnsafeGuaranteedRef { buffer -> VerificationFailure? in
-            if !buffer.isDone {
-                if let verifier {
-                    do throws(VerificationFailure) {
-                        try verifier.verifyRead(buffer)
-                    } catch {
-                        buffer.markStale()
-                        release(buffer)
-                        return error
-                    }
-                }
-                buffer.markDone()
-            }
-            if !buffer.hasVerifier, let verifier { buffer.verifier = verifier }
-            return nil
-        }
-        if let failure { throw .verificationFailed(failure) }
+        // The common case (a cached, verified buffer) touches no existential: copying the
+        // verifier would retain its box.
+        let needsWork = found._withUnsafeGuaranteedRef { !$0.isDone || !$0.hasVerifier }
+        if needsWork, verifier != nil { try finishRead(found, verifier: verifier) }
+        if needsWork { found._withUnsafeGuaranteedRef { $0.markDone() } }
         return found
+    }
+
+    /// The first read of a buffer: the verifier's read check, then the verifier attached.
+    @inline(never)
+    private func finishRead(_ found: Unmanaged<Buffer>, verifier: (any BufferVerifier)?) throws(BufferError) {
+        let buffer = found.takeUnretainedValue()
+        guard let verifier else { return }
+        if !buffer.isDone {
+            do throws(VerificationFailure) {
+                try verifier.verifyRead(buffer)
+            } catch {
+                buffer.markStale()
+                release(buffer)
+                throw .verificationFailed(error)
+            }
+        }
+        if !buffer.hasVerifier { buffer.verifier = verifier }
     }
 
     /// Unlocks and drops a hold; the last release of a stale buffer punches its page.
