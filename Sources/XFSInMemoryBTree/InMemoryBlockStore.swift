@@ -49,7 +49,11 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     @usableFromInline let sectorsPerBlock: UInt64
 
     /// The transaction blocks join; set for the length of one operation.
-    @usableFromInline @exclusivity(unchecked) var transaction: Transaction?
+    @usableFromInline @exclusivity(unchecked) var transaction: Transaction? {
+        didSet { unretainedTransaction = transaction.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `transaction`, unretained, for the hot paths: valid while `transaction` keeps it.
+    @usableFromInline @exclusivity(unchecked) var unretainedTransaction: Unmanaged<Transaction>?
     /// Whether the tree's RAM state has changed since the last commit, and what it was.
     private var isInTransaction = false
     private var rootAtBegin: UInt64 = 0
@@ -124,6 +128,13 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         return transaction
     }
 
+    /// Runs `body` on the open transaction without retaining it (`transaction` owns it).
+    @inlinable @inline(__always)
+    func withTransaction<Result>(_ body: (Transaction) throws -> Result) rethrows -> Result {
+        guard let unretainedTransaction else { preconditionFailure("in-memory btree used outside a transaction") }
+        return try unretainedTransaction._withUnsafeGuaranteedRef(body)
+    }
+
     // MARK: BTreeBlockStore
 
     public func setRoot(_ root: UInt64, height: Int) {
@@ -144,12 +155,37 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
 
     @inlinable
     public func readBlock(_ pointer: UInt64) throws -> InMemoryBlockHandle {
-        let transaction = openTransaction
-        let buffer = try transaction.readBufferUnretained(target, at: address(pointer), length: blockSize, verifier: anyVerifier)
-        // The engine writes first and logs after, so an undoable transaction keeps every
-        // block it reads as it was.
-        if transaction.keepsBeforeImages { transaction.willChange(unretained: buffer) }
-        return InMemoryBlockHandle(buffer)
+        try withTransaction { transaction in
+            // Got, not read: for a memory target a read is a get plus the verifier's read
+            // check on first use, which `firstRead` does, so the hot path never copies the
+            // verifier existential (a retain of its box).
+            let buffer = try transaction.getBufferUnretained(target, at: address(pointer), length: blockSize)
+            if buffer._withUnsafeGuaranteedRef({ !$0.isDone || !$0.hasVerifier }) {
+                try firstRead(buffer, in: transaction)
+            }
+            // The engine writes first and logs after, so an undoable transaction keeps every
+            // block it reads as it was.
+            if transaction.keepsBeforeImages { transaction.willChange(unretained: buffer) }
+            return InMemoryBlockHandle(buffer)
+        }
+    }
+
+    /// The read check of a block not read since its page was mapped (or reused), and the
+    /// verifier attached for commit; on failure the block is given back, stale.
+    @usableFromInline
+    func firstRead(_ unretained: Unmanaged<Buffer>, in transaction: Transaction) throws(BufferError) {
+        let buffer = unretained.takeUnretainedValue()
+        if !buffer.isDone {
+            do throws(VerificationFailure) {
+                try verifier.verifyRead(buffer)
+            } catch {
+                buffer.markStale()
+                transaction.release(unretained: unretained)
+                throw .verificationFailed(error)
+            }
+            buffer.markDone()
+        }
+        if !buffer.hasVerifier { buffer.verifier = anyVerifier }
     }
 
     public func newBlock(_ pointer: UInt64) throws -> InMemoryBlockHandle {
@@ -167,12 +203,12 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
 
     @inlinable
     public func release(_ handle: InMemoryBlockHandle) {
-        openTransaction.release(unretained: handle.buffer)
+        withTransaction { $0.release(unretained: handle.buffer) }
     }
 
     @inlinable
     public func markDirty(_ handle: InMemoryBlockHandle, range: Range<Int>) {
-        openTransaction.log(unretained: handle.buffer, range: range)
+        withTransaction { $0.log(unretained: handle.buffer, range: range) }
     }
 
     public func allocateBlock() throws -> UInt64? {

@@ -244,7 +244,11 @@ public final class Transaction {
         guard items[i].references == 0, !items[i].isLogged else { return }
         let target = items[i].target
         items.remove(at: i)
-        buffer._withUnsafeGuaranteedRef { targets[Int(target)].release($0) }
+        // Called in place through the array's storage: copying the existential out would
+        // retain the target.
+        targets.withUnsafeBufferPointer { targets in
+            buffer._withUnsafeGuaranteedRef { targets[Int(target)].release($0) }
+        }
     }
 
     /// Marks a joined buffer's block as freed (`xfs_trans_binval`): it is stale, and its
