@@ -37,8 +37,8 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     public let uuid: BTreeUUID
     public let blockSize: Int
     public let maxHeight: Int
-    public private(set) var root: UInt64 = 0
-    public private(set) var height: Int = 1
+    @exclusivity(unchecked) public private(set) var root: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var height: Int = 1
     /// The limits every block of this tree uses.
     let limits: BTreeRecordLimits
     let verifier: InMemoryBlockVerifier<Format>
@@ -55,9 +55,9 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     /// `transaction`, unretained, for the hot paths: valid while `transaction` keeps it.
     @usableFromInline @exclusivity(unchecked) var unretainedTransaction: Unmanaged<Transaction>?
     /// Whether the tree's RAM state has changed since the last commit, and what it was.
-    private var isInTransaction = false
-    private var rootAtBegin: UInt64 = 0
-    private var heightAtBegin = 1
+    @exclusivity(unchecked) private var isInTransaction = false
+    @exclusivity(unchecked) private var rootAtBegin: UInt64 = 0
+    @exclusivity(unchecked) private var heightAtBegin = 1
 
     init(target: MemoryTarget, owner: UInt64, uuid: BTreeUUID, limits: BTreeRecordLimits?) {
         self.target = target

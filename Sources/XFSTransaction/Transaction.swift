@@ -42,8 +42,12 @@ public final class Transaction {
     @usableFromInline @exclusivity(unchecked) var items: [Item] = []
     /// The targets of the joined buffers, each retained once for as long as the transaction
     /// holds buffers of it (cleared when it ends); `targetIDs` is parallel, for lookups.
-    @usableFromInline @exclusivity(unchecked) var targets: [any BufferTarget] = []
+    /// Manually managed storage, so that a target is called in place, without retaining it
+    /// or the array holding it.
+    @usableFromInline let targets: UnsafeMutablePointer<any BufferTarget>
     @usableFromInline @exclusivity(unchecked) var targetIDs: [ObjectIdentifier] = []
+    /// The most targets one transaction may join buffers from.
+    @usableFromInline static let maximumTargets = 8
     /// Scratch list for batch releases, reused across transactions.
     @usableFromInline @exclusivity(unchecked) var releaseBatch: [Unmanaged<Buffer>] = []
     /// Saved pages for undoable transactions, reused across transactions.
@@ -59,10 +63,13 @@ public final class Transaction {
         keepsBeforeImages = keepingBeforeImages
         items.reserveCapacity(16)
         releaseBatch.reserveCapacity(16)
+        targets = .allocate(capacity: Transaction.maximumTargets)
     }
 
     deinit {
         precondition(items.isEmpty, "transaction deinitialized with \(items.count) buffers joined; commit or cancel it")
+        targets.deinitialize(count: targetIDs.count)
+        targets.deallocate()
     }
 
     /// The number of buffers joined.
@@ -87,9 +94,11 @@ public final class Transaction {
     func addTarget(_ target: any BufferTarget) -> Int {
         let t = targetIndex(ObjectIdentifier(target))
         if t >= 0 { return t }
-        targets.append(target)
+        precondition(targetIDs.count < Transaction.maximumTargets,
+                     "a transaction joins buffers of at most \(Transaction.maximumTargets) targets")
+        (targets + targetIDs.count).initialize(to: target)
         targetIDs.append(ObjectIdentifier(target))
-        return targets.count - 1
+        return targetIDs.count - 1
     }
 
     @inlinable @inline(__always)
@@ -244,11 +253,8 @@ public final class Transaction {
         guard items[i].references == 0, !items[i].isLogged else { return }
         let target = items[i].target
         items.remove(at: i)
-        // Called in place through the array's storage: copying the existential out would
-        // retain the target.
-        targets.withUnsafeBufferPointer { targets in
-            buffer._withUnsafeGuaranteedRef { targets[Int(target)].release($0) }
-        }
+        // Called in place: copying the existential out would retain the target.
+        buffer._withUnsafeGuaranteedRef { targets[Int(target)].release($0) }
     }
 
     /// Marks a joined buffer's block as freed (`xfs_trans_binval`): it is stale, and its
@@ -304,7 +310,7 @@ public final class Transaction {
     /// Releases every joined buffer to its target, in join order, one batch per target,
     /// and leaves the transaction empty.
     private func releaseAllItems() {
-        for t in targets.indices {
+        for t in targetIDs.indices {
             releaseBatch.removeAll(keepingCapacity: true)
             let target = Int32(truncatingIfNeeded: t)
             for item in items where item.target == target { releaseBatch.append(item.buffer) }
@@ -312,7 +318,7 @@ public final class Transaction {
         }
         items.removeAll(keepingCapacity: true)
         releaseBatch.removeAll(keepingCapacity: true)
-        targets.removeAll(keepingCapacity: true)
+        targets.deinitialize(count: targetIDs.count)
         targetIDs.removeAll(keepingCapacity: true)
         beforeImagesUsed = 0
     }
