@@ -51,7 +51,7 @@ public final class BufferCache: @unchecked Sendable {
     }
 
     /// The cache's state; only `withLock` touches it.
-    @exclusivity(unchecked) private var state = State()
+    @exclusivity(unchecked) private var state: State
     /// The word of the lock guarding `state` (see CXFSShims).
     private let lockWord: UnsafeMutablePointer<UInt32>
 
@@ -65,9 +65,20 @@ public final class BufferCache: @unchecked Sendable {
     public init(capacity: Int, dropStale: @escaping @Sendable (Buffer) -> Void = { _ in }) {
         precondition(capacity >= 0, "a cache capacity cannot be negative (\(capacity))")
         self.capacity = capacity
+        self.state = State()
         self.dropStale = dropStale
         self.lockWord = .allocate(capacity: 1)
         self.lockWord.initialize(to: 0)
+    }
+
+    /// An empty cache whose buffers sit at multiples of `sectorsPerBlock` (a power of two)
+    /// numbered densely from 0, such as a memory target's pages: buffers are found through
+    /// a page table indexed by block number instead of a hash. Addresses that are not
+    /// multiples of `sectorsPerBlock` are never cached.
+    public convenience init(capacity: Int, denseSectorsPerBlock sectorsPerBlock: Int,
+                            dropStale: @escaping @Sendable (Buffer) -> Void = { _ in }) {
+        self.init(capacity: capacity, dropStale: dropStale)
+        state.table = Table(denseSectorsPerSlot: sectorsPerBlock)
     }
 
     deinit {

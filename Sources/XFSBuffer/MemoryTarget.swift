@@ -40,7 +40,7 @@ public final class MemoryTarget: BufferTarget {
         self.partition = nil
         self.base = 0
         self.size = file.maximumSize
-        self.cache = BufferCache(capacity: cacheCapacity, dropStale: MemoryTarget.punchAction(file: file, base: 0))
+        self.cache = BufferCache(capacity: cacheCapacity, denseSectorsPerBlock: MemoryTarget.sectorsPerBlock, dropStale: MemoryTarget.punchAction(file: file, base: 0))
         self.pageOwner = file
     }
 
@@ -50,7 +50,7 @@ public final class MemoryTarget: BufferTarget {
         self.partition = partition
         self.base = partition.base
         self.size = partition.size
-        self.cache = BufferCache(capacity: cacheCapacity,
+        self.cache = BufferCache(capacity: cacheCapacity, denseSectorsPerBlock: MemoryTarget.sectorsPerBlock,
                                  dropStale: MemoryTarget.punchAction(file: partition.file, base: partition.base))
         self.pageOwner = partition
     }
