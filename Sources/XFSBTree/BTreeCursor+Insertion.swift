@@ -68,7 +68,7 @@ extension BTreeCursor {
                         updateKeysAfterAdding(level: level, index: pos, low: low,
                                               high: high > parentHigh ? high : parentHigh)
                     } else {
-                        updateKeys(fromLevel: level)
+                        updateKeysAfterChanging(fromLevel: level)
                     }
                     return structural
                 }
@@ -83,7 +83,7 @@ extension BTreeCursor {
                         updateKeysAfterAdding(level: level, index: 0, low: low,
                                               high: high > parentHigh ? high : parentHigh)
                     } else {
-                        updateKeys(fromLevel: level)
+                        updateKeysAfterChanging(fromLevel: level)
                     }
                     return structural
                 }
