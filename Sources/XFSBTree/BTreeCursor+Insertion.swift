@@ -53,15 +53,38 @@ extension BTreeCursor {
                 return structural
             }
             if !isRoot {
-                if try shiftRightToMakeRoom(level: level) {
+                // The high key the parent holds for this block, and whether the entry a
+                // shift moves out holds it: if not, the block's high key after the shift is
+                // still that one (plus the new entry's), and no rescan is needed.
+                let parentHigh = Format.isOverlapping
+                    ? Format.loadKey(from: path[level + 1].block.highKey(path[level + 1].index, layout))
+                    : Format.loadKey(from: path[level + 1].block.key(path[level + 1].index, layout))
+                if let removedHigh = try shiftRightToMakeRoom(level: level) {
                     putEntry(entry, into: b, handle: path[level].handle!, level: level, at: pos)
-                    updateKeys(fromLevel: level)
+                    let (low, high) = entry.keys
+                    if !Format.isOverlapping || removedHigh < parentHigh {
+                        // Only the last entry left: the low key changes only if the entry
+                        // went first, and the high key can only grow.
+                        updateKeysAfterAdding(level: level, index: pos, low: low,
+                                              high: high > parentHigh ? high : parentHigh)
+                    } else {
+                        updateKeysAfterChanging(fromLevel: level)
+                    }
                     return structural
                 }
-                if try shiftLeftToMakeRoom(level: level) {
+                if let removedHigh = try shiftLeftToMakeRoom(level: level) {
                     putEntry(entry, into: b, handle: path[level].handle!, level: level, at: pos - 1)
                     path[level].index = pos - 1
-                    updateKeys(fromLevel: level)
+                    if !Format.isOverlapping || removedHigh < parentHigh {
+                        // The first entry left: the low key is the new first entry's; the high
+                        // key can only grow.
+                        let (_, high) = entry.keys
+                        let (low, _) = entryKeys(b, 0, level: level)
+                        updateKeysAfterAdding(level: level, index: 0, low: low,
+                                              high: high > parentHigh ? high : parentHigh)
+                    } else {
+                        updateKeysAfterChanging(fromLevel: level)
+                    }
                     return structural
                 }
             }
@@ -113,20 +136,22 @@ extension BTreeCursor {
 
     /// Moves the last entry of the full block at `level` into its right sibling, if the
     /// sibling has room and the moved entry is not where the insert goes (libxfs `rshift`).
+    /// Returns the moved entry's high key, or nil when nothing moved.
     @inlinable
-    mutating func shiftRightToMakeRoom(level: Int) throws -> Bool {
+    mutating func shiftRightToMakeRoom(level: Int) throws -> Format.Key? {
         let b = path[level].block
         let n = b.numrecs
         let right = b.rightSibling(Store.Pointer.self)
-        if right.isNull || path[level].index >= n - 1 { return false }
-        guard try siblingHasRoom(right, level: level) else { return false }
+        if right.isNull || path[level].index >= n - 1 { return nil }
+        guard try siblingHasRoom(right, level: level) else { return nil }
         var t = try duplicate(fromLevel: level)
         guard try t.stepRight(atLevel: level), t.path[level].pointer == right else {
             throw corrupt(.siblings, level: level, "right sibling \(right) is not the next block under the parent")
         }
         let rb = t.path[level].block
         let rn = rb.numrecs
-        if rn >= layout.limits.maxRecords(level: level) { return false }
+        if rn >= layout.limits.maxRecords(level: level) { return nil }
+        let movedHigh = entryKeys(b, n - 1, level: level).1
         rb.moveEntries(from: 0, to: 1, count: rn, level: level, layout)
         rb.copyEntries(from: b, at: n - 1, to: 0, count: 1, level: level, layout)
         rb.numrecs = rn + 1
@@ -136,33 +161,36 @@ extension BTreeCursor {
         // The sibling only gained an entry, at index 0: its keys follow without a rescan.
         let (low, high) = entryKeys(rb, 0, level: level)
         t.updateKeysAfterAdding(level: level, index: 0, low: low, high: high)
-        return true
+        return movedHigh
     }
 
     /// Moves the first entry of the full block at `level` into its left sibling, if the
-    /// sibling has room and the insert does not go first (libxfs `lshift`).
+    /// sibling has room and the insert does not go first (libxfs `lshift`). Returns the
+    /// moved entry's high key, or nil when nothing moved.
     @inlinable
-    mutating func shiftLeftToMakeRoom(level: Int) throws -> Bool {
+    mutating func shiftLeftToMakeRoom(level: Int) throws -> Format.Key? {
         let b = path[level].block
         let n = b.numrecs
         let left = b.leftSibling(Store.Pointer.self)
-        if left.isNull || path[level].index <= 0 { return false }
-        guard try siblingHasRoom(left, level: level) else { return false }
+        if left.isNull || path[level].index <= 0 { return nil }
+        guard try siblingHasRoom(left, level: level) else { return nil }
         var t = try duplicate(fromLevel: level)
         guard try t.stepLeft(atLevel: level), t.path[level].pointer == left else {
             throw corrupt(.siblings, level: level, "left sibling \(left) is not the previous block under the parent")
         }
         let lb = t.path[level].block
         let ln = lb.numrecs
-        if ln >= layout.limits.maxRecords(level: level) { return false }
+        if ln >= layout.limits.maxRecords(level: level) { return nil }
+        let (movedLow, movedHigh) = entryKeys(b, 0, level: level)
         lb.copyEntries(from: b, at: 0, to: ln, count: 1, level: level, layout)
         lb.numrecs = ln + 1
         b.moveEntries(from: 1, to: 0, count: n - 1, level: level, layout)
         b.numrecs = n - 1
         logEntries(t.path[level].handle!, level: level, from: ln, to: ln + 1)
         logEntries(path[level].handle!, level: level, from: 0, to: n - 1)
-        t.updateKeys(fromLevel: level)
-        return true
+        // The sibling only gained an entry, at its end: its keys follow without a rescan.
+        t.updateKeysAfterAdding(level: level, index: ln, low: movedLow, high: movedHigh)
+        return movedHigh
     }
 
     /// Whether the sibling block at `pointer` has room for one more entry. Read and released

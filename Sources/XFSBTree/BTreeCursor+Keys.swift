@@ -64,6 +64,48 @@ extension BTreeCursor {
         }
     }
 
+    /// `updateKeys(fromLevel:)` when only the block at `start` changed and every key above
+    /// it was exact before: the block is rescanned, but its ancestors are not. Each
+    /// ancestor's new keys follow from the keys its own parent holds for it and the change of
+    /// one slot: its low key changes only through slot 0, and its high key is the new slot
+    /// high when that is larger, stays when the old slot high was not the maximum, and is
+    /// rescanned only when the slot that held the maximum shrank.
+    @inlinable
+    func updateKeysAfterChanging(fromLevel start: Int) {
+        guard start + 1 < path.count else { return }
+        let b = path[start].block
+        if b.numrecs == 0 { return }
+        var (low, high) = Self.blockKeys(b, level: start, layout)
+        var level = start
+        while level + 1 < path.count {
+            let pb = path[level + 1].block
+            let slot = path[level + 1].index
+            let pLow = Format.loadKey(from: pb.key(slot, layout))
+            let pHigh = Format.isOverlapping ? Format.loadKey(from: pb.highKey(slot, layout)) : pLow
+            if pLow == low && (!Format.isOverlapping || pHigh == high) { return }
+            storeSlotKeys(level: level + 1, slot: slot, low: low, high: high)
+            guard level + 2 < path.count else { return }
+            let gb = path[level + 2].block
+            let gslot = path[level + 2].index
+            let gLow = Format.loadKey(from: gb.key(gslot, layout))
+            let newLow = slot == 0 ? low : gLow
+            var newHigh = newLow
+            if Format.isOverlapping {
+                let gHigh = Format.loadKey(from: gb.highKey(gslot, layout))
+                if high >= gHigh {
+                    newHigh = high
+                } else if pHigh < gHigh {
+                    newHigh = gHigh
+                } else {
+                    newHigh = Self.blockKeys(pb, level: level + 1, layout).high
+                }
+            }
+            low = newLow
+            high = newHigh
+            level += 1
+        }
+    }
+
     /// Key maintenance after only *adding* an entry with keys (`low`, `high`) at `index` of
     /// the block at `level`: the block's low key changes only when `index` is 0 and its high
     /// key only grows, so no block needs rescanning.

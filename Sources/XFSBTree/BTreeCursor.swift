@@ -69,8 +69,10 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     }
 
     deinit {
-        for level in path {
-            if let h = level.handle { store.release(h) }
+        var i = 0
+        while i < path.count {
+            if let h = path[i].handle { store.release(h) }
+            i += 1
         }
     }
 

@@ -49,9 +49,9 @@ public final class Buffer: @unchecked Sendable {
     @exclusivity(unchecked) var isOnLRU = false
     /// LRU neighbours. Unowned: every buffer on the list is also in the table, which owns it,
     /// and leaves the list before the table. Guarded by the cache lock.
-    @exclusivity(unchecked) unowned(unsafe) var lruPrevious: Buffer?
+    @exclusivity(unchecked) var lruPrevious: Unmanaged<Buffer>?
     /// See `lruPrevious`.
-    @exclusivity(unchecked) unowned(unsafe) var lruNext: Buffer?
+    @exclusivity(unchecked) var lruNext: Unmanaged<Buffer>?
 
     // MARK: State under the buffer's lock
 

@@ -43,15 +43,15 @@ public final class BufferCache: @unchecked Sendable {
         var table = Table()
         /// The least recently released evictable buffer. Unowned, like the buffers' own
         /// links: every buffer on the list is owned by `table`.
-        unowned(unsafe) var lruHead: Buffer?
+        var lruHead: Unmanaged<Buffer>?
         /// The most recently released evictable buffer.
-        unowned(unsafe) var lruTail: Buffer?
+        var lruTail: Unmanaged<Buffer>?
         /// Counters.
         var statistics = BufferCacheStatistics()
     }
 
     /// The cache's state; only `withLock` touches it.
-    @exclusivity(unchecked) private var state = State()
+    @exclusivity(unchecked) private var state: State
     /// The word of the lock guarding `state` (see CXFSShims).
     private let lockWord: UnsafeMutablePointer<UInt32>
 
@@ -65,12 +65,24 @@ public final class BufferCache: @unchecked Sendable {
     public init(capacity: Int, dropStale: @escaping @Sendable (Buffer) -> Void = { _ in }) {
         precondition(capacity >= 0, "a cache capacity cannot be negative (\(capacity))")
         self.capacity = capacity
+        self.state = State()
         self.dropStale = dropStale
         self.lockWord = .allocate(capacity: 1)
         self.lockWord.initialize(to: 0)
     }
 
+    /// An empty cache whose buffers sit at multiples of `sectorsPerBlock` (a power of two)
+    /// numbered densely from 0, such as a memory target's pages: buffers are found through
+    /// a page table indexed by block number instead of a hash. Addresses that are not
+    /// multiples of `sectorsPerBlock` are never cached.
+    public convenience init(capacity: Int, denseSectorsPerBlock sectorsPerBlock: Int,
+                            dropStale: @escaping @Sendable (Buffer) -> Void = { _ in }) {
+        self.init(capacity: capacity, dropStale: dropStale)
+        state.table = Table(denseSectorsPerSlot: sectorsPerBlock)
+    }
+
     deinit {
+        state.table.releaseAll()
         lockWord.deallocate()
     }
 
@@ -84,8 +96,9 @@ public final class BufferCache: @unchecked Sendable {
 
     /// What a lookup found.
     enum Lookup {
-        /// The buffer, held; `locked` tells whether its lock was taken too.
-        case held(Buffer, locked: Bool)
+        /// The buffer, held; `locked` tells whether its lock was taken too. Unretained: the
+        /// table owns it, and a held buffer stays in the table.
+        case held(Unmanaged<Buffer>, locked: Bool)
         /// A buffer with another length is cached at the address.
         case lengthMismatch(cachedLength: Int)
         /// Nothing is cached at the address.
@@ -97,18 +110,31 @@ public final class BufferCache: @unchecked Sendable {
     ///
     /// A stale buffer found here is being reused for a new block: its flags and verifier
     /// are cleared, as the kernel does.
+    ///
+    /// The buffer comes back unretained: the cache's table owns it and keeps it while it is
+    /// held, so it is valid until the caller's matching `release`.
     @inline(__always)
     func get(
         _ address: DiskAddress, length: Int, make: () throws(BufferError) -> Buffer
-    ) throws(BufferError) -> (buffer: Buffer, created: Bool) {
-        let found = withLock { $0.holdCached(address, length: length) }
+    ) throws(BufferError) -> (buffer: Unmanaged<Buffer>, created: Bool) {
+        if let buffer = try getCached(address, length: length) { return (buffer, false) }
+        return try insert(address, length: length, make: make)
+    }
+
+    /// The hit path of `get`: the cached buffer at `address`, held and locked, or nil when
+    /// nothing is cached there (the caller then creates it and calls `get`).
+    @inline(__always)
+    func getCached(_ address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer>? {
+        cxfs_lock_acquire(lockWord)
+        let found = state.holdCached(address, length: length)
+        cxfs_lock_release(lockWord)
         switch found {
         case let .held(buffer, locked):
-            return (lockFound(buffer, locked: locked), false)
+            return lockFound(buffer, locked: locked)
         case let .lengthMismatch(cachedLength):
             throw .lengthMismatch(address: address, cachedLength: cachedLength, requestedLength: length)
         case .missing:
-            return try insert(address, length: length, make: make)
+            return nil
         }
     }
 
@@ -116,7 +142,7 @@ public final class BufferCache: @unchecked Sendable {
     @inline(never)
     private func insert(
         _ address: DiskAddress, length: Int, make: () throws(BufferError) -> Buffer
-    ) throws(BufferError) -> (buffer: Buffer, created: Bool) {
+    ) throws(BufferError) -> (buffer: Unmanaged<Buffer>, created: Bool) {
         let fresh = try make()
         assert(fresh.diskAddress == address && fresh.length == length)
         let found: Lookup = withLock { state in
@@ -130,11 +156,11 @@ public final class BufferCache: @unchecked Sendable {
             state.statistics.misses += 1
             state.statistics.cachedBuffers += 1
             state.statistics.cachedBytes += length
-            return .held(fresh, locked: true)
+            return .held(Unmanaged.passUnretained(fresh), locked: true)
         }
         switch found {
         case let .held(buffer, locked):
-            if buffer === fresh { return (fresh, true) }
+            if buffer.toOpaque() == Unmanaged.passUnretained(fresh).toOpaque() { return (buffer, true) }
             return (lockFound(buffer, locked: locked), false) // lost the race: take the winner's
         case let .lengthMismatch(cachedLength):
             throw .lengthMismatch(address: address, cachedLength: cachedLength, requestedLength: length)
@@ -146,13 +172,15 @@ public final class BufferCache: @unchecked Sendable {
     /// Finishes a hit: takes the lock if the cache-lock section could not, and resets a stale
     /// buffer that is being reused.
     @inline(__always)
-    private func lockFound(_ buffer: Buffer, locked: Bool) -> Buffer {
-        if !locked { waitForLock(buffer) }
-        if buffer.flags.contains(.stale) {
-            buffer.flags = []
-            buffer.verifier = nil
+    private func lockFound(_ found: Unmanaged<Buffer>, locked: Bool) -> Unmanaged<Buffer> {
+        found._withUnsafeGuaranteedRef { buffer in
+            if !locked { waitForLock(buffer) }
+            if buffer.flags.contains(.stale) {
+                buffer.flags = []
+                buffer.verifier = nil
+            }
         }
-        return buffer
+        return found
     }
 
     /// Sleeps until the held buffer's lock is free, then takes it.
@@ -174,26 +202,49 @@ public final class BufferCache: @unchecked Sendable {
     /// one stays cached but unevictable.
     @inline(__always)
     func release(_ buffer: Buffer, unlocking: Bool) {
-        let wake = withLock { state -> Bool in
-            precondition(buffer.holds > 0, "release of \(buffer.diskAddress), which nobody holds")
-            assert(buffer.isCached, "release of \(buffer.diskAddress), which is not cached")
-            let wake = unlocking && buffer.unlockGuarded()
-            buffer.holds -= 1
-            guard buffer.holds == 0 else { return wake }
-            // Nobody else holds the buffer, so nobody can change its flags now; their last
-            // writes happened before their own release took this lock.
-            let flags = buffer.flags
-            if flags.contains(.stale) {
-                dropStale(buffer)
-                state.drop(buffer)
-                state.statistics.staleDrops += 1
-            } else if !flags.contains(.dirty) {
-                state.appendToLRU(buffer)
-                state.evict(above: capacity)
-            }
-            return wake
-        }
+        let wake = withLock { state in releaseLocked(&state, buffer, unlocking: unlocking) }
+        // A buffer with sleepers is still held by them, so it is still cached and alive.
         if wake { buffer.wakeSleepers() }
+    }
+
+    /// Unlocks and drops one hold of each buffer, under one acquisition of the cache lock:
+    /// `release(_:unlocking: true)` for a batch (a transaction's commit).
+    func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>) {
+        guard !buffers.isEmpty else { return }
+        // Buffers whose lock has sleepers; woken after the cache lock is dropped (they are
+        // still held by the sleepers, so still alive then).
+        var toWake: [Unmanaged<Buffer>] = []
+        withLock { state in
+            for unmanaged in buffers {
+                let wake = unmanaged._withUnsafeGuaranteedRef { releaseLocked(&state, $0, unlocking: true) }
+                if wake { toWake.append(unmanaged) }
+            }
+        }
+        for unmanaged in toWake { unmanaged._withUnsafeGuaranteedRef { $0.wakeSleepers() } }
+    }
+
+    /// The body of `release` with the cache lock held; true when the buffer lock's sleepers
+    /// must be woken. The buffer may be freed by this call (a stale buffer's last release):
+    /// the caller touches it afterwards only when the result is true.
+    @inline(__always)
+    private func releaseLocked(_ state: inout State, _ buffer: Buffer, unlocking: Bool) -> Bool {
+        precondition(buffer.holds > 0, "release of \(buffer.diskAddress), which nobody holds")
+        assert(buffer.isCached, "release of \(buffer.diskAddress), which is not cached")
+        let wake = unlocking && buffer.unlockGuarded()
+        buffer.holds -= 1
+        guard buffer.holds == 0 else { return wake }
+        // Nobody else holds the buffer, so nobody can change its flags now; their last
+        // writes happened before their own release took this lock.
+        let flags = buffer.flags
+        if flags.contains(.stale) {
+            dropStale(buffer)
+            state.statistics.staleDrops += 1
+            state.drop(buffer)
+        } else if !flags.contains(.dirty) {
+            state.appendToLRU(buffer)
+            state.evict(above: capacity)
+        }
+        return wake
     }
 
     /// Adds a hold to a buffer the caller already holds (no lock is taken).
@@ -224,23 +275,26 @@ extension BufferCache.State {
     /// Finds the buffer at `address` and adds a hold, taking its lock if it is free.
     @inline(__always)
     mutating func holdCached(_ address: DiskAddress, length: Int) -> BufferCache.Lookup {
-        guard let buffer = table.find(address) else { return .missing }
-        guard buffer.length == length else { return .lengthMismatch(cachedLength: buffer.length) }
-        buffer.holds += 1
-        if buffer.isOnLRU { removeFromLRU(buffer) }
-        statistics.hits += 1
-        return .held(buffer, locked: buffer.tryLockGuarded())
+        guard let found = table.findUnretained(address) else { return .missing }
+        return found._withUnsafeGuaranteedRef { buffer in
+            guard buffer.length == length else { return .lengthMismatch(cachedLength: buffer.length) }
+            buffer.holds += 1
+            if buffer.isOnLRU { removeFromLRU(buffer) }
+            statistics.hits += 1
+            return .held(found, locked: buffer.tryLockGuarded())
+        }
     }
 
     /// Appends an unheld clean buffer to the LRU list (most recent end).
     @inline(__always)
     mutating func appendToLRU(_ buffer: Buffer) {
         assert(!buffer.isOnLRU && buffer.holds == 0)
+        let unmanaged = Unmanaged.passUnretained(buffer)
         buffer.isOnLRU = true
         buffer.lruPrevious = lruTail
         buffer.lruNext = nil
-        if let tail = lruTail { tail.lruNext = buffer } else { lruHead = buffer }
-        lruTail = buffer
+        if let tail = lruTail { tail._withUnsafeGuaranteedRef { $0.lruNext = unmanaged } } else { lruHead = unmanaged }
+        lruTail = unmanaged
         statistics.evictableBuffers += 1
     }
 
@@ -250,28 +304,29 @@ extension BufferCache.State {
         assert(buffer.isOnLRU)
         let previous = buffer.lruPrevious
         let next = buffer.lruNext
-        if let previous { previous.lruNext = next } else { lruHead = next }
-        if let next { next.lruPrevious = previous } else { lruTail = previous }
+        if let previous { previous._withUnsafeGuaranteedRef { $0.lruNext = next } } else { lruHead = next }
+        if let next { next._withUnsafeGuaranteedRef { $0.lruPrevious = previous } } else { lruTail = previous }
         buffer.lruPrevious = nil
         buffer.lruNext = nil
         buffer.isOnLRU = false
         statistics.evictableBuffers -= 1
     }
 
-    /// Removes a buffer from the cache (and the LRU list).
+    /// Removes a buffer from the cache (and the LRU list). The table's reference goes last:
+    /// the buffer may be freed by this call.
     mutating func drop(_ buffer: Buffer) {
         if buffer.isOnLRU { removeFromLRU(buffer) }
-        table.remove(buffer.diskAddress)
         buffer.isCached = false
         statistics.cachedBuffers -= 1
         statistics.cachedBytes -= buffer.length
+        table.remove(buffer.diskAddress)
     }
 
     /// Evicts least recently released buffers while the cache holds more than `limit` bytes.
     mutating func evict(above limit: Int) {
         while statistics.cachedBytes > limit, let victim = lruHead {
-            drop(victim)
             statistics.evictions += 1
+            drop(victim.takeUnretainedValue())
         }
     }
 }

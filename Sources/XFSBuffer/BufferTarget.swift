@@ -27,9 +27,35 @@ public protocol BufferTarget: AnyObject, Sendable {
     /// Unlocks the buffer and drops the caller's hold. The last release of a stale buffer
     /// removes it from the cache (and, on a memory target, punches its page).
     func release(_ buffer: Buffer)
+
+    /// `getBuffer`, returning the buffer unretained: valid until the matching release,
+    /// because the target's cache owns every buffer it holds. For layers that keep their
+    /// own (unowned) record of held buffers, such as transactions.
+    func getBufferUnretained(at address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer>
+
+    /// `readBuffer`, returning the buffer unretained (see `getBufferUnretained`).
+    func readBufferUnretained(at address: DiskAddress, length: Int,
+                              verifier: (any BufferVerifier)?) throws(BufferError) -> Unmanaged<Buffer>
+
+    /// `release` of every buffer in `buffers`, in one pass.
+    func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>)
 }
 
 extension BufferTarget {
+    /// Defaults: through the retaining calls.
+    public func getBufferUnretained(at address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer> {
+        Unmanaged.passUnretained(try getBuffer(at: address, length: length))
+    }
+
+    public func readBufferUnretained(at address: DiskAddress, length: Int,
+                                     verifier: (any BufferVerifier)?) throws(BufferError) -> Unmanaged<Buffer> {
+        Unmanaged.passUnretained(try readBuffer(at: address, length: length, verifier: verifier))
+    }
+
+    public func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>) {
+        for buffer in buffers { release(buffer.takeUnretainedValue()) }
+    }
+
     /// Adds a hold to a buffer the caller already holds, without locking it (`xfs_buf_hold`).
     /// Drop it with `releaseHold(_:)`.
     public func hold(_ buffer: Buffer) {

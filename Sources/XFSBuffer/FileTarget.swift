@@ -66,7 +66,7 @@ public final class FileTarget: BufferTarget {
         checkShape(address, length: length)
         return try cache.get(address, length: length) { () throws(BufferError) in
             Buffer(diskAddress: address, ownedLength: length)
-        }.buffer
+        }.buffer.takeUnretainedValue()
     }
 
     /// The buffer at `address`, held and locked, read from the device (once) and checked
@@ -141,6 +141,11 @@ public final class FileTarget: BufferTarget {
     /// Unlocks the buffer and drops a hold.
     public func release(_ buffer: Buffer) {
         cache.release(buffer, unlocking: true)
+    }
+
+    /// `release` of each buffer, under one acquisition of the cache lock.
+    public func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>) {
+        cache.releaseAll(buffers)
     }
 
     /// Fills a buffer from the device, continuing interrupted and short reads.

@@ -40,7 +40,7 @@ public final class MemoryTarget: BufferTarget {
         self.partition = nil
         self.base = 0
         self.size = file.maximumSize
-        self.cache = BufferCache(capacity: cacheCapacity, dropStale: MemoryTarget.punchAction(file: file, base: 0))
+        self.cache = BufferCache(capacity: cacheCapacity, denseSectorsPerBlock: MemoryTarget.sectorsPerBlock, dropStale: MemoryTarget.punchAction(file: file, base: 0))
         self.pageOwner = file
     }
 
@@ -50,7 +50,7 @@ public final class MemoryTarget: BufferTarget {
         self.partition = partition
         self.base = partition.base
         self.size = partition.size
-        self.cache = BufferCache(capacity: cacheCapacity,
+        self.cache = BufferCache(capacity: cacheCapacity, denseSectorsPerBlock: MemoryTarget.sectorsPerBlock,
                                  dropStale: MemoryTarget.punchAction(file: partition.file, base: partition.base))
         self.pageOwner = partition
     }
@@ -71,33 +71,66 @@ public final class MemoryTarget: BufferTarget {
     ///   page-aligned; `.beyondTarget` past the target's size; `.lengthMismatch`.
     @inline(__always)
     public func getBuffer(at address: DiskAddress, length: Int) throws(BufferError) -> Buffer {
+        try getBufferUnretained(at: address, length: length).takeUnretainedValue()
+    }
+
+    /// `getBuffer` without a reference count: the cache owns the buffer while it is held.
+    @inline(__always)
+    public func getBufferUnretained(at address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer> {
+        if let cached = try cache.getCached(address, length: length) { return cached }
+        return try getBufferMiss(at: address, length: length)
+    }
+
+    /// The miss path of `getBufferUnretained`.
+    @inline(never)
+    private func getBufferMiss(at address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer> {
         try cache.get(address, length: length) { () throws(BufferError) in try makeBuffer(at: address, length: length) }.buffer
     }
 
     /// The page's buffer, held and locked; the first read runs `verifier`'s read check.
     public func readBuffer(at address: DiskAddress, length: Int,
                            verifier: (any BufferVerifier)?) throws(BufferError) -> Buffer {
-        let buffer = try getBuffer(at: address, length: length)
+        try readBufferUnretained(at: address, length: length, verifier: verifier).takeUnretainedValue()
+    }
+
+    /// `readBuffer` without a reference count: the cache owns the buffer while it is held.
+    public func readBufferUnretained(at address: DiskAddress, length: Int,
+                                     verifier: (any BufferVerifier)?) throws(BufferError) -> Unmanaged<Buffer> {
+        let found = try getBufferUnretained(at: address, length: length)
+        // The common case (a cached, verified buffer) touches no existential: copying the
+        // verifier would retain its box.
+        let needsWork = found._withUnsafeGuaranteedRef { !$0.isDone || !$0.hasVerifier }
+        if needsWork, verifier != nil { try finishRead(found, verifier: verifier) }
+        if needsWork { found._withUnsafeGuaranteedRef { $0.markDone() } }
+        return found
+    }
+
+    /// The first read of a buffer: the verifier's read check, then the verifier attached.
+    @inline(never)
+    private func finishRead(_ found: Unmanaged<Buffer>, verifier: (any BufferVerifier)?) throws(BufferError) {
+        let buffer = found.takeUnretainedValue()
+        guard let verifier else { return }
         if !buffer.isDone {
-            if let verifier {
-                do {
-                    try verifier.verifyRead(buffer)
-                } catch {
-                    buffer.markStale()
-                    release(buffer)
-                    throw .verificationFailed(error)
-                }
+            do throws(VerificationFailure) {
+                try verifier.verifyRead(buffer)
+            } catch {
+                buffer.markStale()
+                release(buffer)
+                throw .verificationFailed(error)
             }
-            buffer.markDone()
         }
-        if !buffer.hasVerifier, let verifier { buffer.verifier = verifier }
-        return buffer
+        if !buffer.hasVerifier { buffer.verifier = verifier }
     }
 
     /// Unlocks and drops a hold; the last release of a stale buffer punches its page.
     @inline(__always)
     public func release(_ buffer: Buffer) {
         cache.release(buffer, unlocking: true)
+    }
+
+    /// `release` of each buffer, under one acquisition of the cache lock.
+    public func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>) {
+        cache.releaseAll(buffers)
     }
 
     /// The cache's stale-drop action: punch the buffer's page out of `file`.

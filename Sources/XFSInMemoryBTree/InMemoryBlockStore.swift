@@ -2,6 +2,25 @@ import XFSBTree
 import XFSBuffer
 import XFSTransaction
 
+/// A held block of an in-memory btree: its buffer, unretained, and its page.
+///
+/// Trivially copyable, so the engine's cursor levels are plain values (no reference
+/// counting, no value witnesses). Valid from `readBlock`/`newBlock` until the matching
+/// `release`: the transaction holds the buffer until then, and a held buffer is owned by
+/// its target's cache (see `BufferCache`), so the unretained reference cannot dangle.
+public struct InMemoryBlockHandle {
+    /// The buffer, held through the open transaction.
+    public let buffer: Unmanaged<Buffer>
+    /// The block's bytes: the buffer's page.
+    public let memory: UnsafeMutableRawPointer
+
+    @inlinable
+    init(_ buffer: Unmanaged<Buffer>) {
+        self.buffer = buffer
+        self.memory = buffer._withUnsafeGuaranteedRef { $0.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
+    }
+}
+
 /// Where an in-memory btree's blocks live: pages of a memory target, got through the
 /// transaction the tree's current operation runs in (the kernel's `xfbtree` ops).
 ///
@@ -10,7 +29,7 @@ import XFSTransaction
 /// restore them.
 public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     public typealias Pointer = UInt64
-    public typealias BlockHandle = Buffer
+    public typealias BlockHandle = InMemoryBlockHandle
 
     /// The memory target whose pages are the blocks.
     public let target: MemoryTarget
@@ -18,8 +37,8 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     public let uuid: BTreeUUID
     public let blockSize: Int
     public let maxHeight: Int
-    public private(set) var root: UInt64 = 0
-    public private(set) var height: Int = 1
+    @exclusivity(unchecked) public private(set) var root: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var height: Int = 1
     /// The limits every block of this tree uses.
     let limits: BTreeRecordLimits
     let verifier: InMemoryBlockVerifier<Format>
@@ -30,11 +49,15 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     @usableFromInline let sectorsPerBlock: UInt64
 
     /// The transaction blocks join; set for the length of one operation.
-    @usableFromInline @exclusivity(unchecked) var transaction: Transaction?
+    @usableFromInline @exclusivity(unchecked) var transaction: Transaction? {
+        didSet { unretainedTransaction = transaction.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `transaction`, unretained, for the hot paths: valid while `transaction` keeps it.
+    @usableFromInline @exclusivity(unchecked) var unretainedTransaction: Unmanaged<Transaction>?
     /// Whether the tree's RAM state has changed since the last commit, and what it was.
-    private var isInTransaction = false
-    private var rootAtBegin: UInt64 = 0
-    private var heightAtBegin = 1
+    @exclusivity(unchecked) private var isInTransaction = false
+    @exclusivity(unchecked) private var rootAtBegin: UInt64 = 0
+    @exclusivity(unchecked) private var heightAtBegin = 1
 
     init(target: MemoryTarget, owner: UInt64, uuid: BTreeUUID, limits: BTreeRecordLimits?) {
         self.target = target
@@ -105,6 +128,13 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         return transaction
     }
 
+    /// Runs `body` on the open transaction without retaining it (`transaction` owns it).
+    @inlinable @inline(__always)
+    func withTransaction<Result>(_ body: (Transaction) throws -> Result) rethrows -> Result {
+        guard let unretainedTransaction else { preconditionFailure("in-memory btree used outside a transaction") }
+        return try unretainedTransaction._withUnsafeGuaranteedRef(body)
+    }
+
     // MARK: BTreeBlockStore
 
     public func setRoot(_ root: UInt64, height: Int) {
@@ -124,44 +154,69 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     func address(_ pointer: UInt64) -> DiskAddress { DiskAddress(Int64(pointer &* sectorsPerBlock)) }
 
     @inlinable
-    public func readBlock(_ pointer: UInt64) throws -> Buffer {
-        let transaction = openTransaction
-        let buffer = try transaction.readBuffer(target, at: address(pointer), length: blockSize, verifier: anyVerifier)
-        // The engine writes first and logs after, so an undoable transaction keeps every
-        // block it reads as it was.
-        if transaction.keepsBeforeImages { transaction.willChange(buffer) }
-        return buffer
+    public func readBlock(_ pointer: UInt64) throws -> InMemoryBlockHandle {
+        try withTransaction { transaction in
+            // Got, not read: for a memory target a read is a get plus the verifier's read
+            // check on first use, which `firstRead` does, so the hot path never copies the
+            // verifier existential (a retain of its box).
+            let buffer = try transaction.getBufferUnretained(target, at: address(pointer), length: blockSize)
+            if buffer._withUnsafeGuaranteedRef({ !$0.isDone || !$0.hasVerifier }) {
+                try firstRead(buffer, in: transaction)
+            }
+            // The engine writes first and logs after, so an undoable transaction keeps every
+            // block it reads as it was.
+            if transaction.keepsBeforeImages { transaction.willChange(unretained: buffer) }
+            return InMemoryBlockHandle(buffer)
+        }
     }
 
-    public func newBlock(_ pointer: UInt64) throws -> Buffer {
+    /// The read check of a block not read since its page was mapped (or reused), and the
+    /// verifier attached for commit; on failure the block is given back, stale.
+    @usableFromInline
+    func firstRead(_ unretained: Unmanaged<Buffer>, in transaction: Transaction) throws(BufferError) {
+        let buffer = unretained.takeUnretainedValue()
+        if !buffer.isDone {
+            do throws(VerificationFailure) {
+                try verifier.verifyRead(buffer)
+            } catch {
+                buffer.markStale()
+                transaction.release(unretained: unretained)
+                throw .verificationFailed(error)
+            }
+            buffer.markDone()
+        }
+        if !buffer.hasVerifier { buffer.verifier = anyVerifier }
+    }
+
+    public func newBlock(_ pointer: UInt64) throws -> InMemoryBlockHandle {
         let transaction = openTransaction
-        let buffer = try transaction.getBuffer(target, at: address(pointer), length: blockSize)
-        buffer.verifier = anyVerifier
-        if transaction.keepsBeforeImages { transaction.willChange(buffer) }
-        return buffer
+        let buffer = try transaction.getBufferUnretained(target, at: address(pointer), length: blockSize)
+        buffer._withUnsafeGuaranteedRef { $0.verifier = anyVerifier }
+        if transaction.keepsBeforeImages { transaction.willChange(unretained: buffer) }
+        return InMemoryBlockHandle(buffer)
     }
 
     @inlinable @inline(__always)
-    public func memory(of handle: Buffer) -> UnsafeMutableRawPointer {
-        handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped
+    public func memory(of handle: InMemoryBlockHandle) -> UnsafeMutableRawPointer {
+        handle.memory
     }
 
     @inlinable
-    public func release(_ handle: Buffer) {
-        openTransaction.release(handle)
+    public func release(_ handle: InMemoryBlockHandle) {
+        withTransaction { $0.release(unretained: handle.buffer) }
     }
 
     @inlinable
-    public func markDirty(_ handle: Buffer, range: Range<Int>) {
-        openTransaction.log(handle, range: range)
+    public func markDirty(_ handle: InMemoryBlockHandle, range: Range<Int>) {
+        withTransaction { $0.log(unretained: handle.buffer, range: range) }
     }
 
     public func allocateBlock() throws -> UInt64? {
         allocator.allocate()
     }
 
-    public func freeBlock(_ handle: Buffer, at pointer: UInt64) throws {
-        openTransaction.invalidate(handle)
+    public func freeBlock(_ handle: InMemoryBlockHandle, at pointer: UInt64) throws {
+        openTransaction.invalidate(unretained: handle.buffer)
         allocator.free(pointer)
     }
 }

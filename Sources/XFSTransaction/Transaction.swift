@@ -6,35 +6,50 @@ import XFSBuffer
 /// A transaction is reusable: `commit` and `cancel` leave it empty and ready for the next
 /// operation, so a loop that stashes one record per transaction allocates nothing.
 public final class Transaction {
-    /// One joined buffer.
+    /// One joined buffer. Trivially copyable: the array of items is moved and scanned with
+    /// plain memory operations, and no reference count changes per join or release.
     @usableFromInline
     struct Item {
-        /// The buffer, held and locked by this transaction. Unowned: a held buffer stays in
-        /// its target's cache, whose table owns it, until its last release (which this
-        /// transaction does last), so the item needs no reference count of its own.
-        @usableFromInline unowned(unsafe) let buffer: Buffer
-        /// The target it came from, to release it there.
-        @usableFromInline let target: any BufferTarget
-        /// Whether the transaction changed the buffer (logged a range, or invalidated it).
-        @usableFromInline var isLogged: Bool
+        /// The buffer, held and locked by this transaction. Unretained: a held buffer stays
+        /// in its target's cache, whose table owns it, until its last release (which this
+        /// transaction does last).
+        @usableFromInline let buffer: Unmanaged<Buffer>
+        /// The buffer's disk address in sectors, so that lookups by address do not touch
+        /// the buffer object.
+        @usableFromInline let sectors: Int64
+        /// Index into `targets` of the target it came from, to release it there.
+        @usableFromInline let target: Int32
         /// Index into `beforeImages` of the bytes as they were when first changed, or -1.
-        @usableFromInline var beforeImage: Int
+        @usableFromInline var beforeImage: Int32
         /// How many times the operation got the buffer through this transaction and has not
         /// released it yet (the kernel's `bli_recur` plus one): a btree may hold one block
         /// through two cursors.
-        @usableFromInline var references: Int
+        @usableFromInline var references: Int32
+        /// Whether the transaction changed the buffer (logged a range, or invalidated it).
+        @usableFromInline var isLogged: Bool
 
         @usableFromInline
-        init(buffer: Buffer, target: any BufferTarget) {
+        init(buffer: Unmanaged<Buffer>, sectors: Int64, target: Int) {
             self.buffer = buffer
-            self.target = target
-            self.isLogged = false
+            self.sectors = sectors
+            self.target = Int32(truncatingIfNeeded: target)
             self.beforeImage = -1
             self.references = 1
+            self.isLogged = false
         }
     }
 
     @usableFromInline @exclusivity(unchecked) var items: [Item] = []
+    /// The targets of the joined buffers, each retained once for as long as the transaction
+    /// holds buffers of it (cleared when it ends); `targetIDs` is parallel, for lookups.
+    /// Manually managed storage, so that a target is called in place, without retaining it
+    /// or the array holding it.
+    @usableFromInline let targets: UnsafeMutablePointer<any BufferTarget>
+    @usableFromInline @exclusivity(unchecked) var targetIDs: [ObjectIdentifier] = []
+    /// The most targets one transaction may join buffers from.
+    @usableFromInline static let maximumTargets = 8
+    /// Scratch list for batch releases, reused across transactions.
+    @usableFromInline @exclusivity(unchecked) var releaseBatch: [Unmanaged<Buffer>] = []
     /// Saved pages for undoable transactions, reused across transactions.
     @usableFromInline var beforeImages: [[UInt8]] = []
     @usableFromInline var beforeImagesUsed = 0
@@ -47,10 +62,14 @@ public final class Transaction {
     public init(keepingBeforeImages: Bool = false) {
         keepsBeforeImages = keepingBeforeImages
         items.reserveCapacity(16)
+        releaseBatch.reserveCapacity(16)
+        targets = .allocate(capacity: Transaction.maximumTargets)
     }
 
     deinit {
         precondition(items.isEmpty, "transaction deinitialized with \(items.count) buffers joined; commit or cancel it")
+        targets.deinitialize(count: targetIDs.count)
+        targets.deallocate()
     }
 
     /// The number of buffers joined.
@@ -59,23 +78,53 @@ public final class Transaction {
     /// Whether any joined buffer was changed.
     public var isDirty: Bool { items.contains { $0.isLogged } }
 
-    @inlinable
-    func index(of buffer: Buffer) -> Int? {
+    /// The index of `target` in `targets`, or -1.
+    @inlinable @inline(__always)
+    func targetIndex(_ target: ObjectIdentifier) -> Int {
+        var t = 0
+        while t < targetIDs.count {
+            if targetIDs[t] == target { return t }
+            t += 1
+        }
+        return -1
+    }
+
+    /// The index of `target` in `targets`, adding it when missing.
+    @usableFromInline
+    func addTarget(_ target: any BufferTarget) -> Int {
+        let t = targetIndex(ObjectIdentifier(target))
+        if t >= 0 { return t }
+        precondition(targetIDs.count < Transaction.maximumTargets,
+                     "a transaction joins buffers of at most \(Transaction.maximumTargets) targets")
+        (targets + targetIDs.count).initialize(to: target)
+        targetIDs.append(ObjectIdentifier(target))
+        return targetIDs.count - 1
+    }
+
+    @inlinable @inline(__always)
+    func index(of buffer: Unmanaged<Buffer>) -> Int? {
         // Transactions hold a handful of buffers (a btree path and its siblings): a linear
         // scan beats any table.
+        let wanted = buffer.toOpaque()
         var i = items.count - 1
         while i >= 0 {
-            if items[i].buffer === buffer { return i }
+            if items[i].buffer.toOpaque() == wanted { return i }
             i -= 1
         }
         return nil
     }
 
-    @inlinable
-    func index(of address: DiskAddress, in target: AnyObject) -> Int? {
+    @inlinable @inline(__always)
+    func index(of buffer: Buffer) -> Int? {
+        index(of: Unmanaged.passUnretained(buffer))
+    }
+
+    @inlinable @inline(__always)
+    func index(of address: DiskAddress, inTarget target: Int) -> Int? {
+        let sectors = address.sectors, target = Int32(truncatingIfNeeded: target)
         var i = items.count - 1
         while i >= 0 {
-            if items[i].buffer.diskAddress == address && items[i].target === target { return i }
+            if items[i].sectors == sectors && items[i].target == target { return i }
             i -= 1
         }
         return nil
@@ -86,12 +135,21 @@ public final class Transaction {
     /// `target`, held, locked and joined.
     @inlinable
     public func getBuffer<Target: BufferTarget>(_ target: Target, at address: DiskAddress, length: Int) throws(BufferError) -> Buffer {
-        if let i = index(of: address, in: target) {
+        try getBufferUnretained(target, at: address, length: length).takeUnretainedValue()
+    }
+
+    /// `getBuffer`, returning the buffer unretained: valid while the transaction holds it.
+    @inlinable
+    public func getBufferUnretained<Target: BufferTarget>(
+        _ target: Target, at address: DiskAddress, length: Int
+    ) throws(BufferError) -> Unmanaged<Buffer> {
+        let t = targetIndex(ObjectIdentifier(target))
+        if t >= 0, let i = index(of: address, inTarget: t) {
             items[i].references += 1
             return items[i].buffer
         }
-        let buffer = try target.getBuffer(at: address, length: length)
-        items.append(Item(buffer: buffer, target: target))
+        let buffer = try target.getBufferUnretained(at: address, length: length)
+        items.append(Item(buffer: buffer, sectors: address.sectors, target: t >= 0 ? t : addTarget(target)))
         return buffer
     }
 
@@ -100,12 +158,21 @@ public final class Transaction {
     @inlinable
     public func readBuffer<Target: BufferTarget>(_ target: Target, at address: DiskAddress, length: Int,
                            verifier: (any BufferVerifier)?) throws(BufferError) -> Buffer {
-        if let i = index(of: address, in: target) {
+        try readBufferUnretained(target, at: address, length: length, verifier: verifier).takeUnretainedValue()
+    }
+
+    /// `readBuffer`, returning the buffer unretained: valid while the transaction holds it.
+    @inlinable
+    public func readBufferUnretained<Target: BufferTarget>(
+        _ target: Target, at address: DiskAddress, length: Int, verifier: (any BufferVerifier)?
+    ) throws(BufferError) -> Unmanaged<Buffer> {
+        let t = targetIndex(ObjectIdentifier(target))
+        if t >= 0, let i = index(of: address, inTarget: t) {
             items[i].references += 1
             return items[i].buffer
         }
-        let buffer = try target.readBuffer(at: address, length: length, verifier: verifier)
-        items.append(Item(buffer: buffer, target: target))
+        let buffer = try target.readBufferUnretained(at: address, length: length, verifier: verifier)
+        items.append(Item(buffer: buffer, sectors: address.sectors, target: t >= 0 ? t : addTarget(target)))
         return buffer
     }
 
@@ -113,7 +180,8 @@ public final class Transaction {
     /// it. Joining a buffer twice is a no-op.
     public func join(_ buffer: Buffer, from target: any BufferTarget) {
         guard index(of: buffer) == nil else { return }
-        items.append(Item(buffer: buffer, target: target))
+        items.append(Item(buffer: Unmanaged.passUnretained(buffer), sectors: buffer.diskAddress.sectors,
+                          target: addTarget(target)))
     }
 
     /// Records that the operation is about to change `buffer`: an undoable transaction
@@ -123,21 +191,27 @@ public final class Transaction {
     /// - Precondition: the buffer is joined.
     @inlinable
     public func willChange(_ buffer: Buffer) {
+        willChange(unretained: Unmanaged.passUnretained(buffer))
+    }
+
+    /// `willChange` for a buffer this transaction returned unretained.
+    @inlinable
+    public func willChange(unretained buffer: Unmanaged<Buffer>) {
         guard keepsBeforeImages else { return }
-        guard let i = index(of: buffer) else { preconditionFailure("\(buffer) is not joined to this transaction") }
+        guard let i = index(of: buffer) else { preconditionFailure("a buffer is not joined to this transaction") }
         saveBeforeImage(at: i)
     }
 
     @usableFromInline
     func saveBeforeImage(at i: Int) {
         guard items[i].beforeImage < 0 else { return }
-        let buffer = items[i].buffer
+        let buffer = items[i].buffer.takeUnretainedValue()
         if beforeImagesUsed == beforeImages.count { beforeImages.append([]) }
         buffer.withUnsafeBytes { bytes in
             beforeImages[beforeImagesUsed].removeAll(keepingCapacity: true)
             beforeImages[beforeImagesUsed].append(contentsOf: bytes)
         }
-        items[i].beforeImage = beforeImagesUsed
+        items[i].beforeImage = Int32(beforeImagesUsed)
         beforeImagesUsed += 1
     }
 
@@ -147,12 +221,20 @@ public final class Transaction {
     /// - Precondition: the buffer is joined and the range lies inside it.
     @inlinable
     public func log(_ buffer: Buffer, range: Range<Int>) {
-        precondition(range.lowerBound >= 0 && range.upperBound <= buffer.length,
-                     "logged range \(range) is outside \(buffer)")
-        guard let i = index(of: buffer) else { preconditionFailure("\(buffer) is not joined to this transaction") }
+        log(unretained: Unmanaged.passUnretained(buffer), range: range)
+    }
+
+    /// `log` for a buffer this transaction returned unretained.
+    @inlinable
+    public func log(unretained buffer: Unmanaged<Buffer>, range: Range<Int>) {
+        guard let i = index(of: buffer) else { preconditionFailure("a buffer is not joined to this transaction") }
+        buffer._withUnsafeGuaranteedRef { buffer in
+            precondition(range.lowerBound >= 0 && range.upperBound <= buffer.length,
+                         "logged range \(range) is outside \(buffer)")
+            buffer.markDirty()
+        }
         if keepsBeforeImages { saveBeforeImage(at: i) }
         items[i].isLogged = true
-        buffer.markDirty()
     }
 
     /// Gives back one reference to a joined buffer (`xfs_trans_brelse`): when the last
@@ -160,11 +242,19 @@ public final class Transaction {
     /// changed one stays joined until the transaction ends.
     @inlinable
     public func release(_ buffer: Buffer) {
+        release(unretained: Unmanaged.passUnretained(buffer))
+    }
+
+    /// `release` for a buffer this transaction returned unretained.
+    @inlinable
+    public func release(unretained buffer: Unmanaged<Buffer>) {
         guard let i = index(of: buffer) else { return }
         if items[i].references > 0 { items[i].references -= 1 }
         guard items[i].references == 0, !items[i].isLogged else { return }
-        let item = items.remove(at: i)
-        item.target.release(item.buffer)
+        let target = items[i].target
+        items.remove(at: i)
+        // Called in place: copying the existential out would retain the target.
+        buffer._withUnsafeGuaranteedRef { targets[Int(target)].release($0) }
     }
 
     /// Marks a joined buffer's block as freed (`xfs_trans_binval`): it is stale, and its
@@ -172,10 +262,15 @@ public final class Transaction {
     ///
     /// - Precondition: the buffer is joined.
     public func invalidate(_ buffer: Buffer) {
-        guard let i = index(of: buffer) else { preconditionFailure("\(buffer) is not joined to this transaction") }
+        invalidate(unretained: Unmanaged.passUnretained(buffer))
+    }
+
+    /// `invalidate` for a buffer this transaction returned unretained.
+    public func invalidate(unretained buffer: Unmanaged<Buffer>) {
+        guard let i = index(of: buffer) else { preconditionFailure("a buffer is not joined to this transaction") }
         if keepsBeforeImages { saveBeforeImage(at: i) }
         items[i].isLogged = true
-        buffer.markStale()
+        buffer._withUnsafeGuaranteedRef { $0.markStale() }
     }
 
     /// Ends the transaction by laundering (`xfbtree_trans_commit`): every buffer is
@@ -185,20 +280,19 @@ public final class Transaction {
     /// - Throws: the first verification failure, after every buffer has been detached.
     public func commit() throws(BufferError) {
         var firstFailure: BufferError?
-        for item in items {
-            let buffer = item.buffer
-            if buffer.isDirty && !buffer.isStale {
-                do throws(BufferError) {
-                    try buffer.verifyStructure()
-                } catch {
-                    if firstFailure == nil { firstFailure = error }
+        for item in items where item.isLogged {
+            item.buffer._withUnsafeGuaranteedRef { buffer in
+                if buffer.isDirty && !buffer.isStale {
+                    do throws(BufferError) {
+                        try buffer.verifyStructure()
+                    } catch {
+                        if firstFailure == nil { firstFailure = error }
+                    }
+                    buffer.clearDirty()
                 }
-                buffer.clearDirty()
             }
-            item.target.release(buffer)
         }
-        items.removeAll(keepingCapacity: true)
-        beforeImagesUsed = 0
+        releaseAllItems()
         if let firstFailure { throw firstFailure }
     }
 
@@ -207,14 +301,25 @@ public final class Transaction {
     /// buffer is released unverified. Without before-images nothing is rolled back, as in
     /// the kernel, and the caller must treat the structure as lost.
     public func cancel() {
-        for item in items {
-            let buffer = item.buffer
-            if item.beforeImage >= 0 {
-                buffer.restore(beforeImages[item.beforeImage])
-            }
-            item.target.release(buffer)
+        for item in items where item.beforeImage >= 0 {
+            item.buffer._withUnsafeGuaranteedRef { $0.restore(beforeImages[Int(item.beforeImage)]) }
+        }
+        releaseAllItems()
+    }
+
+    /// Releases every joined buffer to its target, in join order, one batch per target,
+    /// and leaves the transaction empty.
+    private func releaseAllItems() {
+        for t in targetIDs.indices {
+            releaseBatch.removeAll(keepingCapacity: true)
+            let target = Int32(truncatingIfNeeded: t)
+            for item in items where item.target == target { releaseBatch.append(item.buffer) }
+            releaseBatch.withUnsafeBufferPointer { targets[t].releaseAll($0) }
         }
         items.removeAll(keepingCapacity: true)
+        releaseBatch.removeAll(keepingCapacity: true)
+        targets.deinitialize(count: targetIDs.count)
+        targetIDs.removeAll(keepingCapacity: true)
         beforeImagesUsed = 0
     }
 }
