@@ -24,7 +24,15 @@ struct DumpCommand: ParsableCommand {
         let texts = try ParallelAGs.map(ags) { agno in
             let headers = try image.agHeaders(agno)
             var text = ""
-            for record in try image.rmapRecords(in: headers) {
+            var previous: RmapRecord?
+            for (i, record) in try image.rmapRecords(in: headers).enumerated() {
+                // A well-formed rmapbt holds strictly increasing keys; anything else (keys out
+                // of order, a leaf reached through two pointers) is not what the tree means.
+                if let previous, !(RmapFormat.lowKey(of: previous) < RmapFormat.lowKey(of: record)) {
+                    throw ToolFailure(description: "AG \(agno) rmapbt: record \(i) (\(RmapText.describe(record))) "
+                        + "does not sort after record \(i - 1) (\(RmapText.describe(previous))): keys out of order or a leaf reached twice")
+                }
+                previous = record
                 text += RmapText.line(agno: agno, record)
                 text += "\n"
             }

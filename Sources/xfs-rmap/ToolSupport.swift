@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Glibc
+import XFSBuffer
 import XFSFormat
 
 /// An error that ends the tool with a one-line message on stderr and exit code 2 ("could
@@ -12,6 +13,10 @@ struct ToolFailure: Error, CustomStringConvertible {
     static func opening(_ path: String) throws -> XFSImage {
         do {
             return try XFSImage(path: path)
+        } catch let error as XFSFormatError where error.location == path {
+            throw ToolFailure(description: error.description)
+        } catch BufferError.openFailed(let failed, let code) {
+            throw ToolFailure(description: "\(failed): cannot open: \(Errno(code))")
         } catch {
             throw ToolFailure(description: "\(path): \(error)")
         }

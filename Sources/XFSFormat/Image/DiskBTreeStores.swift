@@ -1,5 +1,26 @@
+import Synchronization
 import XFSBTree
 import XFSBuffer
+
+/// The disk addresses of the blocks one disk store currently holds.
+///
+/// The file target hands out buffers locked, and a lock is not recursive: a corrupt tree
+/// whose pointer leads back to a block the walk already holds on its path (a child pointer
+/// naming its own parent or ancestor) would make the walk wait on itself forever. Each disk
+/// store therefore refuses to read a block it still holds and reports a pointer cycle.
+final class HeldBlocks: Sendable {
+    private let addresses = Mutex<Set<UInt64>>([])
+
+    /// Records that `daddr` is now held; false when it already was.
+    func take(_ daddr: UInt64) -> Bool {
+        addresses.withLock { $0.insert(daddr).inserted }
+    }
+
+    /// Records that `daddr` is no longer held.
+    func drop(_ daddr: UInt64) {
+        _ = addresses.withLock { $0.remove(daddr) }
+    }
+}
 
 /// Checks a btree block's CRC32c when it is read from disk (the CRC half of libxfs'
 /// `*_read_verify`; the engine checks the header fields).
@@ -33,6 +54,7 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     private let agLength: UInt32
     private let firstBlock: UInt32
     private let verifier: BTreeBlockCRCVerifier
+    private let held = HeldBlocks()
 
     /// The tree of AG `agno` whose root and height the AG header gives; `maxHeight` is the
     /// filesystem's limit for this tree type.
@@ -56,17 +78,34 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     /// Inside the AG and past its header blocks.
     public func isValid(_ pointer: UInt32) -> Bool { pointer >= firstBlock && pointer < agLength }
 
+    /// Reads the block (CRC checked). Throws `XFSFormatError` naming the AG and block for a
+    /// bad CRC, or when the walk already holds the block (a pointer cycle).
     public func readBlock(_ pointer: UInt32) throws -> Buffer {
+        let daddr = diskAddress(of: pointer)
+        guard held.take(daddr) else {
+            throw XFSFormatError(.corrupt, "AG \(agno) \(Format.name) block \(pointer)",
+                                 "reached again while the walk holds it: a pointer cycle")
+        }
         do {
-            return try image.target.readBuffer(
-                at: DiskAddress(Int64(diskAddress(of: pointer))), length: blockSize, verifier: verifier)
+            return try image.target.readBuffer(at: DiskAddress(Int64(daddr)), length: blockSize, verifier: verifier)
         } catch .verificationFailed(let failure) {
+            held.drop(daddr)
             throw XFSFormatError(.badCRC, "AG \(agno) \(Format.name) block \(pointer)", failure.check)
+        } catch .readPastEnd(_, _, let got) {
+            held.drop(daddr)
+            throw XFSFormatError(.truncated, "AG \(agno) \(Format.name) block \(pointer)", "the image ends inside the block (\(got) bytes read)")
+        } catch {
+            held.drop(daddr)
+            throw error
         }
     }
 
     public func memory(of handle: Buffer) -> UnsafeMutableRawPointer { handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
-    public func release(_ handle: Buffer) { image.target.release(handle) }
+
+    public func release(_ handle: Buffer) {
+        held.drop(UInt64(truncatingIfNeeded: handle.diskAddress.sectors))
+        image.target.release(handle)
+    }
 
     // A disk tree read for checking is never changed.
     public func setRoot(_ root: UInt32, height: Int) { preconditionFailure("\(Format.name) of AG \(agno) is read-only") }
@@ -95,6 +134,7 @@ public final class BmbtSubtreeStore: BTreeBlockStore {
     public let blockSize: Int
     public let uuid: BTreeUUID
     private let verifier: BTreeBlockCRCVerifier
+    private let held = HeldBlocks()
 
     /// The subtree whose top block is `child` at `height` levels (the inode root's level).
     public init(image: XFSImage, inode: UInt64, child: UInt64, height: Int) {
@@ -112,17 +152,34 @@ public final class BmbtSubtreeStore: BTreeBlockStore {
     public func diskAddress(of pointer: UInt64) -> UInt64 { image.geometry.daddr(fsBlock: pointer) }
     public func isValid(_ pointer: UInt64) -> Bool { image.geometry.isValidFSBlock(pointer) }
 
+    /// Reads the block (CRC checked). Throws `XFSFormatError` naming the inode and block for
+    /// a bad CRC, or when the walk already holds the block (a pointer cycle).
     public func readBlock(_ pointer: UInt64) throws -> Buffer {
+        let daddr = diskAddress(of: pointer)
+        guard held.take(daddr) else {
+            throw XFSFormatError(.corrupt, "inode \(inode) bmbt block \(pointer)",
+                                 "reached again while the walk holds it: a pointer cycle")
+        }
         do {
-            return try image.target.readBuffer(
-                at: DiskAddress(Int64(diskAddress(of: pointer))), length: blockSize, verifier: verifier)
+            return try image.target.readBuffer(at: DiskAddress(Int64(daddr)), length: blockSize, verifier: verifier)
         } catch .verificationFailed(let failure) {
+            held.drop(daddr)
             throw XFSFormatError(.badCRC, "inode \(inode) bmbt block \(pointer)", failure.check)
+        } catch .readPastEnd(_, _, let got) {
+            held.drop(daddr)
+            throw XFSFormatError(.truncated, "inode \(inode) bmbt block \(pointer)", "the image ends inside the block (\(got) bytes read)")
+        } catch {
+            held.drop(daddr)
+            throw error
         }
     }
 
     public func memory(of handle: Buffer) -> UnsafeMutableRawPointer { handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
-    public func release(_ handle: Buffer) { image.target.release(handle) }
+
+    public func release(_ handle: Buffer) {
+        held.drop(UInt64(truncatingIfNeeded: handle.diskAddress.sectors))
+        image.target.release(handle)
+    }
 
     public func setRoot(_ root: UInt64, height: Int) { preconditionFailure("bmbt of inode \(inode) is read-only") }
     public func newBlock(_ pointer: UInt64) throws -> Buffer { preconditionFailure("bmbt of inode \(inode) is read-only") }

@@ -35,7 +35,11 @@ extension XFSImage {
         let store = AGBTreeStore<Format>(image: self, agno: headers.agno, root: root, height: Int(height), maxHeight: maxHeight)
         var cursor = BTreeCursor<Format, AGBTreeStore<Format>>(store: store)
         defer { cursor.close() }
-        return try body(&cursor)
+        do {
+            return try body(&cursor)
+        } catch BTreeError.corrupt(let name, let fault) {
+            throw XFSFormatError(fault, in: "AG \(headers.agno) \(name)")
+        }
     }
 
     /// Every record of one AG btree, in key order.
@@ -120,18 +124,35 @@ extension XFSImage {
                 let store = BmbtSubtreeStore(image: self, inode: inode.core.ino, child: child, height: Int(root.level))
                 var cursor = BTreeCursor<BmbtFormat, BmbtSubtreeStore>(store: store)
                 defer { cursor.close() }
-                _ = try cursor.visitBlocks { info in
-                    result.bmbtBlocks.append(info.pointer)
-                    return .proceed
-                }
-                _ = try cursor.queryAll { extent in
-                    result.extents.append(extent)
-                    return .proceed
+                do {
+                    _ = try cursor.visitBlocks { info in
+                        result.bmbtBlocks.append(info.pointer)
+                        return .proceed
+                    }
+                    _ = try cursor.queryAll { extent in
+                        result.extents.append(extent)
+                        return .proceed
+                    }
+                } catch BTreeError.corrupt(let name, let fault) {
+                    throw XFSFormatError(fault, in: "inode \(inode.core.ino) \(name)")
                 }
             }
         default:
             break
         }
         return result
+    }
+}
+
+extension XFSFormatError {
+    /// A structural fault the engine found in a disk btree, as a format error whose location
+    /// names the tree (`tree`, e.g. "AG 1 rmapbt") and the block: "AG 1 rmapbt block 10:
+    /// magic check failed at level 0: magic 0xfc6d7d51, expected 0x524d4233".
+    init(_ fault: BTreeFault, in tree: String) {
+        let location = fault.pointer.map { "\(tree) block \($0)" } ?? tree
+        var detail = "\(fault.check.rawValue) check failed"
+        if let level = fault.level { detail += " at level \(level)" }
+        if let index = fault.index { detail += ", entry \(index)" }
+        self.init(.corrupt, location, detail + ": " + fault.detail)
     }
 }
