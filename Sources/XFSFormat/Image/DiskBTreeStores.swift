@@ -115,53 +115,111 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     public func freeBlock(_ handle: Buffer, at pointer: UInt32) throws { preconditionFailure("\(Format.name) of AG \(agno) is read-only") }
 }
 
-/// A read-only store for the on-disk part of one inode fork's bmbt, below the root that
-/// lives in the inode: the subtree under one of the root's pointers. 64-bit fsblock
-/// pointers, long v5 headers owned by the inode, CRC checked as each block is read.
+/// A held bmbt block: a buffer read from disk, or the fork's root, which lives in the inode.
+public enum BmbtBlockHandle {
+    /// An on-disk bmbt block.
+    case disk(Buffer)
+    /// The root, as a block built in memory from the inode's fork.
+    case inodeRoot
+}
+
+/// A read-only store for one inode fork's bmbt: the root that lives in the inode (presented
+/// to the engine as a block of its own at ``rootPointer``) and the on-disk blocks below it,
+/// with 64-bit fsblock pointers, long v5 headers owned by the inode, and the CRC checked as
+/// each disk block is read.
 ///
-/// The engine runs on each subtree in turn (their leaves are also linked by siblings
-/// across subtrees, which the engine does not need to follow).
-public final class BmbtSubtreeStore: BTreeBlockStore {
+/// Treating the whole fork as one tree lets the engine walk a level through its sibling
+/// links, which run across the children of the in-inode root (libxfs does the same with
+/// its `if_broot`).
+public final class BmbtStore: BTreeBlockStore {
     public typealias Pointer = UInt64
-    public typealias BlockHandle = Buffer
+    public typealias BlockHandle = BmbtBlockHandle
+
+    /// The pointer that stands for the root in the inode: no real fsblock has it.
+    public static let rootPointer: UInt64 = 0xFFFF_FFFF_FFFF_FFFE
 
     public let image: XFSImage
     /// The inode that owns the fork.
     public let inode: UInt64
-    public let root: UInt64
+    public var root: UInt64 { Self.rootPointer }
     public let height: Int
     public let maxHeight: Int
     public let blockSize: Int
     public let uuid: BTreeUUID
     private let verifier: BTreeBlockCRCVerifier
     private let held = HeldBlocks()
+    /// The in-inode root laid out as a long-format node block.
+    private let rootBlock: UnsafeMutableRawPointer
 
-    /// The subtree whose top block is `child` at `height` levels (the inode root's level).
-    public init(image: XFSImage, inode: UInt64, child: UInt64, height: Int) {
+    /// The bmbt of `inode` whose in-inode root is `root`.
+    ///
+    /// - Throws: `XFSFormatError` when the root's level is 0 or too high for a bmbt.
+    public init(image: XFSImage, inode: UInt64, fork: InodeFork.Which, root: BmbtRoot) throws(XFSFormatError) {
         self.image = image
         self.inode = inode
-        self.root = child
-        self.height = height
         self.maxHeight = 9 // a bmbt of 2^54 blocks at the minimum fill stays below this
-        self.blockSize = Int(image.geometry.blockSize)
+        let blockSize = Int(image.geometry.blockSize)
+        self.blockSize = blockSize
         self.uuid = image.metadataUUID
         self.verifier = BTreeBlockCRCVerifier(name: BmbtFormat.name, crcOffset: BTreeHeaderFormat.long.checksumOffset)
+        guard root.level >= 1, Int(root.level) < maxHeight, root.pointers.count == root.keys.count else {
+            throw XFSFormatError(.corrupt, "inode \(inode)", "\(fork) fork bmbt root level \(root.level) is outside 1...\(maxHeight - 1)")
+        }
+        self.height = Int(root.level) + 1
+        // Header (72 bytes), then keys, then pointers after maxrecs key slots (§3.3).
+        let header = BTreeHeaderFormat.long.size
+        let maxNode = (blockSize - header) / (BmbtFormat.keySize + 8)
+        guard root.pointers.count <= maxNode else {
+            throw XFSFormatError(.corrupt, "inode \(inode)", "\(fork) fork bmbt root has \(root.pointers.count) entries, more than \(maxNode)")
+        }
+        let block = UnsafeMutableRawPointer.allocate(byteCount: blockSize, alignment: 16)
+        block.initializeMemory(as: UInt8.self, repeating: 0, count: blockSize)
+        func put<T: FixedWidthInteger>(_ value: T, _ offset: Int) {
+            withUnsafeBytes(of: value.bigEndian) { (block + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+        put(BmbtFormat.magic, 0)
+        put(root.level, 4)
+        put(UInt16(root.pointers.count), 6)
+        put(UInt64.max, 8)
+        put(UInt64.max, 16)
+        put(Self.rootPointer, 24) // blkno: what diskAddress(of: rootPointer) says
+        put(uuid.high, 40)
+        put(uuid.low, 48)
+        put(inode, 56)
+        for (i, (key, pointer)) in zip(root.keys, root.pointers).enumerated() {
+            BmbtFormat.storeKey(key, to: block + header + i * BmbtFormat.keySize)
+            put(pointer, header + maxNode * BmbtFormat.keySize + i * 8)
+        }
+        self.rootBlock = block
     }
 
-    public var owner: UInt64 { inode }
-    public func diskAddress(of pointer: UInt64) -> UInt64 { image.geometry.daddr(fsBlock: pointer) }
-    public func isValid(_ pointer: UInt64) -> Bool { image.geometry.isValidFSBlock(pointer) }
+    deinit { rootBlock.deallocate() }
 
-    /// Reads the block (CRC checked). Throws `XFSFormatError` naming the inode and block for
-    /// a bad CRC, or when the walk already holds the block (a pointer cycle).
-    public func readBlock(_ pointer: UInt64) throws -> Buffer {
+    public var owner: UInt64 { inode }
+
+    public func diskAddress(of pointer: UInt64) -> UInt64 {
+        pointer == Self.rootPointer ? Self.rootPointer : image.geometry.daddr(fsBlock: pointer)
+    }
+
+    /// The in-inode root, or a block inside an AG past its header sectors.
+    public func isValid(_ pointer: UInt64) -> Bool {
+        if pointer == Self.rootPointer { return true }
+        guard let (_, agbno) = image.geometry.split(fsBlock: pointer) else { return false }
+        return agbno > image.geometry.agflBlock
+    }
+
+    /// Reads the block (CRC checked); the root comes from the inode. Throws `XFSFormatError`
+    /// naming the inode and block for a bad CRC, or when the walk already holds the block
+    /// (a pointer cycle).
+    public func readBlock(_ pointer: UInt64) throws -> BmbtBlockHandle {
+        if pointer == Self.rootPointer { return .inodeRoot }
         let daddr = diskAddress(of: pointer)
         guard held.take(daddr) else {
             throw XFSFormatError(.corrupt, "inode \(inode) bmbt block \(pointer)",
                                  "reached again while the walk holds it: a pointer cycle")
         }
         do {
-            return try image.target.readBuffer(at: DiskAddress(Int64(daddr)), length: blockSize, verifier: verifier)
+            return .disk(try image.target.readBuffer(at: DiskAddress(Int64(daddr)), length: blockSize, verifier: verifier))
         } catch .verificationFailed(let failure) {
             held.drop(daddr)
             throw XFSFormatError(.badCRC, "inode \(inode) bmbt block \(pointer)", failure.check)
@@ -174,16 +232,22 @@ public final class BmbtSubtreeStore: BTreeBlockStore {
         }
     }
 
-    public func memory(of handle: Buffer) -> UnsafeMutableRawPointer { handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
+    public func memory(of handle: BmbtBlockHandle) -> UnsafeMutableRawPointer {
+        switch handle {
+        case .disk(let buffer): buffer.unsafeMutableBytes.baseAddress.unsafelyUnwrapped
+        case .inodeRoot: rootBlock
+        }
+    }
 
-    public func release(_ handle: Buffer) {
-        held.drop(UInt64(truncatingIfNeeded: handle.diskAddress.sectors))
-        image.target.release(handle)
+    public func release(_ handle: BmbtBlockHandle) {
+        guard case .disk(let buffer) = handle else { return }
+        held.drop(UInt64(truncatingIfNeeded: buffer.diskAddress.sectors))
+        image.target.release(buffer)
     }
 
     public func setRoot(_ root: UInt64, height: Int) { preconditionFailure("bmbt of inode \(inode) is read-only") }
-    public func newBlock(_ pointer: UInt64) throws -> Buffer { preconditionFailure("bmbt of inode \(inode) is read-only") }
-    public func markDirty(_ handle: Buffer, range: Range<Int>) { preconditionFailure("bmbt of inode \(inode) is read-only") }
+    public func newBlock(_ pointer: UInt64) throws -> BmbtBlockHandle { preconditionFailure("bmbt of inode \(inode) is read-only") }
+    public func markDirty(_ handle: BmbtBlockHandle, range: Range<Int>) { preconditionFailure("bmbt of inode \(inode) is read-only") }
     public func allocateBlock() throws -> UInt64? { preconditionFailure("bmbt of inode \(inode) is read-only") }
-    public func freeBlock(_ handle: Buffer, at pointer: UInt64) throws { preconditionFailure("bmbt of inode \(inode) is read-only") }
+    public func freeBlock(_ handle: BmbtBlockHandle, at pointer: UInt64) throws { preconditionFailure("bmbt of inode \(inode) is read-only") }
 }

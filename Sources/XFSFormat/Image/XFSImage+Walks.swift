@@ -101,6 +101,9 @@ extension XFSImage {
         guard let location = geometry.location(ofInode: ino) else {
             throw XFSFormatError(.corrupt, "inode \(ino)", "inode number is outside the filesystem")
         }
+        guard location.agbno > geometry.agflBlock else {
+            throw XFSFormatError(.corrupt, "inode \(ino)", "inode number lies in AG \(location.agno)'s header blocks")
+        }
         let address = DiskAddress(Int64(geometry.daddr(agno: location.agno, agbno: location.agbno)))
         let buffer = try target.readBuffer(at: address, length: Int(geometry.blockSize), verifier: nil)
         defer { target.release(buffer) }
@@ -120,22 +123,20 @@ extension XFSImage {
         case .extents(let extents)?:
             result.extents = extents
         case .btree(let root)?:
-            for child in root.pointers {
-                let store = BmbtSubtreeStore(image: self, inode: inode.core.ino, child: child, height: Int(root.level))
-                var cursor = BTreeCursor<BmbtFormat, BmbtSubtreeStore>(store: store)
-                defer { cursor.close() }
-                do {
-                    _ = try cursor.visitBlocks { info in
-                        result.bmbtBlocks.append(info.pointer)
-                        return .proceed
-                    }
-                    _ = try cursor.queryAll { extent in
-                        result.extents.append(extent)
-                        return .proceed
-                    }
-                } catch BTreeError.corrupt(let name, let fault) {
-                    throw XFSFormatError(fault, in: "inode \(inode.core.ino) \(name)")
+            let store = try BmbtStore(image: self, inode: inode.core.ino, fork: fork, root: root)
+            var cursor = BTreeCursor<BmbtFormat, BmbtStore>(store: store)
+            defer { cursor.close() }
+            do {
+                _ = try cursor.visitBlocks { info in
+                    if info.pointer != BmbtStore.rootPointer { result.bmbtBlocks.append(info.pointer) }
+                    return .proceed
                 }
+                _ = try cursor.queryAll { extent in
+                    result.extents.append(extent)
+                    return .proceed
+                }
+            } catch BTreeError.corrupt(let name, let fault) {
+                throw XFSFormatError(fault, in: "inode \(inode.core.ino) \(name)")
             }
         default:
             break
