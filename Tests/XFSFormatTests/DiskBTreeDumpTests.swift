@@ -32,6 +32,24 @@ struct DiskBTreeDumpTests {
         #expect(rows.count == (try Fixtures.metadata(name)["rmap_records"] as? Int))
     }
 
+    @Test("appendLine writes the same bytes as line(agno:_:) plus a newline, extremes included")
+    func appendLineMatchesLine() throws {
+        var records = [
+            RmapRecord(startBlock: 0, blockCount: 1, owner: UInt64(bitPattern: -3), offset: 0),
+            RmapRecord(startBlock: .max, blockCount: .max, owner: UInt64(bitPattern: -9), offset: 0),
+            RmapRecord(startBlock: 7, blockCount: 10, owner: UInt64(Int64.max), offset: RmapRecord.offsetMask,
+                       isAttrFork: true, isBmbtBlock: false, isUnwritten: true),
+            RmapRecord(startBlock: 1_000_000, blockCount: 99, owner: 131, offset: 4096, isAttrFork: false, isBmbtBlock: true),
+        ]
+        let image = try XFSImage(path: try Fixtures.imagePath("mixed-1k"))
+        records += try image.rmapRecords(in: try image.agHeaders(1))
+        for (agno, record) in zip([0, UInt32.max, 3, 17] + Array(repeating: 1, count: records.count - 4), records) {
+            var bytes: [UInt8] = []
+            RmapText.appendLine(agno: agno, record, to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == RmapText.line(agno: agno, record) + "\n")
+        }
+    }
+
     @Test("the rmapbt blocks visited are the blocks the records come from", arguments: ["mixed-4k", "mixed-1k"])
     func blocksCoverTree(name: String) throws {
         let image = try XFSImage(path: try Fixtures.imagePath(name))
