@@ -50,6 +50,29 @@ struct DiskBTreeDumpTests {
         }
     }
 
+    /// The file target's buffers are locked and the lock is not recursive: the store must
+    /// hold a block again rather than lock it twice when the engine re-reads a held block
+    /// (a duplicated cursor; a child pointer naming an ancestor).
+    @Test("a duplicated cursor on a disk store holds the original's blocks again")
+    func duplicateCursor() throws {
+        let image = try XFSImage(path: try Fixtures.imagePath("mixed-4k"))
+        let headers = try image.agHeaders(1)
+        let all = try image.rmapRecords(in: headers)
+        try image.withCursor(RmapFormat.self, .rmapbt, in: headers) { cursor in
+            #expect(try cursor.moveToFirst())
+            var copy = try cursor.duplicate()
+            #expect(copy.record == all[0])
+            for _ in 0 ..< 300 { _ = try copy.increment() } // into the next leaves, alone
+            #expect(copy.record == all[300])
+            #expect(cursor.record == all[0])
+            copy.close()
+            #expect(try cursor.increment())
+            #expect(cursor.record == all[1])
+        }
+        // Every hold was dropped: the blocks can be read (locked) again at once.
+        #expect(try image.rmapRecords(in: headers) == all)
+    }
+
     @Test("the rmapbt blocks visited are the blocks the records come from", arguments: ["mixed-4k", "mixed-1k"])
     func blocksCoverTree(name: String) throws {
         let image = try XFSImage(path: try Fixtures.imagePath(name))

@@ -67,7 +67,7 @@ enum BadInput: String, CaseIterable, CustomTestStringConvertible, Sendable {
             try copyFixture(to: path)
             let root = try xfsDBNumber(path, ["agf 1"], "rmaproot")
             try xfsDBWrite(path, ["agf 1", "addr rmaproot", "write ptrs[2] \(root)"])
-            return (path, nil, ["AG 1 rmapbt block \(root):", "pointer cycle"])
+            return (path, nil, ["AG 1 rmapbt block \(root): level check failed at level 0: header level 1, expected 0"])
         case .sharedLeaf:
             // Two pointers of AG 1's root lead to the same leaf.
             try copyFixture(to: path)

@@ -2,23 +2,44 @@ import Synchronization
 import XFSBTree
 import XFSBuffer
 
-/// The disk addresses of the blocks one disk store currently holds.
+/// The buffers one disk store currently holds, so that a block read again while held is
+/// handed out again instead of locked twice.
 ///
-/// The file target hands out buffers locked, and a lock is not recursive: a corrupt tree
-/// whose pointer leads back to a block the walk already holds on its path (a child pointer
-/// naming its own parent or ancestor) would make the walk wait on itself forever. Each disk
-/// store therefore refuses to read a block it still holds and reports a pointer cycle.
-final class HeldBlocks: Sendable {
-    private let addresses = Mutex<Set<UInt64>>([])
+/// The file target hands out buffers locked, and its lock is not recursive. The engine can
+/// ask for a block it already holds: `BTreeCursor.duplicate()` re-reads the original's
+/// path, and a corrupt tree can point a child pointer back at an ancestor on the path. A
+/// second locking read would wait on itself forever; instead the store adds a hold to the
+/// buffer it already has (libxfs finds such a buffer already locked by the transaction).
+/// A block reached at the wrong level then fails the engine's level check, naming it.
+final class HeldBuffers: Sendable {
+    private let buffers = Mutex<[Int64: (buffer: Buffer, holds: Int)]>([:])
 
-    /// Records that `daddr` is now held; false when it already was.
-    func take(_ daddr: UInt64) -> Bool {
-        addresses.withLock { $0.insert(daddr).inserted }
+    /// The buffer at `address`: one more hold on it when this store already holds it,
+    /// otherwise what `read` returns (a locked, held buffer).
+    func acquire(_ address: DiskAddress, on target: FileTarget, read: () throws -> Buffer) throws -> Buffer {
+        let again = buffers.withLock { held -> Buffer? in
+            guard let entry = held[address.sectors] else { return nil }
+            held[address.sectors] = (entry.buffer, entry.holds + 1)
+            target.hold(entry.buffer)
+            return entry.buffer
+        }
+        if let again { return again }
+        let buffer = try read()
+        buffers.withLock { $0[address.sectors] = (buffer, 1) }
+        return buffer
     }
 
-    /// Records that `daddr` is no longer held.
-    func drop(_ daddr: UInt64) {
-        _ = addresses.withLock { $0.remove(daddr) }
+    /// Drops one hold; the last one also unlocks the buffer.
+    func release(_ buffer: Buffer, on target: FileTarget) {
+        let last = buffers.withLock { held -> Bool in
+            guard let entry = held[buffer.diskAddress.sectors], entry.holds > 1 else {
+                held[buffer.diskAddress.sectors] = nil
+                return true
+            }
+            held[buffer.diskAddress.sectors] = (entry.buffer, entry.holds - 1)
+            return false
+        }
+        if last { target.release(buffer) } else { target.releaseHold(buffer) }
     }
 }
 
@@ -54,7 +75,7 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     private let agLength: UInt32
     private let firstBlock: UInt32
     private let verifier: BTreeBlockCRCVerifier
-    private let held = HeldBlocks()
+    private let held = HeldBuffers()
 
     /// The tree of AG `agno` whose root and height the AG header gives; `maxHeight` is the
     /// filesystem's limit for this tree type.
@@ -78,34 +99,24 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     /// Inside the AG and past its header blocks.
     public func isValid(_ pointer: UInt32) -> Bool { pointer >= firstBlock && pointer < agLength }
 
-    /// Reads the block (CRC checked). Throws `XFSFormatError` naming the AG and block for a
-    /// bad CRC, or when the walk already holds the block (a pointer cycle).
+    /// Reads the block (CRC checked), or holds it again when this store already holds it.
+    /// Throws `XFSFormatError` naming the AG and block for a bad CRC or a short image.
     public func readBlock(_ pointer: UInt32) throws -> Buffer {
-        let daddr = diskAddress(of: pointer)
-        guard held.take(daddr) else {
-            throw XFSFormatError(.corrupt, "AG \(agno) \(Format.name) block \(pointer)",
-                                 "reached again while the walk holds it: a pointer cycle")
-        }
-        do {
-            return try image.target.readBuffer(at: DiskAddress(Int64(daddr)), length: blockSize, verifier: verifier)
-        } catch .verificationFailed(let failure) {
-            held.drop(daddr)
-            throw XFSFormatError(.badCRC, "AG \(agno) \(Format.name) block \(pointer)", failure.check)
-        } catch .readPastEnd(_, _, let got) {
-            held.drop(daddr)
-            throw XFSFormatError(.truncated, "AG \(agno) \(Format.name) block \(pointer)", "the image ends inside the block (\(got) bytes read)")
-        } catch {
-            held.drop(daddr)
-            throw error
+        let address = DiskAddress(Int64(diskAddress(of: pointer)))
+        return try held.acquire(address, on: image.target) {
+            do {
+                return try image.target.readBuffer(at: address, length: blockSize, verifier: verifier)
+            } catch BufferError.verificationFailed(let failure) {
+                throw XFSFormatError(.badCRC, "AG \(agno) \(Format.name) block \(pointer)", failure.check)
+            } catch BufferError.readPastEnd(_, _, let got) {
+                throw XFSFormatError(.truncated, "AG \(agno) \(Format.name) block \(pointer)", "the image ends inside the block (\(got) bytes read)")
+            }
         }
     }
 
     public func memory(of handle: Buffer) -> UnsafeMutableRawPointer { handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
 
-    public func release(_ handle: Buffer) {
-        held.drop(UInt64(truncatingIfNeeded: handle.diskAddress.sectors))
-        image.target.release(handle)
-    }
+    public func release(_ handle: Buffer) { held.release(handle, on: image.target) }
 
     // A disk tree read for checking is never changed.
     public func setRoot(_ root: UInt32, height: Int) { preconditionFailure("\(Format.name) of AG \(agno) is read-only") }
@@ -147,7 +158,7 @@ public final class BmbtStore: BTreeBlockStore {
     public let blockSize: Int
     public let uuid: BTreeUUID
     private let verifier: BTreeBlockCRCVerifier
-    private let held = HeldBlocks()
+    private let held = HeldBuffers()
     /// The in-inode root laid out as a long-format node block.
     private let rootBlock: UnsafeMutableRawPointer
 
@@ -208,28 +219,21 @@ public final class BmbtStore: BTreeBlockStore {
         return agbno > image.geometry.agflBlock
     }
 
-    /// Reads the block (CRC checked); the root comes from the inode. Throws `XFSFormatError`
-    /// naming the inode and block for a bad CRC, or when the walk already holds the block
-    /// (a pointer cycle).
+    /// Reads the block (CRC checked), or holds it again when this store already holds it;
+    /// the root comes from the inode. Throws `XFSFormatError` naming the inode and block for
+    /// a bad CRC or a short image.
     public func readBlock(_ pointer: UInt64) throws -> BmbtBlockHandle {
         if pointer == Self.rootPointer { return .inodeRoot }
-        let daddr = diskAddress(of: pointer)
-        guard held.take(daddr) else {
-            throw XFSFormatError(.corrupt, "inode \(inode) bmbt block \(pointer)",
-                                 "reached again while the walk holds it: a pointer cycle")
-        }
-        do {
-            return .disk(try image.target.readBuffer(at: DiskAddress(Int64(daddr)), length: blockSize, verifier: verifier))
-        } catch .verificationFailed(let failure) {
-            held.drop(daddr)
-            throw XFSFormatError(.badCRC, "inode \(inode) bmbt block \(pointer)", failure.check)
-        } catch .readPastEnd(_, _, let got) {
-            held.drop(daddr)
-            throw XFSFormatError(.truncated, "inode \(inode) bmbt block \(pointer)", "the image ends inside the block (\(got) bytes read)")
-        } catch {
-            held.drop(daddr)
-            throw error
-        }
+        let address = DiskAddress(Int64(diskAddress(of: pointer)))
+        return .disk(try held.acquire(address, on: image.target) {
+            do {
+                return try image.target.readBuffer(at: address, length: blockSize, verifier: verifier)
+            } catch BufferError.verificationFailed(let failure) {
+                throw XFSFormatError(.badCRC, "inode \(inode) bmbt block \(pointer)", failure.check)
+            } catch BufferError.readPastEnd(_, _, let got) {
+                throw XFSFormatError(.truncated, "inode \(inode) bmbt block \(pointer)", "the image ends inside the block (\(got) bytes read)")
+            }
+        })
     }
 
     public func memory(of handle: BmbtBlockHandle) -> UnsafeMutableRawPointer {
@@ -241,8 +245,7 @@ public final class BmbtStore: BTreeBlockStore {
 
     public func release(_ handle: BmbtBlockHandle) {
         guard case .disk(let buffer) = handle else { return }
-        held.drop(UInt64(truncatingIfNeeded: buffer.diskAddress.sectors))
-        image.target.release(buffer)
+        held.release(buffer, on: image.target)
     }
 
     public func setRoot(_ root: UInt64, height: Int) { preconditionFailure("bmbt of inode \(inode) is read-only") }

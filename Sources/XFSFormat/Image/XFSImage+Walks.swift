@@ -43,12 +43,22 @@ extension XFSImage {
     }
 
     /// Every record of one AG btree, in key order.
+    ///
+    /// - Throws: `XFSFormatError` when a record's low key does not sort strictly after the
+    ///   one before it: keys out of order, or a block reached through two pointers. Stopping
+    ///   there also bounds the walk of a corrupt tree whose node pointers all lead to the same
+    ///   child, which would otherwise visit (entries per node)^(height − 1) leaves.
     public func records<Format: BTreeRecordFormat>(
         _ format: Format.Type, _ kind: AGBTreeKind, in headers: AGHeaders
     ) throws -> [Format.Record] {
         try withCursor(format, kind, in: headers) { cursor in
             var records: [Format.Record] = []
             _ = try cursor.queryAll { record in
+                if let last = records.last, !(Format.lowKey(of: last) < Format.lowKey(of: record)) {
+                    throw XFSFormatError(.corrupt, "AG \(headers.agno) \(Format.name)",
+                                         "record \(records.count) (\(record)) does not sort after record \(records.count - 1) "
+                                             + "(\(last)): keys out of order or a block reached twice")
+                }
                 records.append(record)
                 return .proceed
             }
