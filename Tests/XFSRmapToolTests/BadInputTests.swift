@@ -116,7 +116,7 @@ struct BadInputTests {
         if [.version4, .noRmapBT].contains(input) && !Fixtures.hasTool("mkfs.xfs") { return }
         let scratch = try ScratchDirectory()
         let (path, user, fragments) = try input.make(in: scratch)
-        let run = try ToolRunner.run(["dump", path], timeout: 20, user: user)
+        let run = try withExtendedLifetime(scratch) { try ToolRunner.run(["dump", path], timeout: 20, user: user) }
         #expect(!run.timedOut, "\(input): hung")
         #expect(run.status == 2, "\(input): \(run)")
         #expect(run.stdout.isEmpty, "\(input): printed records")
