@@ -4,10 +4,17 @@
 // the library's dependencies. Run from this folder:
 //
 //     swift run -c release rmap-bench-compare --records 1000000
+import Foundation
 import PackageDescription
+
+/// SwiftPM names a path dependency after its folder, so the library package's identity is
+/// the name of this folder's parent (a worktree may not be called "xfs-inmemory-btrees").
+let libraryPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().lastPathComponent.lowercased()
 
 let package = Package(
     name: "xfs-inmemory-btrees-benchmarks",
+    products: [.executable(name: "rmap-bench-compare", targets: ["RmapBenchCompare"])],
     dependencies: [
         .package(path: ".."),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,7 +26,7 @@ let package = Package(
             name: "RmapBenchCompare",
             dependencies: [
                 "CSQLite", "CLMDB",
-                .product(name: "XFSInMemoryBTrees", package: "xfs-inmemory-btrees"),
+                .product(name: "XFSInMemoryBTrees", package: libraryPackage),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/RmapBenchCompare"),

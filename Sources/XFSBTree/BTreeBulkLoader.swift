@@ -35,7 +35,7 @@ public struct BTreeBulkGeometry: Sendable, Hashable {
     /// `maxrecs - minrecs`. Each level fills blocks with `max(minrecs, maxrecs - slack)`
     /// entries, spreads the remainder one per block over the first blocks, and adds a block
     /// if that would pass maxrecs; entries that fit one block make the root (which only needs
-    /// one entry). Throws `BTreeError.tooTall` past `maxHeight` levels.
+    /// one entry); non-leaf blocks get at least two entries. Throws `BTreeError.tooTall` past `maxHeight` levels.
     public init(
         recordCount: Int, limits: BTreeRecordLimits, leafSlack: Int? = nil, nodeSlack: Int? = nil,
         maxHeight: Int, btree: String = "btree"
@@ -60,7 +60,8 @@ public struct BTreeBulkGeometry: Sendable, Hashable {
                 levels.append(Level(entries: count, blocks: 1, entriesPerBlock: count, blocksWithExtra: 0))
                 break
             }
-            let desired = max(minr, maxr - (level == 0 ? self.leafSlack : self.nodeSlack))
+            // Nodes hold at least two entries, or a level with minrecs 1 would never shrink.
+            let desired = max(minr, maxr - (level == 0 ? self.leafSlack : self.nodeSlack), level == 0 ? 1 : 2)
             var blocks = max(1, count / desired)
             var per = count / blocks
             var extra = count % blocks

@@ -62,20 +62,32 @@ extension BTreeCursor {
     }
 
     /// Frees a root node that has a single child and makes the child the root
-    /// (libxfs `xfs_btree_kill_root`).
+    /// (libxfs `xfs_btree_kill_root`); repeats while the new root is itself a node with one
+    /// entry (possible when node minrecs is 1).
     @inlinable
     mutating func killRoot() throws {
-        let level = path.count - 1
-        let child = path[level].block.pointer(0, layout, as: Store.Pointer.self)
-        guard !child.isNull && store.isValid(child) else {
-            throw corrupt(.pointer, level: level, "root's only child pointer \(child) is invalid")
+        while path.count > 1 {
+            let level = path.count - 1
+            let child = path[level].block.pointer(0, layout, as: Store.Pointer.self)
+            guard !child.isNull && store.isValid(child) else {
+                throw corrupt(.pointer, level: level, "root's only child pointer \(child) is invalid")
+            }
+            store.setRoot(child, height: level)
+            let rootPointer = path[level].pointer
+            let h = path[level].handle!
+            path.removeLast()
+            do {
+                try store.freeBlock(h, at: rootPointer)
+            } catch {
+                store.release(h)
+                throw error
+            }
+            store.release(h)
+            // Hold the new root at its level so the loop can look at it.
+            if path[level - 1].handle != nil && path[level - 1].pointer != child { unload(level - 1) }
+            try load(level - 1, child)
+            if level - 1 == 0 || path[level - 1].block.numrecs != 1 { return }
         }
-        store.setRoot(child, height: level)
-        let rootPointer = path[level].pointer
-        let h = path[level].handle!
-        path.removeLast()
-        defer { store.release(h) }
-        try store.freeBlock(h, at: rootPointer)
     }
 
     /// Fixes the underfull block at `level`: borrow from the right sibling, borrow from the

@@ -119,6 +119,7 @@ extension BTreeCursor {
         let n = b.numrecs
         let right = b.rightSibling(Store.Pointer.self)
         if right.isNull || path[level].index >= n - 1 { return false }
+        guard try siblingHasRoom(right, level: level) else { return false }
         var t = try duplicate(fromLevel: level)
         guard try t.stepRight(atLevel: level), t.path[level].pointer == right else {
             throw corrupt(.siblings, level: level, "right sibling \(right) is not the next block under the parent")
@@ -132,7 +133,9 @@ extension BTreeCursor {
         b.numrecs = n - 1
         logEntries(t.path[level].handle!, level: level, from: 0, to: rn + 1)
         store.markDirty(path[level].handle!, range: 0..<layout.headerSize)
-        t.updateKeys(fromLevel: level)
+        // The sibling only gained an entry, at index 0: its keys follow without a rescan.
+        let (low, high) = entryKeys(rb, 0, level: level)
+        t.updateKeysAfterAdding(level: level, index: 0, low: low, high: high)
         return true
     }
 
@@ -144,6 +147,7 @@ extension BTreeCursor {
         let n = b.numrecs
         let left = b.leftSibling(Store.Pointer.self)
         if left.isNull || path[level].index <= 0 { return false }
+        guard try siblingHasRoom(left, level: level) else { return false }
         var t = try duplicate(fromLevel: level)
         guard try t.stepLeft(atLevel: level), t.path[level].pointer == left else {
             throw corrupt(.siblings, level: level, "left sibling \(left) is not the previous block under the parent")
@@ -159,6 +163,27 @@ extension BTreeCursor {
         logEntries(path[level].handle!, level: level, from: 0, to: n - 1)
         t.updateKeys(fromLevel: level)
         return true
+    }
+
+    /// Whether the sibling block at `pointer` has room for one more entry. Read and released
+    /// at once: when it is full (the common case once random inserts have filled the
+    /// leaves) this saves duplicating the whole path only to find that out.
+    @inlinable
+    func siblingHasRoom(_ pointer: Store.Pointer, level: Int) throws -> Bool {
+        let (h, b) = try Self.readChecked(store, layout, pointer, level: level, isRoot: false)
+        defer { store.release(h) }
+        return b.numrecs < layout.limits.maxRecords(level: level)
+    }
+
+    /// The (low, high) keys of entry `i` of block `b` at `level`.
+    @inlinable
+    func entryKeys(_ b: BTreeBlock, _ i: Int, level: Int) -> (Format.Key, Format.Key) {
+        if level == 0 {
+            let r = Format.loadRecord(from: b.record(i, layout))
+            return (Format.lowKey(of: r), Format.highKey(of: r))
+        }
+        let low = Format.loadKey(from: b.key(i, layout))
+        return (low, Format.isOverlapping ? Format.loadKey(from: b.highKey(i, layout)) : low)
     }
 
     /// Splits the full block at `level`: a new right block takes half the entries (the odd

@@ -58,7 +58,12 @@ public final class Buffer: @unchecked Sendable {
     /// The buffer's flags. Guarded by the buffer lock.
     @exclusivity(unchecked) public internal(set) var flags: Flags = []
     /// The verifier attached by the last read that named one. Guarded by the buffer lock.
-    @exclusivity(unchecked) public var verifier: (any BufferVerifier)?
+    @exclusivity(unchecked) public var verifier: (any BufferVerifier)? {
+        didSet { hasVerifier = verifier != nil }
+    }
+    /// Whether `verifier` is set, readable without copying the existential. Guarded by the
+    /// buffer lock.
+    @exclusivity(unchecked) public private(set) var hasVerifier = false
 
     /// A buffer over `length` bytes of its own, zeroed.
     init(diskAddress: DiskAddress, ownedLength length: Int) {

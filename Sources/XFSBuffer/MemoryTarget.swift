@@ -90,7 +90,7 @@ public final class MemoryTarget: BufferTarget {
             }
             buffer.markDone()
         }
-        if let verifier, buffer.verifier == nil { buffer.verifier = verifier }
+        if !buffer.hasVerifier, let verifier { buffer.verifier = verifier }
         return buffer
     }
 

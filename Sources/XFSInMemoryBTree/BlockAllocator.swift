@@ -5,9 +5,10 @@
 /// Blocks freed in a transaction become reusable only when it commits: until then their
 /// pages still hold what a cancel may need, and a block is never freed and reallocated
 /// within one transaction.
+@usableFromInline
 struct BlockAllocator {
     /// The lowest block number never handed out.
-    private(set) var nextUnused: UInt64 = 0
+    @usableFromInline private(set) var nextUnused: UInt64 = 0
     /// Released block numbers, reused last-in first-out.
     private(set) var reusable: [UInt64] = []
     /// Blocks freed by the open transaction.

@@ -61,6 +61,7 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
     /// Runs `body` with a new cursor on the tree whose blocks join `transaction`; the
     /// cursor's holds are given back when `body` returns. Make a new cursor for each
     /// operation, as with the kernel's `xfs_rmapbt_mem_cursor`.
+    @inlinable
     public func withCursor<Result>(
         in transaction: Transaction,
         _ body: (inout BTreeCursor<Format, InMemoryBlockStore<Format>>) throws -> Result

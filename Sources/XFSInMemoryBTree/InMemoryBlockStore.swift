@@ -23,11 +23,14 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     /// The limits every block of this tree uses.
     let limits: BTreeRecordLimits
     let verifier: InMemoryBlockVerifier<Format>
-    var allocator: BlockAllocator
-    private let sectorsPerBlock: UInt64
+    /// `verifier`, boxed once: the verifier is too large for an existential's inline
+    /// buffer, so passing it as `any BufferVerifier` per read would allocate a box each time.
+    @usableFromInline let anyVerifier: any BufferVerifier
+    @usableFromInline @exclusivity(unchecked) var allocator: BlockAllocator
+    @usableFromInline let sectorsPerBlock: UInt64
 
     /// The transaction blocks join; set for the length of one operation.
-    var transaction: Transaction?
+    @usableFromInline @exclusivity(unchecked) var transaction: Transaction?
     /// Whether the tree's RAM state has changed since the last commit, and what it was.
     private var isInTransaction = false
     private var rootAtBegin: UInt64 = 0
@@ -47,6 +50,7 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         self.verifier = InMemoryBlockVerifier(
             uuid: uuid, limits: limits, maxHeight: maxHeight, blockCount: capacity,
             sectorsPerBlock: UInt64(MemoryTarget.sectorsPerBlock))
+        self.anyVerifier = verifier
     }
 
     /// The tallest tree `blocks` blocks could hold with every block at its minimum fill
@@ -67,6 +71,7 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
 
     /// Binds the store to `transaction` for one operation, remembering the RAM state the
     /// first time in a transaction.
+    @usableFromInline
     func begin(_ transaction: Transaction) {
         self.transaction = transaction
         if !isInTransaction {
@@ -94,8 +99,8 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         transaction = nil
     }
 
-    @inline(__always)
-    private var openTransaction: Transaction {
+    @inlinable @inline(__always)
+    var openTransaction: Transaction {
         guard let transaction else { preconditionFailure("in-memory btree used outside a transaction") }
         return transaction
     }
@@ -109,17 +114,19 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
 
     public func recordLimits(suggested: BTreeRecordLimits) -> BTreeRecordLimits { limits }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func diskAddress(of pointer: UInt64) -> UInt64 { pointer &* sectorsPerBlock }
 
+    @inlinable @inline(__always)
     public func isValid(_ pointer: UInt64) -> Bool { pointer < allocator.nextUnused }
 
-    @inline(__always)
-    private func address(_ pointer: UInt64) -> DiskAddress { DiskAddress(Int64(pointer &* sectorsPerBlock)) }
+    @inlinable @inline(__always)
+    func address(_ pointer: UInt64) -> DiskAddress { DiskAddress(Int64(pointer &* sectorsPerBlock)) }
 
+    @inlinable
     public func readBlock(_ pointer: UInt64) throws -> Buffer {
         let transaction = openTransaction
-        let buffer = try transaction.readBuffer(target, at: address(pointer), length: blockSize, verifier: verifier)
+        let buffer = try transaction.readBuffer(target, at: address(pointer), length: blockSize, verifier: anyVerifier)
         // The engine writes first and logs after, so an undoable transaction keeps every
         // block it reads as it was.
         if transaction.keepsBeforeImages { transaction.willChange(buffer) }
@@ -129,20 +136,22 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     public func newBlock(_ pointer: UInt64) throws -> Buffer {
         let transaction = openTransaction
         let buffer = try transaction.getBuffer(target, at: address(pointer), length: blockSize)
-        buffer.verifier = verifier
+        buffer.verifier = anyVerifier
         if transaction.keepsBeforeImages { transaction.willChange(buffer) }
         return buffer
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public func memory(of handle: Buffer) -> UnsafeMutableRawPointer {
         handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped
     }
 
+    @inlinable
     public func release(_ handle: Buffer) {
         openTransaction.release(handle)
     }
 
+    @inlinable
     public func markDirty(_ handle: Buffer, range: Range<Int>) {
         openTransaction.log(handle, range: range)
     }

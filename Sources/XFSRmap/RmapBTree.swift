@@ -102,16 +102,21 @@ public final class RmapBTree {
         return !left.isFileMapping || left.offset + UInt64(left.blockCount) == right.offset
     }
 
-    /// Positions the cursor on the record whose key equals `record`'s and overwrites it.
+    /// Replaces the record whose key equals `old`'s with `new`: in place when the key stays,
+    /// otherwise by delete and insert. A collision is refused before anything changes.
     static func replace(_ old: RmapRecord, with new: RmapRecord, _ cursor: inout Cursor) throws {
+        let keyChanges = RmapFormat.lowKey(of: old) != RmapFormat.lowKey(of: new)
+        if keyChanges, try cursor.lookup(RmapFormat.lowKey(of: new), .equal), let existing = cursor.record {
+            throw RmapMapError.duplicate(existing: existing, new: new)
+        }
         guard try cursor.lookup(RmapFormat.lowKey(of: old), .equal) else {
             throw BTreeFault(.record, detail: "rmap record \(RmapText.describe(old)) vanished during a merge")
         }
-        if RmapFormat.lowKey(of: old) == RmapFormat.lowKey(of: new) {
-            try cursor.update(new)
-        } else {
+        if keyChanges {
             try cursor.delete()
-            try insert(new, &cursor)
+            try cursor.insert(new)
+        } else {
+            try cursor.update(new)
         }
     }
 
@@ -135,17 +140,21 @@ public final class RmapBTree {
     /// neighbour the one after it; on a filesystem without sharing those are the physical
     /// neighbours.
     static func mapSimple(_ record: RmapRecord, _ cursor: inout Cursor) throws {
+        let key = RmapFormat.lowKey(of: record)
         var left: RmapRecord?
         var right: RmapRecord?
-        if try cursor.lookup(RmapFormat.lowKey(of: record), .lessOrEqual) {
+        if try cursor.lookup(key, .lessOrEqual) {
             left = cursor.record
+            if let l = left, RmapFormat.lowKey(of: l) == key {
+                throw RmapMapError.duplicate(existing: l, new: record)
+            }
             if try cursor.increment() { right = cursor.record }
-        } else if try cursor.lookup(RmapFormat.lowKey(of: record), .greaterOrEqual) {
+        } else if try cursor.lookup(key, .greaterOrEqual) {
             right = cursor.record
         }
         if let l = left, !isMergeable(l, with: record) { left = nil }
         if let r = right, !isMergeable(r, with: record) { right = nil }
-        try merge(record, left: left, right: right, &cursor)
+        try merge(record, left: left, right: right, checked: true, &cursor)
     }
 
     /// `xfs_rmap_map_shared`: other owners' records may overlap, so the left neighbour is
@@ -154,6 +163,18 @@ public final class RmapBTree {
     static func mapShared(_ record: RmapRecord, _ cursor: inout Cursor) throws {
         var left: RmapRecord?
         if record.startBlock > 0 && record.offset > 0 {
+            // The kernel's fast path first: the record at or before the block just before,
+            // for this owner and offset, is the neighbour unless another owner's record
+            // starts in between.
+            var probe = record
+            probe.startBlock -= 1
+            probe.offset -= 1
+            if try cursor.lookup(RmapFormat.lowKey(of: probe), .lessOrEqual), let candidate = cursor.record,
+               isMergeable(candidate, with: record), abuts(candidate, record) {
+                left = candidate
+            }
+        }
+        if left == nil && record.startBlock > 0 && record.offset > 0 {
             let before = record.startBlock - 1
             let low = RmapKey(startBlock: before, owner: 0, packedOffset: 0)
             let high = RmapKey(startBlock: before, owner: .max, packedOffset: .max)
@@ -176,11 +197,13 @@ public final class RmapBTree {
                 right = candidate
             }
         }
-        try merge(record, left: left, right: right, &cursor)
+        try merge(record, left: left, right: right, checked: false, &cursor)
     }
 
-    /// Joins `record` to its mergeable neighbours, or inserts it alone.
-    static func merge(_ record: RmapRecord, left: RmapRecord?, right: RmapRecord?, _ cursor: inout Cursor) throws {
+    /// Joins `record` to its mergeable neighbours, or inserts it alone. `checked` says the
+    /// caller already knows no record has `record`'s key.
+    static func merge(_ record: RmapRecord, left: RmapRecord?, right: RmapRecord?, checked: Bool,
+                      _ cursor: inout Cursor) throws {
         if let l = left, abuts(l, record) {
             var merged = l
             merged.blockCount += record.blockCount
@@ -195,6 +218,8 @@ public final class RmapBTree {
             merged.blockCount += record.blockCount
             if record.isFileMapping { merged.offset = record.offset }
             try replace(r, with: merged, &cursor)
+        } else if checked {
+            try cursor.insert(record)
         } else {
             try insert(record, &cursor)
         }

@@ -9,8 +9,10 @@ public final class Transaction {
     /// One joined buffer.
     @usableFromInline
     struct Item {
-        /// The buffer, held and locked by this transaction.
-        @usableFromInline let buffer: Buffer
+        /// The buffer, held and locked by this transaction. Unowned: a held buffer stays in
+        /// its target's cache, whose table owns it, until its last release (which this
+        /// transaction does last), so the item needs no reference count of its own.
+        @usableFromInline unowned(unsafe) let buffer: Buffer
         /// The target it came from, to release it there.
         @usableFromInline let target: any BufferTarget
         /// Whether the transaction changed the buffer (logged a range, or invalidated it).
@@ -32,7 +34,7 @@ public final class Transaction {
         }
     }
 
-    @usableFromInline var items: [Item] = []
+    @usableFromInline @exclusivity(unchecked) var items: [Item] = []
     /// Saved pages for undoable transactions, reused across transactions.
     @usableFromInline var beforeImages: [[UInt8]] = []
     @usableFromInline var beforeImagesUsed = 0
@@ -70,7 +72,7 @@ public final class Transaction {
     }
 
     @inlinable
-    func index(of address: DiskAddress, in target: any BufferTarget) -> Int? {
+    func index(of address: DiskAddress, in target: AnyObject) -> Int? {
         var i = items.count - 1
         while i >= 0 {
             if items[i].buffer.diskAddress == address && items[i].target === target { return i }
@@ -83,7 +85,7 @@ public final class Transaction {
     /// one if this transaction already holds it (not locked twice), otherwise got from
     /// `target`, held, locked and joined.
     @inlinable
-    public func getBuffer(_ target: any BufferTarget, at address: DiskAddress, length: Int) throws(BufferError) -> Buffer {
+    public func getBuffer<Target: BufferTarget>(_ target: Target, at address: DiskAddress, length: Int) throws(BufferError) -> Buffer {
         if let i = index(of: address, in: target) {
             items[i].references += 1
             return items[i].buffer
@@ -96,7 +98,7 @@ public final class Transaction {
     /// The buffer at `address` through this transaction, read and verified: the joined one
     /// if this transaction already holds it, otherwise read from `target` and joined.
     @inlinable
-    public func readBuffer(_ target: any BufferTarget, at address: DiskAddress, length: Int,
+    public func readBuffer<Target: BufferTarget>(_ target: Target, at address: DiskAddress, length: Int,
                            verifier: (any BufferVerifier)?) throws(BufferError) -> Buffer {
         if let i = index(of: address, in: target) {
             items[i].references += 1
@@ -156,6 +158,7 @@ public final class Transaction {
     /// Gives back one reference to a joined buffer (`xfs_trans_brelse`): when the last
     /// reference goes, a buffer this transaction has not changed is released at once; a
     /// changed one stays joined until the transaction ends.
+    @inlinable
     public func release(_ buffer: Buffer) {
         guard let i = index(of: buffer) else { return }
         if items[i].references > 0 { items[i].references -= 1 }

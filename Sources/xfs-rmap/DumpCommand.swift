@@ -1,6 +1,6 @@
 import ArgumentParser
-import Dispatch
 import XFSFormat
+import XFSRmap
 
 /// `xfs-rmap dump IMAGE [--ag N]`: the on-disk rmap records, as `xfs_db btdump` shows them,
 /// in the record text format.
@@ -10,20 +10,13 @@ struct DumpCommand: ParsableCommand {
         abstract: "Print the on-disk reverse-mapping records of an XFS image.",
         discussion: "Output: one header line, then agno, startblock, blockcount, owner, offset, unwritten, attrfork, bmbtblock per record, tab-separated. Exit 2 when the image cannot be read.")
 
-    @Argument(help: "The XFS image file or block device (opened read-only).")
-    var image: String
-
-    @Option(help: "Only this allocation group.")
-    var ag: UInt32?
+    @OptionGroup var target: ImageOptions
 
     func run() throws {
-        let image = try ToolFailure.opening(self.image)
-        let ags = try selectedAGs(ag, in: image)
-        // Each AG's tree is read on its own thread (the file target's cache is shared and
-        // thread-safe); the text is printed in AG order.
+        let (image, ags) = try target.open()
         // Each AG's tree is read on its own thread (the file target's cache is shared and
         // thread-safe) and formatted straight into bytes; the text is printed in AG order.
-        let texts = try ParallelAGs.map(ags) { agno -> [UInt8] in
+        let texts = try forEachAG(ags) { agno -> [UInt8] in
             let headers = try image.agHeaders(agno)
             var text: [UInt8] = []
             var previous: RmapRecord?

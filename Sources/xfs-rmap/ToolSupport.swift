@@ -1,8 +1,8 @@
 import ArgumentParser
-import Dispatch
 import Glibc
 import XFSBuffer
 import XFSFormat
+import XFSRmap
 
 /// An error that ends the tool with a one-line message on stderr and exit code 2 ("could
 /// not check", as `xfs_repair -n` uses it).
@@ -18,7 +18,8 @@ struct ToolFailure: Error, CustomStringConvertible {
         } catch BufferError.openFailed(let failed, let code) {
             throw ToolFailure(description: "\(failed): cannot open: \(Errno(code))")
         } catch {
-            throw ToolFailure(description: "\(path): \(error)")
+            let text = "\(error)"
+            throw ToolFailure(description: text.hasPrefix(path) ? text : "\(path): \(text)")
         }
     }
 }
@@ -40,50 +41,16 @@ func selectedAGs(_ ag: UInt32?, in image: XFSImage) throws -> [UInt32] {
     return [ag]
 }
 
-/// Runs one job per AG on all cores and returns the results in AG order; the first error
-/// (in AG order) is thrown, prefixed with its AG when it does not name one.
-enum ParallelAGs {
-    static func map<T>(_ ags: [UInt32], _ body: @Sendable (UInt32) throws -> T) throws -> [T] {
-        let slots = ResultSlots<T>(count: ags.count)
-        DispatchQueue.concurrentPerform(iterations: ags.count) { i in
-            slots.set(i, Result { try body(ags[i]) })
+/// Runs one job per AG on all cores (`XFSRmap.ParallelAGs`) and returns the results in AG
+/// order; the first error in AG order is thrown, prefixed with its AG unless it names one.
+func forEachAG<T>(_ ags: [UInt32], _ body: @Sendable (UInt32) throws -> T) throws -> [T] {
+    try zip(ags, ParallelAGs.results(ags, body)).map { agno, result in
+        do {
+            return try result.get()
+        } catch {
+            let text = "\(error)"
+            throw ToolFailure(description: text.hasPrefix("AG ") ? text : "AG \(agno): \(text)")
         }
-        return try slots.values().enumerated().map { i, result in
-            do {
-                return try result.get()
-            } catch {
-                let text = "\(error)"
-                throw ToolFailure(description: text.hasPrefix("AG ") ? text : "AG \(ags[i]): \(text)")
-            }
-        }
-    }
-}
-
-/// Results written by concurrent jobs, one slot each.
-final class ResultSlots<T>: @unchecked Sendable {
-    private var slots: [Result<T, any Error>?]
-    private let lock = NSLockLike()
-
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-
-    func set(_ i: Int, _ value: Result<T, any Error>) {
-        lock.withLock { slots[i] = value }
-    }
-
-    func values() -> [Result<T, any Error>] {
-        lock.withLock { slots.map { $0! } }
-    }
-}
-
-/// A pthread mutex, for the few places the tool shares state between threads.
-final class NSLockLike: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }
 
@@ -135,4 +102,25 @@ struct StandardError {
         var text = text
         text.withUTF8 { bytes in _ = Glibc.write(2, bytes.baseAddress, bytes.count) }
     }
+}
+
+/// The options every command that reads an image takes.
+struct ImageOptions: ParsableArguments {
+    @Argument(help: "The XFS image file or block device (opened read-only).")
+    var image: String
+
+    @Option(help: "Only this allocation group.")
+    var ag: UInt32?
+
+    /// Opens the image and resolves `--ag`.
+    func open() throws -> (XFSImage, [UInt32]) {
+        let image = try ToolFailure.opening(self.image)
+        return (image, try selectedAGs(ag, in: image))
+    }
+}
+
+/// The progress option of the commands that scan.
+struct ProgressOptions: ParsableArguments {
+    @Flag(help: "Show progress on stderr (on by default when stderr is a terminal).")
+    var progress = false
 }

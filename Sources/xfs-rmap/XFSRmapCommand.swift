@@ -11,7 +11,7 @@ struct XFSRmapCommand: ParsableCommand {
             Exit codes follow xfs_repair -n: 0 consistent, 1 damage found, 2 could not check.
             """,
         version: XFSRmapVersion.string,
-        subcommands: [DumpCommand.self, BenchCommand.self])
+        subcommands: [CheckCommand.self, ScanCommand.self, DumpCommand.self, BenchCommand.self])
 
     /// Parses the arguments (a usage error exits as ArgumentParser does), then runs the
     /// chosen subcommand. Any other error ends the tool with one line on stderr and exit
@@ -25,11 +25,11 @@ struct XFSRmapCommand: ParsableCommand {
         }
         do {
             try command.run()
-        } catch let code as ExitCode {
-            exit(withError: code)
-        } catch let clean as CleanExit {
-            exit(withError: clean)
         } catch {
+            // ArgumentParser's own outcomes (help, version, exit codes) go back to it.
+            if error is ExitCode || error is CleanExit || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+                exit(withError: error)
+            }
             exitCouldNotCheck("\(error)")
         }
     }
@@ -40,7 +40,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the layers (build with -c release).",
-        subcommands: [BenchBuffers.self])
+        subcommands: [BenchBuffers.self, BenchBTree.self])
 }
 
 /// The tool's version, printed by `--version`.

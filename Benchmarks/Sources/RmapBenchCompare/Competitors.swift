@@ -1,5 +1,6 @@
 import CLMDB
 import CSQLite
+import Foundation
 import Glibc
 
 /// One rmap record as the competitors store it: the key (startblock, owner, offset) and the
@@ -38,9 +39,10 @@ func now() -> UInt64 {
 
 /// Mixes one record into a running digest (order-sensitive).
 func mix(_ digest: inout UInt64, _ startblock: UInt32, _ owner: UInt64, _ offset: UInt64, _ blockcount: UInt32) {
-    for value in [UInt64(startblock), owner, offset, UInt64(blockcount)] {
-        digest = (digest ^ value) &* 0x100_0000_01B3
-    }
+    digest = (digest ^ UInt64(startblock)) &* 0x100_0000_01B3
+    digest = (digest ^ owner) &* 0x100_0000_01B3
+    digest = (digest ^ offset) &* 0x100_0000_01B3
+    digest = (digest ^ UInt64(blockcount)) &* 0x100_0000_01B3
 }
 
 struct BenchFailure: Error, CustomStringConvertible {
@@ -206,7 +208,7 @@ func runLMDB(records: [BenchRecord], probes: [BenchRecord]) throws -> BenchResul
             var rc = mdb_cursor_get(cursor, &mk, &mv, MDB_SET_RANGE)
             if rc == 0 {
                 // The first key >= probe: step back unless it is the probe itself.
-                if mk.mv_size != 24 || memcmp(mk.mv_data, kb.baseAddress, 24) != 0 {
+                if mk.mv_size != 24 || memcmp(mk.mv_data, kb.baseAddress!, 24) != 0 {
                     rc = mdb_cursor_get(cursor, &mk, &mv, MDB_PREV)
                 }
             } else {

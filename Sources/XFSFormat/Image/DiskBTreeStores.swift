@@ -115,7 +115,6 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     }
 
     public func memory(of handle: Buffer) -> UnsafeMutableRawPointer { handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
-
     public func release(_ handle: Buffer) { held.release(handle, on: image.target) }
 
     // A disk tree read for checking is never changed.
@@ -126,95 +125,84 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     public func freeBlock(_ handle: Buffer, at pointer: UInt32) throws { preconditionFailure("\(Format.name) of AG \(agno) is read-only") }
 }
 
-/// A held bmbt block: a buffer read from disk, or the fork's root, which lives in the inode.
-public enum BmbtBlockHandle {
-    /// An on-disk bmbt block.
-    case disk(Buffer)
-    /// The root, as a block built in memory from the inode's fork.
-    case inodeRoot
+/// A held block of a `BmbtStore`: a buffer of the image, or the root kept in the inode.
+public struct BmbtBlockHandle {
+    /// The image buffer; nil for the root in the inode.
+    let buffer: Buffer?
+    /// The block's bytes.
+    let memory: UnsafeMutableRawPointer
 }
 
-/// A read-only store for one inode fork's bmbt: the root that lives in the inode (presented
-/// to the engine as a block of its own at ``rootPointer``) and the on-disk blocks below it,
-/// with 64-bit fsblock pointers, long v5 headers owned by the inode, and the CRC checked as
-/// each disk block is read.
+/// A read-only store for one inode fork's whole bmbt, root included.
 ///
-/// Treating the whole fork as one tree lets the engine walk a level through its sibling
-/// links, which run across the children of the in-inode root (libxfs does the same with
-/// its `if_broot`).
+/// The root of a bmbt lives in the inode fork, not in a block. So that the engine can walk
+/// the tree like any other (lookups, record walks, sibling-chained block visits, the
+/// verifier), the store presents the root as a *synthetic block*: a node formatted in
+/// memory from the fork's keys and pointers, at a pointer value no real block can have.
+/// Every other block is read from the image: 64-bit fsblock pointers, long v5 headers owned
+/// by the inode, CRC checked as each block is read.
 public final class BmbtStore: BTreeBlockStore {
     public typealias Pointer = UInt64
     public typealias BlockHandle = BmbtBlockHandle
 
-    /// The pointer that stands for the root in the inode: no real fsblock has it.
-    public static let rootPointer: UInt64 = 0xFFFF_FFFF_FFFF_FFFE
+    /// The pointer standing for the root in the inode (above every valid fsblock).
+    public static let inodeRootPointer: UInt64 = .max - 1
 
     public let image: XFSImage
     /// The inode that owns the fork.
     public let inode: UInt64
-    public var root: UInt64 { Self.rootPointer }
     public let height: Int
     public let maxHeight: Int
     public let blockSize: Int
     public let uuid: BTreeUUID
     private let verifier: BTreeBlockCRCVerifier
     private let held = HeldBuffers()
-    /// The in-inode root laid out as a long-format node block.
     private let rootBlock: UnsafeMutableRawPointer
 
-    /// The bmbt of `inode` whose in-inode root is `root`.
+    /// The bmbt whose root is `root`, in a fork of `inode`.
     ///
-    /// - Throws: `XFSFormatError` when the root's level is 0 or too high for a bmbt.
-    public init(image: XFSImage, inode: UInt64, fork: InodeFork.Which, root: BmbtRoot) throws(XFSFormatError) {
+    /// - Throws: `XFSFormatError` when the root's level is 0 or it holds more entries than
+    ///   a node block can.
+    public init(image: XFSImage, inode: UInt64, root: BmbtRoot) throws {
+        guard root.level >= 1 else {
+            throw XFSFormatError(.corrupt, "inode \(inode) bmbt root", "level 0: a bmbt root in the inode is always a node")
+        }
         self.image = image
         self.inode = inode
-        self.maxHeight = 9 // a bmbt of 2^54 blocks at the minimum fill stays below this
-        let blockSize = Int(image.geometry.blockSize)
-        self.blockSize = blockSize
+        self.height = Int(root.level) + 1
+        self.maxHeight = max(height, 9)
+        self.blockSize = Int(image.geometry.blockSize)
         self.uuid = image.metadataUUID
         self.verifier = BTreeBlockCRCVerifier(name: BmbtFormat.name, crcOffset: BTreeHeaderFormat.long.checksumOffset)
-        guard root.level >= 1, Int(root.level) < maxHeight, root.pointers.count == root.keys.count else {
-            throw XFSFormatError(.corrupt, "inode \(inode)", "\(fork) fork bmbt root level \(root.level) is outside 1...\(maxHeight - 1)")
+        rootBlock = .allocate(byteCount: blockSize, alignment: 8)
+        rootBlock.initializeMemory(as: UInt8.self, repeating: 0, count: blockSize)
+        let layout = BTreeLayout(format: BmbtFormat.self, store: self)
+        guard root.pointers.count <= layout.limits.nodeMax, root.keys.count == root.pointers.count else {
+            rootBlock.deallocate()
+            throw XFSFormatError(.corrupt, "inode \(inode) bmbt root",
+                                 "\(root.pointers.count) entries do not fit a node of \(layout.limits.nodeMax)")
         }
-        self.height = Int(root.level) + 1
-        // Header (72 bytes), then keys, then pointers after maxrecs key slots (§3.3).
-        let header = BTreeHeaderFormat.long.size
-        let maxNode = (blockSize - header) / (BmbtFormat.keySize + 8)
-        guard root.pointers.count <= maxNode else {
-            throw XFSFormatError(.corrupt, "inode \(inode)", "\(fork) fork bmbt root has \(root.pointers.count) entries, more than \(maxNode)")
-        }
-        let block = UnsafeMutableRawPointer.allocate(byteCount: blockSize, alignment: 16)
-        block.initializeMemory(as: UInt8.self, repeating: 0, count: blockSize)
-        func put<T: FixedWidthInteger>(_ value: T, _ offset: Int) {
-            withUnsafeBytes(of: value.bigEndian) { (block + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        }
-        put(BmbtFormat.magic, 0)
-        put(root.level, 4)
-        put(UInt16(root.pointers.count), 6)
-        put(UInt64.max, 8)
-        put(UInt64.max, 16)
-        put(Self.rootPointer, 24) // blkno: what diskAddress(of: rootPointer) says
-        put(uuid.high, 40)
-        put(uuid.low, 48)
-        put(inode, 56)
+        let block = BTreeBlock(rootBlock)
+        block.formatHeader(magic: BmbtFormat.magic, level: Int(root.level), numrecs: root.pointers.count,
+                           left: UInt64.null, right: UInt64.null, blkno: Self.inodeRootPointer, owner: inode, uuid: uuid)
         for (i, (key, pointer)) in zip(root.keys, root.pointers).enumerated() {
-            BmbtFormat.storeKey(key, to: block + header + i * BmbtFormat.keySize)
-            put(pointer, header + maxNode * BmbtFormat.keySize + i * 8)
+            BmbtFormat.storeKey(key, to: block.key(i, layout))
+            block.setPointer(pointer, i, layout)
         }
-        self.rootBlock = block
     }
 
     deinit { rootBlock.deallocate() }
 
+    public var root: UInt64 { Self.inodeRootPointer }
     public var owner: UInt64 { inode }
 
     public func diskAddress(of pointer: UInt64) -> UInt64 {
-        pointer == Self.rootPointer ? Self.rootPointer : image.geometry.daddr(fsBlock: pointer)
+        pointer == Self.inodeRootPointer ? pointer : image.geometry.daddr(fsBlock: pointer)
     }
 
-    /// The in-inode root, or a block inside an AG past its header sectors.
+    /// The root in the inode, or a block inside an AG past its header sectors.
     public func isValid(_ pointer: UInt64) -> Bool {
-        if pointer == Self.rootPointer { return true }
+        if pointer == Self.inodeRootPointer { return true }
         guard let (_, agbno) = image.geometry.split(fsBlock: pointer) else { return false }
         return agbno > image.geometry.agflBlock
     }
@@ -223,9 +211,9 @@ public final class BmbtStore: BTreeBlockStore {
     /// the root comes from the inode. Throws `XFSFormatError` naming the inode and block for
     /// a bad CRC or a short image.
     public func readBlock(_ pointer: UInt64) throws -> BmbtBlockHandle {
-        if pointer == Self.rootPointer { return .inodeRoot }
+        if pointer == Self.inodeRootPointer { return BmbtBlockHandle(buffer: nil, memory: rootBlock) }
         let address = DiskAddress(Int64(diskAddress(of: pointer)))
-        return .disk(try held.acquire(address, on: image.target) {
+        let buffer = try held.acquire(address, on: image.target) {
             do {
                 return try image.target.readBuffer(at: address, length: blockSize, verifier: verifier)
             } catch BufferError.verificationFailed(let failure) {
@@ -233,19 +221,14 @@ public final class BmbtStore: BTreeBlockStore {
             } catch BufferError.readPastEnd(_, _, let got) {
                 throw XFSFormatError(.truncated, "inode \(inode) bmbt block \(pointer)", "the image ends inside the block (\(got) bytes read)")
             }
-        })
+        }
+        return BmbtBlockHandle(buffer: buffer, memory: buffer.unsafeMutableBytes.baseAddress.unsafelyUnwrapped)
     }
 
-    public func memory(of handle: BmbtBlockHandle) -> UnsafeMutableRawPointer {
-        switch handle {
-        case .disk(let buffer): buffer.unsafeMutableBytes.baseAddress.unsafelyUnwrapped
-        case .inodeRoot: rootBlock
-        }
-    }
+    public func memory(of handle: BmbtBlockHandle) -> UnsafeMutableRawPointer { handle.memory }
 
     public func release(_ handle: BmbtBlockHandle) {
-        guard case .disk(let buffer) = handle else { return }
-        held.release(buffer, on: image.target)
+        if let buffer = handle.buffer { held.release(buffer, on: image.target) }
     }
 
     public func setRoot(_ root: UInt64, height: Int) { preconditionFailure("bmbt of inode \(inode) is read-only") }

@@ -133,12 +133,12 @@ extension XFSImage {
         case .extents(let extents)?:
             result.extents = extents
         case .btree(let root)?:
-            let store = try BmbtStore(image: self, inode: inode.core.ino, fork: fork, root: root)
+            let store = try BmbtStore(image: self, inode: inode.core.ino, root: root)
             var cursor = BTreeCursor<BmbtFormat, BmbtStore>(store: store)
             defer { cursor.close() }
             do {
                 _ = try cursor.visitBlocks { info in
-                    if info.pointer != BmbtStore.rootPointer { result.bmbtBlocks.append(info.pointer) }
+                    if info.pointer != BmbtStore.inodeRootPointer { result.bmbtBlocks.append(info.pointer) }
                     return .proceed
                 }
                 _ = try cursor.queryAll { extent in

@@ -19,11 +19,16 @@ public final class XFSImage: @unchecked Sendable {
     /// Sizes and address conversions derived from the superblock.
     public let geometry: Geometry
 
-    /// Opens and verifies the image at `path`.
+    /// The default bound on cached image blocks. A check reads most metadata once, in
+    /// order, so a small cache loses little and keeps the peak resident set small.
+    public static let defaultCacheCapacity = 16 << 20
+
+    /// Opens and verifies the image at `path`, caching at most `cacheCapacity` bytes of
+    /// clean blocks.
     ///
     /// - Throws: `XFSFormatError` naming what is wrong (the file, the superblock, a
     ///   feature), or a `BufferError` for I/O failures.
-    public init(path: String) throws {
+    public init(path: String, cacheCapacity: Int = XFSImage.defaultCacheCapacity) throws {
         self.path = path
         var status = stat()
         guard stat(path, &status) == 0 else {
@@ -38,7 +43,7 @@ public final class XFSImage: @unchecked Sendable {
         guard type == S_IFREG || type == S_IFBLK else {
             throw XFSFormatError(.unsupported, path, type == S_IFDIR ? "is a directory" : "is not a regular file or block device")
         }
-        let target = try FileTarget(path: path, writable: false)
+        let target = try FileTarget(path: path, writable: false, cacheCapacity: cacheCapacity)
         self.target = target
         guard target.deviceSize >= 512 else {
             throw XFSFormatError(.truncated, path, "\(target.deviceSize) bytes is too small to hold an XFS superblock")

@@ -25,6 +25,7 @@ public enum RmapOwner {
     public static let min: UInt64 = UInt64(bitPattern: -10)
 
     /// Whether `owner` is a special (non-inode) owner: its top bit is set.
+    @inlinable
     public static func isSpecial(_ owner: UInt64) -> Bool { owner >> 63 != 0 }
     /// Whether `owner` is a special owner a record may carry: OWN_MIN < owner ≤ OWN_FS.
     public static func isValidSpecial(_ owner: UInt64) -> Bool { owner > min && owner <= fs }
@@ -78,6 +79,7 @@ public struct RmapRecord: Sendable, Hashable {
     public var isUnwritten: Bool
 
     /// A record.
+    @inlinable
     public init(startBlock: UInt32, blockCount: UInt32, owner: UInt64, offset: UInt64 = 0,
                 isAttrFork: Bool = false, isBmbtBlock: Bool = false, isUnwritten: Bool = false) {
         self.startBlock = startBlock
@@ -90,26 +92,31 @@ public struct RmapRecord: Sendable, Hashable {
     }
 
     /// The on-disk offset word with all three flags.
+    @inlinable
     public var packedOffset: UInt64 {
-        (offset & Self.offsetFieldMask) | (isAttrFork ? Self.attrForkBit : 0)
-            | (isBmbtBlock ? Self.bmbtBlockBit : 0) | (isUnwritten ? Self.unwrittenBit : 0)
+        // Literal masks (offsetFieldMask, attrForkBit, bmbtBlockBit, unwrittenBit): a static
+        // let read from another module goes through a lazy-initialization check.
+        (offset & ((1 << 61) - 1)) | (isAttrFork ? 1 << 63 : 0)
+            | (isBmbtBlock ? 1 << 62 : 0) | (isUnwritten ? 1 << 61 : 0)
     }
 
     /// Whether this maps file data or attr blocks (an inode owner, not a bmbt block): the
     /// records whose offsets advance with the blocks.
+    @inlinable
     public var isFileMapping: Bool { !RmapOwner.isSpecial(owner) && !isBmbtBlock }
 }
 
 /// An rmapbt key (20 bytes): startblock u32 | owner u64 | offset-and-flags u64 with the
 /// UNWRITTEN bit cleared. Order: all three fields, unsigned, so special owners sort after
 /// inode owners and, at equal start and owner, data < bmbt(data) < attr < bmbt(attr).
-public struct RmapKey: Sendable, Hashable, Comparable {
+public struct RmapKey: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var startBlock: UInt32
     public var owner: UInt64
     /// The packed offset word (offset bits plus ATTR and BMBT; UNWRITTEN is not part of a key).
     public var packedOffset: UInt64
 
     /// A key from its raw fields.
+    @inlinable
     public init(startBlock: UInt32, owner: UInt64, packedOffset: UInt64) {
         self.startBlock = startBlock
         self.owner = owner
@@ -121,54 +128,82 @@ public struct RmapKey: Sendable, Hashable, Comparable {
     /// Whether the (invalid in a key) UNWRITTEN bit is set; repair clears it.
     public var hasUnwrittenBit: Bool { packedOffset & RmapRecord.unwrittenBit != 0 }
 
+    /// "(startblock 8038, owner 524981, offset 2332, attr)": the owner named as in
+    /// ``RmapOwner/name(_:)``, the attr and bmbt flags when set.
+    public var description: String {
+        var text = "(startblock \(startBlock), owner \(RmapOwner.name(owner)), offset \(offset)"
+        if packedOffset & RmapRecord.attrForkBit != 0 { text += ", attr" }
+        if packedOffset & RmapRecord.bmbtBlockBit != 0 { text += ", bmbt" }
+        return text + ")"
+    }
+
     /// Unsigned lexicographic order of (startblock, owner, offset word).
+    @inlinable @inline(__always)
     public static func < (a: Self, b: Self) -> Bool {
-        (a.startBlock, a.owner, a.packedOffset) < (b.startBlock, b.owner, b.packedOffset)
+        if a.startBlock != b.startBlock { return a.startBlock < b.startBlock }
+        if a.owner != b.owner { return a.owner < b.owner }
+        return a.packedOffset < b.packedOffset
+    }
+
+    /// Field-wise equality (spelled out so that it inlines across modules).
+    @inlinable @inline(__always)
+    public static func == (a: Self, b: Self) -> Bool {
+        a.startBlock == b.startBlock && a.owner == b.owner && a.packedOffset == b.packedOffset
     }
 }
 
 /// The reverse-mapping btree ("RMB3"): an overlapping btree of ``RmapRecord``s.
 public enum RmapFormat: BTreeRecordFormat {
+    /// `hasRecords` asks whether *blocks* are covered: only the start block counts (the
+    /// kernel masks owner and offset out of rmap key comparisons there).
+    public static func coverageKey(_ key: RmapKey) -> UInt32 { key.startBlock }
+
     public typealias Record = RmapRecord
     public typealias Key = RmapKey
-    public static var name: String { "rmapbt" }
-    public static var magic: UInt32 { 0x524D_4233 }
-    public static var recordSize: Int { 24 }
-    public static var keySize: Int { 20 }
-    public static var isOverlapping: Bool { true }
+    @inlinable public static var name: String { "rmapbt" }
+    @inlinable public static var magic: UInt32 { 0x524D_4233 }
+    @inlinable public static var recordSize: Int { 24 }
+    @inlinable public static var keySize: Int { 20 }
+    @inlinable public static var isOverlapping: Bool { true }
 
     /// Decodes a 24-byte record.
+    @inlinable @inline(__always)
     public static func loadRecord(from bytes: UnsafeRawPointer) -> Record {
-        let word = BigEndian.u64(bytes, 16)
-        return RmapRecord(startBlock: BigEndian.u32(bytes, 0), blockCount: BigEndian.u32(bytes, 4),
-                          owner: BigEndian.u64(bytes, 8), offset: word & RmapRecord.offsetFieldMask,
-                          isAttrFork: word & RmapRecord.attrForkBit != 0,
-                          isBmbtBlock: word & RmapRecord.bmbtBlockBit != 0,
-                          isUnwritten: word & RmapRecord.unwrittenBit != 0)
+        let word = RmapFormat.u64(bytes, 16)
+        return RmapRecord(startBlock: RmapFormat.u32(bytes, 0), blockCount: RmapFormat.u32(bytes, 4),
+                          owner: RmapFormat.u64(bytes, 8), offset: word & ((1 << 61) - 1),
+                          isAttrFork: word & (1 << 63) != 0,
+                          isBmbtBlock: word & (1 << 62) != 0,
+                          isUnwritten: word & (1 << 61) != 0)
     }
     /// Encodes a 24-byte record.
+    @inlinable @inline(__always)
     public static func storeRecord(_ record: Record, to bytes: UnsafeMutableRawPointer) {
-        BigEndian.store(record.startBlock, bytes, 0)
-        BigEndian.store(record.blockCount, bytes, 4)
-        BigEndian.store(record.owner, bytes, 8)
-        BigEndian.store(record.packedOffset, bytes, 16)
+        RmapFormat.put(record.startBlock, bytes, 0)
+        RmapFormat.put(record.blockCount, bytes, 4)
+        RmapFormat.put(record.owner, bytes, 8)
+        RmapFormat.put(record.packedOffset, bytes, 16)
     }
     /// Decodes a 20-byte key as stored (an UNWRITTEN bit, if present, is kept so checkers see it).
+    @inlinable @inline(__always)
     public static func loadKey(from bytes: UnsafeRawPointer) -> Key {
-        Key(startBlock: BigEndian.u32(bytes, 0), owner: BigEndian.u64(bytes, 4), packedOffset: BigEndian.u64(bytes, 12))
+        Key(startBlock: RmapFormat.u32(bytes, 0), owner: RmapFormat.u64(bytes, 4), packedOffset: RmapFormat.u64(bytes, 12))
     }
     /// Encodes a 20-byte key.
+    @inlinable @inline(__always)
     public static func storeKey(_ key: Key, to bytes: UnsafeMutableRawPointer) {
-        BigEndian.store(key.startBlock, bytes, 0)
-        BigEndian.store(key.owner, bytes, 4)
-        BigEndian.store(key.packedOffset, bytes, 12)
+        RmapFormat.put(key.startBlock, bytes, 0)
+        RmapFormat.put(key.owner, bytes, 4)
+        RmapFormat.put(key.packedOffset, bytes, 12)
     }
     /// (startblock, owner, offset word without UNWRITTEN).
+    @inlinable @inline(__always)
     public static func lowKey(of r: Record) -> Key {
-        Key(startBlock: r.startBlock, owner: r.owner, packedOffset: r.packedOffset & ~RmapRecord.unwrittenBit)
+        Key(startBlock: r.startBlock, owner: r.owner, packedOffset: r.packedOffset & ~(1 << 61))
     }
     /// The last block's key: start+len−1, the same owner, and the offset advanced by len−1
     /// only for file data/attr mappings (not special owners, not bmbt blocks).
+    @inlinable @inline(__always)
     public static func highKey(of r: Record) -> Key {
         let adjust = UInt32(truncatingIfNeeded: max(r.blockCount, 1) - 1)
         var key = lowKey(of: r)
@@ -177,8 +212,34 @@ public enum RmapFormat: BTreeRecordFormat {
         return key
     }
     /// Contiguous by startblock only: the next range starts right after this one's last block.
+    @inlinable @inline(__always)
     public static func isContiguous(_ high: Key, followedBy low: Key) -> Bool {
         UInt64(high.startBlock) + 1 == UInt64(low.startBlock)
+    }
+
+    /// The low key of an encoded record, decoded straight from its bytes (the engine's
+    /// binary search over leaves calls this): no length, and the UNWRITTEN bit masked.
+    @inlinable @inline(__always)
+    public static func loadLowKey(fromRecord bytes: UnsafeRawPointer) -> Key {
+        Key(startBlock: u32(bytes, 0), owner: u64(bytes, 8),
+            packedOffset: u64(bytes, 16) & ~(1 << 61))
+    }
+
+    @inlinable @inline(__always)
+    static func u32(_ p: UnsafeRawPointer, _ offset: Int) -> UInt32 {
+        UInt32(bigEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+    @inlinable @inline(__always)
+    static func u64(_ p: UnsafeRawPointer, _ offset: Int) -> UInt64 {
+        UInt64(bigEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+    @inlinable @inline(__always)
+    static func put(_ v: UInt32, _ p: UnsafeMutableRawPointer, _ offset: Int) {
+        p.storeBytes(of: v.bigEndian, toByteOffset: offset, as: UInt32.self)
+    }
+    @inlinable @inline(__always)
+    static func put(_ v: UInt64, _ p: UnsafeMutableRawPointer, _ offset: Int) {
+        p.storeBytes(of: v.bigEndian, toByteOffset: offset, as: UInt64.self)
     }
 
     /// Checks the record on its own: nonzero length without overflow, reserved offset bits

@@ -1,0 +1,272 @@
+import XFSBTree
+import XFSFormat
+
+/// One thing wrong with an AG's reverse mappings.
+public struct RmapFinding: Sendable, Equatable, CustomStringConvertible {
+    /// What kind of damage.
+    public enum Kind: String, Sendable, CaseIterable {
+        /// A record the filesystem implies is not in the rmapbt.
+        case missing
+        /// The rmapbt holds a record nothing implies (a free block, a spurious owner, ...).
+        case extra
+        /// A record with the right key has the wrong length or unwritten flag.
+        case wrong
+        /// The rmapbt's structure is broken (keys, high keys, siblings, levels, counts, CRC).
+        case structure
+        /// An AG header disagrees with the rmapbt (height, block count) or cannot be read.
+        case header
+        /// Metadata the scan needed could not be read (an inode, another AG btree), or two
+        /// observations collide; the expected record set may be incomplete.
+        case observation
+    }
+
+    /// The AG.
+    public var agno: UInt32
+    /// The kind of damage.
+    public var kind: Kind
+    /// The AG block concerned: the rmapbt block holding an extra or wrong record or a
+    /// structural fault, or the start of a missing record; nil when none applies.
+    public var block: UInt64?
+    /// The record the filesystem implies (missing, wrong).
+    public var expected: RmapRecord?
+    /// The record found on disk (extra, wrong).
+    public var found: RmapRecord?
+    /// A sentence saying what is wrong.
+    public var detail: String
+
+    /// "AG 1 block 12: extra record [...]".
+    public var description: String {
+        "AG \(agno)" + (block.map { " block \($0)" } ?? "") + ": " + detail
+    }
+}
+
+/// One AG's verdict.
+public struct RmapAGSummary: Sendable, Equatable {
+    /// The AG.
+    public var agno: UInt32
+    /// Records the filesystem implies (the in-memory tree).
+    public var expectedRecords: Int
+    /// Records read from the rmapbt (nil when it could not be read).
+    public var onDiskRecords: Int?
+    /// The rmapbt's blocks as walked, and its height per the AGF.
+    public var onDiskBlocks: Int
+    /// The AGF's rmap height.
+    public var height: Int
+    /// Findings by kind.
+    public var counts: [RmapFinding.Kind: Int]
+
+    /// Whether nothing is wrong in this AG.
+    public var isConsistent: Bool { counts.values.allSatisfy { $0 == 0 } }
+
+    /// "AG 1: 3771 expected, 3770 on disk (9 blocks, height 2): 1 missing, 0 extra, ...".
+    public var line: String {
+        let found = onDiskRecords.map(String.init) ?? "unreadable"
+        let kinds = RmapFinding.Kind.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
+        return "AG \(agno): \(expectedRecords) records expected, \(found) on disk (\(onDiskBlocks) blocks, height \(height)): "
+            + (isConsistent ? "consistent" : kinds)
+    }
+}
+
+/// The verdict on a whole image.
+public struct RmapCheckReport: Sendable {
+    /// One summary per checked AG, in AG order.
+    public var summaries: [RmapAGSummary]
+    /// Every finding, by AG then as found.
+    public var findings: [RmapFinding]
+    /// Whether every checked AG is consistent.
+    public var isConsistent: Bool { findings.isEmpty }
+
+    /// A report from per-AG summaries and findings.
+    public init(summaries: [RmapAGSummary], findings: [RmapFinding]) {
+        self.summaries = summaries
+        self.findings = findings
+    }
+}
+
+/// Compares what a scan observed with each AG's on-disk rmapbt, and verifies that tree's
+/// structure (xfs_repair -n's rmap checks, and what they miss: see xfs-format.md §6).
+///
+/// - Structure: the engine's verifier over the on-disk tree: magic, CRC, blkno, owner,
+///   uuid, levels, record counts, key order within and across blocks, node low and high
+///   keys, sibling links, cycles, record sanity.
+/// - Header: the AGF's rmap height against the tree, its rmap block count against the
+///   blocks walked.
+/// - Records: the exact record set. Every observed record must be on disk and every disk
+///   record observed; a record with the observed key but another length or unwritten flag
+///   is reported once as wrong.
+public struct RmapChecker: Sendable {
+    /// The image.
+    public let image: XFSImage
+    /// The scan whose trees hold the observations.
+    public let scanner: RmapScanner
+
+    /// A checker over a finished scan.
+    public init(scanner: RmapScanner) {
+        self.image = scanner.image
+        self.scanner = scanner
+    }
+
+    /// Checks AG `agno`.
+    public func check(_ agno: UInt32) throws -> (RmapAGSummary, [RmapFinding]) {
+        var findings: [RmapFinding] = []
+        func add(_ kind: RmapFinding.Kind, block: UInt64? = nil, expected: RmapRecord? = nil, found: RmapRecord? = nil, _ detail: String) {
+            findings.append(RmapFinding(agno: agno, kind: kind, block: block, expected: expected, found: found, detail: detail))
+        }
+        for problem in scanner.problems where problem.agno == agno {
+            add(.observation, problem.detail)
+        }
+        var summary = RmapAGSummary(agno: agno, expectedRecords: 0, onDiskRecords: nil, onDiskBlocks: 0, height: 0, counts: [:])
+
+        let headers: AGHeaders
+        do {
+            headers = try image.agHeaders(agno)
+        } catch {
+            add(.header, "AG headers unreadable: \(error)")
+            return finish(summary, findings)
+        }
+        summary.height = Int(headers.agf.rmapLevel)
+
+        // Structure.
+        let store = AGBTreeStore<RmapFormat>(image: image, agno: agno, root: headers.agf.rmapRoot,
+                                             height: Int(headers.agf.rmapLevel), maxHeight: image.geometry.maxRmapBTreeLevels)
+        let report = BTreeVerifier<RmapFormat, AGBTreeStore<RmapFormat>>.verify(store)
+        for fault in report.faults {
+            add(.structure, block: fault.pointer, "rmapbt \(fault.check.rawValue): \(fault.detail)"
+                + (fault.level.map { " (level \($0)" + (fault.index.map { ", entry \($0)" } ?? "") + ")" } ?? ""))
+        }
+        summary.onDiskBlocks = report.blocks
+        // The block count means something only when the walk reached every block.
+        let walkStoppers: Set<BTreeCheck> = [.read, .cycle, .height, .pointer, .level, .magic, .blkno]
+        if report.faults.allSatisfy({ !walkStoppers.contains($0.check) }),
+           Int(headers.agf.rmapBlocks) != report.blocks {
+            add(.header, "AGF rmap_blocks is \(headers.agf.rmapBlocks) but the rmapbt has \(report.blocks) blocks")
+        }
+
+        // Records: streamed side by side when the disk tree reads in order (the usual case,
+        // and no record lands on the Swift heap); otherwise both sets as arrays, the disk's
+        // sorted.
+        if let streamed = try streamingDiff(agno, store: store) {
+            summary.expectedRecords = streamed.expected
+            summary.onDiskRecords = streamed.found
+            findings += streamed.findings
+            return finish(summary, findings)
+        }
+        let expected = try scanner.tree(agno).records()
+        summary.expectedRecords = expected.count
+        var found: [(record: RmapRecord, leaf: UInt64)] = []
+        do {
+            var cursor = BTreeCursor<RmapFormat, AGBTreeStore<RmapFormat>>(store: store)
+            defer { cursor.close() }
+            if try cursor.moveToFirst() {
+                repeat {
+                    if let record = cursor.record { found.append((record, UInt64(cursor.pointer(atLevel: 0)))) }
+                } while try cursor.increment()
+            }
+            summary.onDiskRecords = found.count
+        } catch {
+            if report.faults.isEmpty { add(.structure, "rmapbt records unreadable: \(error)") }
+            return finish(summary, findings)
+        }
+        diff(expected: expected, found: found, add: add)
+        return finish(summary, findings)
+    }
+
+    private func finish(_ summary: RmapAGSummary, _ findings: [RmapFinding]) -> (RmapAGSummary, [RmapFinding]) {
+        var summary = summary
+        for finding in findings { summary.counts[finding.kind, default: 0] += 1 }
+        return (summary, findings)
+    }
+
+    /// Walks the in-memory tree and the on-disk tree side by side, each in its own cursor,
+    /// reporting missing, extra and wrong records as `diff` does. Nil (and no findings) when
+    /// the disk tree cannot be read to the end or its records are out of key order: the
+    /// caller then compares sorted arrays instead.
+    private func streamingDiff(_ agno: UInt32, store: AGBTreeStore<RmapFormat>)
+        throws -> (expected: Int, found: Int, findings: [RmapFinding])? {
+        var findings: [RmapFinding] = []
+        func add(_ kind: RmapFinding.Kind, _ block: UInt64?, _ expected: RmapRecord?, _ found: RmapRecord?, _ detail: String) {
+            findings.append(RmapFinding(agno: agno, kind: kind, block: block, expected: expected, found: found, detail: detail))
+        }
+        var disk = BTreeCursor<RmapFormat, AGBTreeStore<RmapFormat>>(store: store)
+        defer { disk.close() }
+        var current: (record: RmapRecord, leaf: UInt64)?
+        var previous: RmapKey?
+        var expectedCount = 0, foundCount = 0
+        var usable = true
+        /// Moves `current` to the next disk record (the first when `first`); false when the
+        /// disk tree failed or went out of order.
+        func advance(first: Bool = false) -> Bool {
+            do {
+                let more = first ? try disk.moveToFirst() : try disk.increment()
+                guard more, let record = disk.record else {
+                    current = nil
+                    return true
+                }
+                let key = RmapFormat.lowKey(of: record)
+                if let previous, !(previous < key) { return false }
+                previous = key
+                current = (record, UInt64(disk.pointer(atLevel: 0)))
+                foundCount += 1
+                return true
+            } catch {
+                return false
+            }
+        }
+        guard advance(first: true) else { return nil }
+        try scanner.tree(agno).forEach { e in
+            expectedCount += 1
+            let ek = RmapFormat.lowKey(of: e)
+            // Disk records before this one are extra.
+            while let f = current, RmapFormat.lowKey(of: f.record) < ek {
+                add(.extra, f.leaf, nil, f.record, "extra record \(RmapText.describe(f.record))")
+                guard advance() else { usable = false; return .stop }
+            }
+            if let f = current, RmapFormat.lowKey(of: f.record) == ek {
+                if e != f.record {
+                    add(.wrong, f.leaf, e, f.record, "wrong record \(RmapText.describe(f.record)), should be \(RmapText.describe(e))")
+                }
+                guard advance() else { usable = false; return .stop }
+            } else {
+                add(.missing, UInt64(e.startBlock), e, nil, "missing record \(RmapText.describe(e))")
+            }
+            return .proceed
+        }
+        guard usable else { return nil }
+        while let f = current {
+            add(.extra, f.leaf, nil, f.record, "extra record \(RmapText.describe(f.record))")
+            guard advance() else { return nil }
+        }
+        return (expectedCount, foundCount, findings)
+    }
+
+    /// Walks both record sets in key order (the disk's sorted first: a corrupt tree may be
+    /// out of order, which the verifier reports separately).
+    private func diff(expected: [RmapRecord], found unsorted: [(record: RmapRecord, leaf: UInt64)],
+                      add: (RmapFinding.Kind, UInt64?, RmapRecord?, RmapRecord?, String) -> Void) {
+        let found = unsorted.enumerated().sorted {
+            let (a, b) = (RmapFormat.lowKey(of: $0.element.record), RmapFormat.lowKey(of: $1.element.record))
+            return a < b || (a == b && $0.offset < $1.offset)
+        }.map(\.element)
+        var i = 0, j = 0
+        while i < expected.count || j < found.count {
+            let e = i < expected.count ? expected[i] : nil
+            let f = j < found.count ? found[j] : nil
+            let ek = e.map(RmapFormat.lowKey(of:))
+            let fk = f.map { RmapFormat.lowKey(of: $0.record) }
+            if let e, let f, ek == fk {
+                if e != f.record {
+                    add(.wrong, f.leaf, e, f.record,
+                        "wrong record \(RmapText.describe(f.record)), should be \(RmapText.describe(e))")
+                }
+                i += 1
+                j += 1
+            } else if let e, fk == nil || ek! < fk! {
+                add(.missing, UInt64(e.startBlock), e, nil, "missing record \(RmapText.describe(e))")
+                i += 1
+            } else if let f {
+                add(.extra, f.leaf, nil, f.record, "extra record \(RmapText.describe(f.record))")
+                j += 1
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+import XFSBTree
+import XFSBuffer
+import XFSFormat
+import XFSMemoryFile
+import XFSTransaction
+
+/// A problem met while gathering observations that does not stop the scan: a metadata
+/// structure that could not be read or an observation that collides with another. The
+/// checker reports them as damage.
+public struct ScanProblem: Sendable, Equatable, CustomStringConvertible {
+    /// The AG the problem belongs to.
+    public var agno: UInt32
+    /// What could not be read or recorded, and why.
+    public var detail: String
+
+    public var description: String { "AG \(agno): \(detail)" }
+}
+
+/// How far a scan has got, for progress reports.
+public struct ScanProgress: Sendable {
+    /// AGs whose inodes have all been scanned.
+    public var agsDone: Int
+    /// AGs in the scan.
+    public var agCount: Int
+    /// Inodes scanned so far.
+    public var inodes: Int
+    /// Inodes the scanned AGs' AGIs count in all (for an estimate of the time left).
+    public var inodesExpected: Int
+    /// Observations stashed so far.
+    public var observations: Int
+}
+
+/// Gathers, for each AG, every reverse mapping the filesystem implies into an in-memory
+/// rmap btree (xfs_repair phase 4 and online rmap repair, xfs-format.md §6):
+///
+/// 1. OWN_FS: the AG headers, [0, AGFL block + 1);
+/// 2. OWN_LOG: the internal log, in the AG that holds it;
+/// 3. OWN_INODES: each inode chunk's blocks (sparse chunks: the allocated part);
+/// 4. OWN_INOBT: every inobt and finobt block;
+/// 5. OWN_AG: every bnobt, cntbt and rmapbt block, and every active AGFL entry;
+/// 6. OWN_REFC: every refcountbt block; OWN_COW: each CoW-domain refcount record;
+/// 7. for every allocated inode (of every AG): each data-fork extent (unless the inode's
+///    data is on the realtime device), each attr-fork extent, and each on-disk bmbt block,
+///    filed under the AG its blocks are in.
+///
+/// Each observation is stashed with the rmap `map` operation in a transaction of its own
+/// that is committed at once, as repair does, so neighbouring observations merge exactly as
+/// the kernel merges them. The trees share one memory file, a partition each; nothing of
+/// the observations lives on the Swift heap.
+///
+/// AGs are scanned in parallel; each tree has a lock, since an inode of one AG may map
+/// blocks of any other.
+public final class RmapScanner: @unchecked Sendable {
+    /// The image being scanned.
+    public let image: XFSImage
+    /// The memory file holding every AG's tree.
+    public let memoryFile: MemoryFile
+    private var trees: [UInt32: RmapBTree] = [:]
+    private var locks: [UInt32: Mutex] = [:]
+    private let problemsLock = Mutex()
+    private var collectedProblems: [ScanProblem] = []
+    private let progressLock = Mutex()
+    private var progressState: ScanProgress
+
+    /// A scanner for `image`, with its observations in a memory file of its own.
+    public init(image: XFSImage) throws {
+        self.image = image
+        memoryFile = try MemoryFile(name: "xfs-rmap observations")
+        progressState = ScanProgress(agsDone: 0, agCount: Int(image.geometry.agCount), inodes: 0, inodesExpected: 0, observations: 0)
+        for agno in 0..<image.geometry.agCount {
+            // A tree of one record per block at the fullest merge-free density needs
+            // about 64 bytes a block; the partition is address space, not memory.
+            let blocks = Int(image.geometry.agLength(agno))
+            let size = max(16 << 20, (blocks * 64 + MemoryTarget.blockSize - 1) / MemoryTarget.blockSize * MemoryTarget.blockSize)
+            let target = MemoryTarget(partition: try memoryFile.makePartition(size: size))
+            let uuid = image.metadataUUID
+            trees[agno] = try RmapBTree(target: target, allowsSharing: image.geometry.hasReflink, owner: UInt64(agno),
+                                        uuid: uuid)
+            locks[agno] = Mutex()
+        }
+    }
+
+    /// The in-memory tree of AG `agno`.
+    public func tree(_ agno: UInt32) -> RmapBTree {
+        precondition(agno < image.geometry.agCount, "AG \(agno) of \(image.geometry.agCount)")
+        return trees[agno]!
+    }
+
+    /// Problems met so far, in the order they were met per AG.
+    public var problems: [ScanProblem] {
+        problemsLock.withLock { collectedProblems.sorted { $0.agno < $1.agno } }
+    }
+
+    /// A snapshot of the scan's progress.
+    public var progress: ScanProgress { progressLock.withLock { progressState } }
+
+    /// Scans AGs `ags` (their metadata and inodes), filling every AG's tree: an inode of a
+    /// scanned AG may map blocks of an AG that is not scanned, and those records land in
+    /// that AG's tree too.
+    ///
+    /// Two parallel phases: each AG's metadata (headers and AG btrees), one job per AG; then
+    /// every allocated inode of those AGs, in batches spread over all cores, since one AG
+    /// may hold all of a filesystem's big files.
+    ///
+    /// - Throws: only what stops the whole scan (the memory file failing); unreadable
+    ///   structures become `problems`.
+    public func scan(ags: [UInt32]) throws {
+        let expected = ags.reduce(0) { total, agno in
+            guard let agi = (try? image.agHeaders(agno))?.agi else { return total }
+            return total + Int(agi.count) - Int(min(agi.freeCount, agi.count))
+        }
+        progressLock.withLock {
+            progressState.agCount = ags.count
+            progressState.inodesExpected = expected
+        }
+        let results = ParallelAGs.results(ags) { agno in
+            defer { self.progressLock.withLock { self.progressState.agsDone += 1 } }
+            return try self.scanAGMetadata(agno)
+        }
+        var collected: [(agno: UInt32, ino: UInt64)] = []
+        for (agno, result) in zip(ags, results) {
+            collected += try result.get().map { (agno, $0) }
+        }
+        let inodes = collected
+        let batch = 16
+        let batches = (inodes.count + batch - 1) / batch
+        let outcomes = ParallelAGs.results((0..<UInt32(batches)).map { $0 }) { index in
+            let transaction = Transaction()
+            let start = Int(index) * batch
+            for (agno, ino) in inodes[start..<min(start + batch, inodes.count)] {
+                try self.scanInode(ino, agno: agno) { record, ag in try self.stash(record, ag: ag, transaction) }
+                self.progressLock.withLock { self.progressState.inodes += 1 }
+            }
+        }
+        for outcome in outcomes { try outcome.get() }
+    }
+
+    // MARK: One AG
+
+    private func problem(_ agno: UInt32, _ detail: String) {
+        problemsLock.withLock { collectedProblems.append(ScanProblem(agno: agno, detail: detail)) }
+    }
+
+    /// Stashes one observation into the tree of `agno`, in its own committed transaction.
+    private func stash(_ record: RmapRecord, ag agno: UInt32, _ transaction: Transaction) throws {
+        guard let tree = trees[agno], let lock = locks[agno] else {
+            problem(agno, "mapping \(RmapText.describe(record)) names AG \(agno), which does not exist")
+            return
+        }
+        let end = UInt64(record.startBlock) + UInt64(record.blockCount)
+        guard end <= UInt64(image.geometry.agLength(agno)) else {
+            problem(agno, "mapping \(RmapText.describe(record)) runs past the end of the AG")
+            return
+        }
+        try lock.withLock {
+            do {
+                try tree.map(record, in: transaction)
+                try tree.tree.commit(transaction)
+            } catch let collision as RmapMapError {
+                // Refused before anything changed: the transaction holds only reads.
+                try tree.tree.commit(transaction)
+                problem(agno, "\(collision)")
+            } catch {
+                tree.tree.cancel(transaction)
+                throw error
+            }
+        }
+        progressLock.withLock { progressState.observations += 1 }
+    }
+
+    /// Stashes AG `agno`'s metadata observations; returns its allocated inodes.
+    private func scanAGMetadata(_ agno: UInt32) throws -> [UInt64] {
+        let g = image.geometry
+        let transaction = Transaction()
+        func stash(_ record: RmapRecord, _ ag: UInt32 = agno) throws { try self.stash(record, ag: ag, transaction) }
+        func special(_ start: UInt32, _ length: UInt32, _ owner: UInt64) throws {
+            guard length > 0 else { return }
+            try stash(RmapRecord(startBlock: start, blockCount: length, owner: owner))
+        }
+        /// Runs a read of one structure; a failure becomes a problem and the scan goes on.
+        func reading<T>(_ what: String, _ body: () throws -> T) -> T? {
+            do {
+                return try body()
+            } catch {
+                problem(agno, "\(what): \(error)")
+                return nil
+            }
+        }
+
+        try special(0, g.ownFSLength, RmapOwner.fs)
+        if let log = g.internalLog, log.agno == agno { try special(log.agbno, log.length, RmapOwner.log) }
+        guard let headers = reading("AG headers", { try image.agHeaders(agno) }) else { return [] }
+
+        let inodeRecords = reading("inobt", { try image.inodeBTreeRecords(.inobt, in: headers) }) ?? []
+        for record in inodeRecords {
+            if let chunk = g.inodeChunkExtent(record) { try special(chunk.agbno, chunk.length, RmapOwner.inodes) }
+        }
+        for block in reading("inobt blocks", { try image.inodeBTreeBlocks(.inobt, in: headers) }) ?? [] {
+            try special(block, 1, RmapOwner.inobt)
+        }
+        if g.hasFinobt {
+            for block in reading("finobt blocks", { try image.inodeBTreeBlocks(.finobt, in: headers) }) ?? [] {
+                try special(block, 1, RmapOwner.inobt)
+            }
+        }
+        for block in reading("bnobt blocks", { try image.blocks(FreeSpaceByBlockFormat.self, .bnobt, in: headers) }) ?? [] {
+            try special(block, 1, RmapOwner.ag)
+        }
+        for block in reading("cntbt blocks", { try image.blocks(FreeSpaceByCountFormat.self, .cntbt, in: headers) }) ?? [] {
+            try special(block, 1, RmapOwner.ag)
+        }
+        for block in reading("rmapbt blocks", { try image.blocks(RmapFormat.self, .rmapbt, in: headers) }) ?? [] {
+            try special(block, 1, RmapOwner.ag)
+        }
+        for block in headers.freeListBlocks { try special(block, 1, RmapOwner.ag) }
+        if g.hasReflink {
+            for block in reading("refcountbt blocks", { try image.blocks(RefcountFormat.self, .refcountbt, in: headers) }) ?? [] {
+                try special(block, 1, RmapOwner.refc)
+            }
+            for record in reading("refcountbt", { try image.records(RefcountFormat.self, .refcountbt, in: headers) }) ?? []
+            where record.domain == .cow {
+                try special(record.startBlock, record.blockCount, RmapOwner.cow)
+            }
+        }
+
+        return inodeRecords.flatMap { g.allocatedInodes($0, agno: agno) }
+    }
+
+    /// Stashes every block inode `ino` maps, each under the AG its blocks are in.
+    private func scanInode(_ ino: UInt64, agno: UInt32, stash: (RmapRecord, UInt32) throws -> Void) throws {
+        let g = image.geometry
+        let inode: Inode
+        do {
+            inode = try image.inode(ino)
+        } catch {
+            problem(agno, "\(error)")
+            return
+        }
+        for fork in [InodeFork.Which.data, .attr] {
+            if fork == .attr && inode.attrFork == nil { continue }
+            let mappings: ForkMappings
+            do {
+                mappings = try image.mappings(of: inode, fork: fork)
+            } catch {
+                problem(agno, "inode \(ino) \(fork) fork: \(error)")
+                continue
+            }
+            let isAttr = fork == .attr
+            if !(fork == .data && inode.core.isRealtime) {
+                for extent in mappings.extents {
+                    guard let (extentAG, agbno) = g.split(fsBlock: extent.startBlock) else {
+                        problem(agno, "inode \(ino) \(fork) fork: extent at fsblock \(extent.startBlock) is outside the filesystem")
+                        continue
+                    }
+                    try stash(RmapRecord(startBlock: agbno, blockCount: extent.blockCount, owner: ino,
+                                         offset: extent.startOffset, isAttrFork: isAttr,
+                                         isUnwritten: extent.isUnwritten), extentAG)
+                }
+            }
+            for block in mappings.bmbtBlocks {
+                guard let (blockAG, agbno) = g.split(fsBlock: block) else { continue }
+                try stash(RmapRecord(startBlock: agbno, blockCount: 1, owner: ino, isAttrFork: isAttr, isBmbtBlock: true), blockAG)
+            }
+        }
+    }
+}

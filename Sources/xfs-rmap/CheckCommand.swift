@@ -1,0 +1,108 @@
+import ArgumentParser
+import Glibc
+import XFSFormat
+import XFSRmap
+
+/// `xfs-rmap check IMAGE [--ag N] [--json]`: compares the reverse mappings the filesystem
+/// implies with its rmap btrees, and verifies their structure.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check the reverse-mapping btrees of an XFS image.",
+        discussion: """
+            Scans the image into in-memory rmap btrees (see scan), verifies each AG's on-disk \
+            rmapbt with the btree engine's verifier and the AGF's counters, and compares the \
+            record sets exactly. Prints every missing, extra and wrong record and every \
+            structural fault with its AG and block, then one summary line per AG.
+            Exit codes as xfs_repair -n: 0 consistent, 1 damage found, 2 could not check.
+            """)
+
+    @OptionGroup var target: ImageOptions
+
+    @Flag(help: "Print one JSON document instead of text.")
+    var json = false
+
+    @OptionGroup var progressOptions: ProgressOptions
+
+    func run() throws {
+        let (image, ags) = try target.open()
+        let scanner = try RmapScanner(image: image)
+        try ProgressReporter.run(enabled: progressOptions.progress, scanner: scanner) {
+            try scanner.scan(ags: Array(0..<image.geometry.agCount))
+        }
+        let checker = RmapChecker(scanner: scanner)
+        let results = try forEachAG(ags) { agno in try checker.check(agno) }
+        let report = RmapCheckReport(summaries: results.map(\.0), findings: results.flatMap(\.1))
+        var output = StandardOutput()
+        if json {
+            output.write(CheckJSON.document(image: target.image, report: report, peakRSS: peakResidentBytes()) + "\n")
+        } else {
+            for finding in report.findings { output.write(finding.description + "\n") }
+            for summary in report.summaries { output.write(summary.line + "\n") }
+            output.write(report.isConsistent
+                ? "rmap: consistent in \(ags.count) AGs\n"
+                : "rmap: \(report.findings.count) problems in \(report.summaries.filter { !$0.isConsistent }.count) of \(ags.count) AGs\n")
+        }
+        output.flush()
+        if !json {
+            var stderr = StandardError()
+            stderr.write("peak RSS \(peakResidentBytes() / 1024) KiB\n")
+        }
+        if !report.isConsistent { throw ExitCode(1) }
+    }
+}
+
+/// The process's peak resident set, in bytes.
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+}
+
+/// The JSON form of a check report.
+enum CheckJSON {
+    static func document(image: String, report: RmapCheckReport, peakRSS: Int) -> String {
+        let ags = report.summaries.map { s in
+            var fields = [
+                "\"ag\": \(s.agno)", "\"consistent\": \(s.isConsistent)",
+                "\"expected_records\": \(s.expectedRecords)",
+                "\"on_disk_records\": \(s.onDiskRecords.map(String.init) ?? "null")",
+                "\"on_disk_blocks\": \(s.onDiskBlocks)", "\"height\": \(s.height)",
+            ]
+            fields += RmapFinding.Kind.allCases.map { "\"\($0.rawValue)\": \(s.counts[$0] ?? 0)" }
+            return "{" + fields.joined(separator: ", ") + "}"
+        }
+        let findings = report.findings.map { f in
+            var fields = ["\"ag\": \(f.agno)", "\"kind\": \"\(f.kind.rawValue)\"", "\"block\": \(f.block.map(String.init) ?? "null")"]
+            fields.append("\"expected\": \(f.expected.map(record) ?? "null")")
+            fields.append("\"found\": \(f.found.map(record) ?? "null")")
+            fields.append("\"detail\": \(string(f.detail))")
+            return "{" + fields.joined(separator: ", ") + "}"
+        }
+        return "{\"image\": \(string(image)), \"consistent\": \(report.isConsistent), \"peak_rss_bytes\": \(peakRSS), "
+            + "\"ags\": [" + ags.joined(separator: ", ") + "], \"findings\": [" + findings.joined(separator: ", ") + "]}"
+    }
+
+    static func record(_ r: RmapRecord) -> String {
+        "{\"startblock\": \(r.startBlock), \"blockcount\": \(r.blockCount), \"owner\": \(RmapOwner.signedValue(r.owner)), "
+            + "\"offset\": \(r.offset), \"unwritten\": \(r.isUnwritten), \"attrfork\": \(r.isAttrFork), \"bmbtblock\": \(r.isBmbtBlock)}"
+    }
+
+    /// A JSON string literal.
+    static func string(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case let c where c.value < 0x20:
+                let hex = String(c.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
