@@ -57,8 +57,11 @@ let package = Package(
         .testTarget(
             name: "XFSInMemoryBTreeTests",
             dependencies: ["XFSInMemoryBTree", "XFSTransaction", "XFSFormat", "XFSTestSupport"]),
-        .testTarget(name: "XFSFormatTests", dependencies: ["XFSFormat", "XFSTestSupport"]),
+        .testTarget(name: "XFSFormatTests", dependencies: ["XFSFormat", "XFSBuffer", "XFSTestSupport"]),
         .testTarget(name: "XFSRmapTests", dependencies: ["XFSRmap", "XFSFormat", "XFSBTree", "XFSTestSupport"]),
+        // Runs the built `xfs-rmap` binary (found next to the test bundle) on real and
+        // damaged images; the dependency makes `swift test` build it first.
+        .testTarget(name: "XFSRmapToolTests", dependencies: ["xfs-rmap", "XFSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -80,3 +80,49 @@ public enum RmapText {
         return rows
     }
 }
+
+extension RmapText {
+    /// Appends `line(agno:_:)` and its newline to `out` as UTF-8, without building any
+    /// `String`: the dump of a million records spends its time here.
+    public static func appendLine(agno: UInt32, _ r: RmapRecord, to out: inout [UInt8]) {
+        let tab = UInt8(ascii: "\t")
+        appendDecimal(UInt64(agno), to: &out)
+        out.append(tab)
+        appendDecimal(UInt64(r.startBlock), to: &out)
+        out.append(tab)
+        appendDecimal(UInt64(r.blockCount), to: &out)
+        out.append(tab)
+        if RmapOwner.isSpecial(r.owner) {
+            out.append(UInt8(ascii: "-"))
+            appendDecimal(RmapOwner.signedValue(r.owner).magnitude, to: &out)
+        } else {
+            appendDecimal(r.owner, to: &out)
+        }
+        out.append(tab)
+        appendDecimal(r.offset, to: &out)
+        out.append(tab)
+        out.append(r.isUnwritten ? UInt8(ascii: "1") : UInt8(ascii: "0"))
+        out.append(tab)
+        out.append(r.isAttrFork ? UInt8(ascii: "1") : UInt8(ascii: "0"))
+        out.append(tab)
+        out.append(r.isBmbtBlock ? UInt8(ascii: "1") : UInt8(ascii: "0"))
+        out.append(UInt8(ascii: "\n"))
+    }
+
+    /// Appends `value` in decimal.
+    @inline(__always)
+    static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+        var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0) // 32 bytes: enough for 20 digits
+        var count = 0
+        var v = value
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                let (q, r) = v.quotientAndRemainder(dividingBy: 10)
+                count += 1
+                buffer[32 - count] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: r)
+                v = q
+            } while v != 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(32 - count)...]))
+        }
+    }
+}

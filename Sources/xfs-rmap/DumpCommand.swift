@@ -15,14 +15,25 @@ struct DumpCommand: ParsableCommand {
     func run() throws {
         let (image, ags) = try target.open()
         // Each AG's tree is read on its own thread (the file target's cache is shared and
-        // thread-safe); the text is printed in AG order.
-        let texts = try forEachAG(ags) { agno in
+        // thread-safe) and formatted straight into bytes; the text is printed in AG order.
+        let texts = try forEachAG(ags) { agno -> [UInt8] in
             let headers = try image.agHeaders(agno)
-            var text = ""
+            var text: [UInt8] = []
+            var previous: RmapRecord?
+            var index = 0
             try image.withCursor(RmapFormat.self, .rmapbt, in: headers) { cursor in
                 _ = try cursor.queryAll { record in
-                    text += RmapText.line(agno: agno, record)
-                    text += "\n"
+                    // A well-formed rmapbt holds strictly increasing keys; anything else (keys
+                    // out of order, a leaf reached through two pointers) is not what the tree
+                    // means.
+                    if let previous, !(RmapFormat.lowKey(of: previous) < RmapFormat.lowKey(of: record)) {
+                        throw ToolFailure(description: "AG \(agno) rmapbt: record \(index) (\(RmapText.describe(record))) "
+                            + "does not sort after record \(index - 1) (\(RmapText.describe(previous))): "
+                            + "keys out of order or a leaf reached twice")
+                    }
+                    previous = record
+                    index += 1
+                    RmapText.appendLine(agno: agno, record, to: &text)
                     return .proceed
                 }
             }
@@ -30,7 +41,7 @@ struct DumpCommand: ParsableCommand {
         }
         var output = StandardOutput()
         output.write(RmapText.header + "\n")
-        for text in texts { output.write(text) }
+        for text in texts { output.write(bytes: text) }
         output.flush()
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import XFSBuffer
 import XFSFormat
 import XFSRmap
 
@@ -12,6 +13,10 @@ struct ToolFailure: Error, CustomStringConvertible {
     static func opening(_ path: String) throws -> XFSImage {
         do {
             return try XFSImage(path: path)
+        } catch let error as XFSFormatError where error.location == path {
+            throw ToolFailure(description: error.description)
+        } catch BufferError.openFailed(let failed, let code) {
+            throw ToolFailure(description: "\(failed): cannot open: \(Errno(code))")
         } catch {
             let text = "\(error)"
             throw ToolFailure(description: text.hasPrefix(path) ? text : "\(path): \(text)")
@@ -58,8 +63,26 @@ struct StandardOutput {
         if pending.count >= 1 << 20 { flush() }
     }
 
+    /// Writes `bytes` after whatever is pending (large arrays go out without a copy).
+    mutating func write(bytes: [UInt8]) {
+        if bytes.count < 1 << 16 {
+            pending.append(contentsOf: bytes)
+            if pending.count >= 1 << 20 { flush() }
+            return
+        }
+        flush()
+        Self.writeAll(bytes)
+    }
+
     mutating func flush() {
-        pending.withUnsafeBytes { bytes in
+        Self.writeAll(pending)
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes all of `bytes` to descriptor 1, retrying on EINTR; gives up quietly when
+    /// stdout is closed (a pipe into head).
+    private static func writeAll(_ array: [UInt8]) {
+        array.withUnsafeBytes { bytes in
             var offset = 0
             while offset < bytes.count {
                 let n = Glibc.write(1, bytes.baseAddress! + offset, bytes.count - offset)
@@ -70,7 +93,6 @@ struct StandardOutput {
                 offset += n
             }
         }
-        pending.removeAll(keepingCapacity: true)
     }
 }
 

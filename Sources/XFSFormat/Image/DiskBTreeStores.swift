@@ -1,5 +1,47 @@
+import Synchronization
 import XFSBTree
 import XFSBuffer
+
+/// The buffers one disk store currently holds, so that a block read again while held is
+/// handed out again instead of locked twice.
+///
+/// The file target hands out buffers locked, and its lock is not recursive. The engine can
+/// ask for a block it already holds: `BTreeCursor.duplicate()` re-reads the original's
+/// path, and a corrupt tree can point a child pointer back at an ancestor on the path. A
+/// second locking read would wait on itself forever; instead the store adds a hold to the
+/// buffer it already has (libxfs finds such a buffer already locked by the transaction).
+/// A block reached at the wrong level then fails the engine's level check, naming it.
+final class HeldBuffers: Sendable {
+    private let buffers = Mutex<[Int64: (buffer: Buffer, holds: Int)]>([:])
+
+    /// The buffer at `address`: one more hold on it when this store already holds it,
+    /// otherwise what `read` returns (a locked, held buffer).
+    func acquire(_ address: DiskAddress, on target: FileTarget, read: () throws -> Buffer) throws -> Buffer {
+        let again = buffers.withLock { held -> Buffer? in
+            guard let entry = held[address.sectors] else { return nil }
+            held[address.sectors] = (entry.buffer, entry.holds + 1)
+            target.hold(entry.buffer)
+            return entry.buffer
+        }
+        if let again { return again }
+        let buffer = try read()
+        buffers.withLock { $0[address.sectors] = (buffer, 1) }
+        return buffer
+    }
+
+    /// Drops one hold; the last one also unlocks the buffer.
+    func release(_ buffer: Buffer, on target: FileTarget) {
+        let last = buffers.withLock { held -> Bool in
+            guard let entry = held[buffer.diskAddress.sectors], entry.holds > 1 else {
+                held[buffer.diskAddress.sectors] = nil
+                return true
+            }
+            held[buffer.diskAddress.sectors] = (entry.buffer, entry.holds - 1)
+            return false
+        }
+        if last { target.release(buffer) } else { target.releaseHold(buffer) }
+    }
+}
 
 /// Checks a btree block's CRC32c when it is read from disk (the CRC half of libxfs'
 /// `*_read_verify`; the engine checks the header fields).
@@ -33,6 +75,7 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     private let agLength: UInt32
     private let firstBlock: UInt32
     private let verifier: BTreeBlockCRCVerifier
+    private let held = HeldBuffers()
 
     /// The tree of AG `agno` whose root and height the AG header gives; `maxHeight` is the
     /// filesystem's limit for this tree type.
@@ -56,17 +99,23 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     /// Inside the AG and past its header blocks.
     public func isValid(_ pointer: UInt32) -> Bool { pointer >= firstBlock && pointer < agLength }
 
+    /// Reads the block (CRC checked), or holds it again when this store already holds it.
+    /// Throws `XFSFormatError` naming the AG and block for a bad CRC or a short image.
     public func readBlock(_ pointer: UInt32) throws -> Buffer {
-        do {
-            return try image.target.readBuffer(
-                at: DiskAddress(Int64(diskAddress(of: pointer))), length: blockSize, verifier: verifier)
-        } catch .verificationFailed(let failure) {
-            throw XFSFormatError(.badCRC, "AG \(agno) \(Format.name) block \(pointer)", failure.check)
+        let address = DiskAddress(Int64(diskAddress(of: pointer)))
+        return try held.acquire(address, on: image.target) {
+            do {
+                return try image.target.readBuffer(at: address, length: blockSize, verifier: verifier)
+            } catch BufferError.verificationFailed(let failure) {
+                throw XFSFormatError(.badCRC, "AG \(agno) \(Format.name) block \(pointer)", failure.check)
+            } catch BufferError.readPastEnd(_, _, let got) {
+                throw XFSFormatError(.truncated, "AG \(agno) \(Format.name) block \(pointer)", "the image ends inside the block (\(got) bytes read)")
+            }
         }
     }
 
     public func memory(of handle: Buffer) -> UnsafeMutableRawPointer { handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
-    public func release(_ handle: Buffer) { image.target.release(handle) }
+    public func release(_ handle: Buffer) { held.release(handle, on: image.target) }
 
     // A disk tree read for checking is never changed.
     public func setRoot(_ root: UInt32, height: Int) { preconditionFailure("\(Format.name) of AG \(agno) is read-only") }
@@ -107,12 +156,17 @@ public final class BmbtStore: BTreeBlockStore {
     public let blockSize: Int
     public let uuid: BTreeUUID
     private let verifier: BTreeBlockCRCVerifier
+    private let held = HeldBuffers()
     private let rootBlock: UnsafeMutableRawPointer
 
     /// The bmbt whose root is `root`, in a fork of `inode`.
     ///
-    /// - Throws: `XFSFormatError` when the root holds more entries than a node block can.
+    /// - Throws: `XFSFormatError` when the root's level is 0 or it holds more entries than
+    ///   a node block can.
     public init(image: XFSImage, inode: UInt64, root: BmbtRoot) throws {
+        guard root.level >= 1 else {
+            throw XFSFormatError(.corrupt, "inode \(inode) bmbt root", "level 0: a bmbt root in the inode is always a node")
+        }
         self.image = image
         self.inode = inode
         self.height = Int(root.level) + 1
@@ -146,25 +200,35 @@ public final class BmbtStore: BTreeBlockStore {
         pointer == Self.inodeRootPointer ? pointer : image.geometry.daddr(fsBlock: pointer)
     }
 
+    /// The root in the inode, or a block inside an AG past its header sectors.
     public func isValid(_ pointer: UInt64) -> Bool {
-        pointer == Self.inodeRootPointer || image.geometry.isValidFSBlock(pointer)
+        if pointer == Self.inodeRootPointer { return true }
+        guard let (_, agbno) = image.geometry.split(fsBlock: pointer) else { return false }
+        return agbno > image.geometry.agflBlock
     }
 
+    /// Reads the block (CRC checked), or holds it again when this store already holds it;
+    /// the root comes from the inode. Throws `XFSFormatError` naming the inode and block for
+    /// a bad CRC or a short image.
     public func readBlock(_ pointer: UInt64) throws -> BmbtBlockHandle {
         if pointer == Self.inodeRootPointer { return BmbtBlockHandle(buffer: nil, memory: rootBlock) }
-        do {
-            let buffer = try image.target.readBuffer(
-                at: DiskAddress(Int64(diskAddress(of: pointer))), length: blockSize, verifier: verifier)
-            return BmbtBlockHandle(buffer: buffer, memory: buffer.unsafeMutableBytes.baseAddress.unsafelyUnwrapped)
-        } catch .verificationFailed(let failure) {
-            throw XFSFormatError(.badCRC, "inode \(inode) bmbt block \(pointer)", failure.check)
+        let address = DiskAddress(Int64(diskAddress(of: pointer)))
+        let buffer = try held.acquire(address, on: image.target) {
+            do {
+                return try image.target.readBuffer(at: address, length: blockSize, verifier: verifier)
+            } catch BufferError.verificationFailed(let failure) {
+                throw XFSFormatError(.badCRC, "inode \(inode) bmbt block \(pointer)", failure.check)
+            } catch BufferError.readPastEnd(_, _, let got) {
+                throw XFSFormatError(.truncated, "inode \(inode) bmbt block \(pointer)", "the image ends inside the block (\(got) bytes read)")
+            }
         }
+        return BmbtBlockHandle(buffer: buffer, memory: buffer.unsafeMutableBytes.baseAddress.unsafelyUnwrapped)
     }
 
     public func memory(of handle: BmbtBlockHandle) -> UnsafeMutableRawPointer { handle.memory }
 
     public func release(_ handle: BmbtBlockHandle) {
-        if let buffer = handle.buffer { image.target.release(buffer) }
+        if let buffer = handle.buffer { held.release(buffer, on: image.target) }
     }
 
     public func setRoot(_ root: UInt64, height: Int) { preconditionFailure("bmbt of inode \(inode) is read-only") }

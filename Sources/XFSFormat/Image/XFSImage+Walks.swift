@@ -35,16 +35,30 @@ extension XFSImage {
         let store = AGBTreeStore<Format>(image: self, agno: headers.agno, root: root, height: Int(height), maxHeight: maxHeight)
         var cursor = BTreeCursor<Format, AGBTreeStore<Format>>(store: store)
         defer { cursor.close() }
-        return try body(&cursor)
+        do {
+            return try body(&cursor)
+        } catch BTreeError.corrupt(let name, let fault) {
+            throw XFSFormatError(fault, in: "AG \(headers.agno) \(name)")
+        }
     }
 
     /// Every record of one AG btree, in key order.
+    ///
+    /// - Throws: `XFSFormatError` when a record's low key does not sort strictly after the
+    ///   one before it: keys out of order, or a block reached through two pointers. Stopping
+    ///   there also bounds the walk of a corrupt tree whose node pointers all lead to the same
+    ///   child, which would otherwise visit (entries per node)^(height − 1) leaves.
     public func records<Format: BTreeRecordFormat>(
         _ format: Format.Type, _ kind: AGBTreeKind, in headers: AGHeaders
     ) throws -> [Format.Record] {
         try withCursor(format, kind, in: headers) { cursor in
             var records: [Format.Record] = []
             _ = try cursor.queryAll { record in
+                if let last = records.last, !(Format.lowKey(of: last) < Format.lowKey(of: record)) {
+                    throw XFSFormatError(.corrupt, "AG \(headers.agno) \(Format.name)",
+                                         "record \(records.count) (\(record)) does not sort after record \(records.count - 1) "
+                                             + "(\(last)): keys out of order or a block reached twice")
+                }
                 records.append(record)
                 return .proceed
             }
@@ -97,6 +111,9 @@ extension XFSImage {
         guard let location = geometry.location(ofInode: ino) else {
             throw XFSFormatError(.corrupt, "inode \(ino)", "inode number is outside the filesystem")
         }
+        guard location.agbno > geometry.agflBlock else {
+            throw XFSFormatError(.corrupt, "inode \(ino)", "inode number lies in AG \(location.agno)'s header blocks")
+        }
         let address = DiskAddress(Int64(geometry.daddr(agno: location.agno, agbno: location.agbno)))
         let buffer = try target.readBuffer(at: address, length: Int(geometry.blockSize), verifier: nil)
         defer { target.release(buffer) }
@@ -119,17 +136,34 @@ extension XFSImage {
             let store = try BmbtStore(image: self, inode: inode.core.ino, root: root)
             var cursor = BTreeCursor<BmbtFormat, BmbtStore>(store: store)
             defer { cursor.close() }
-            _ = try cursor.visitBlocks { info in
-                if info.pointer != BmbtStore.inodeRootPointer { result.bmbtBlocks.append(info.pointer) }
-                return .proceed
-            }
-            _ = try cursor.queryAll { extent in
-                result.extents.append(extent)
-                return .proceed
+            do {
+                _ = try cursor.visitBlocks { info in
+                    if info.pointer != BmbtStore.inodeRootPointer { result.bmbtBlocks.append(info.pointer) }
+                    return .proceed
+                }
+                _ = try cursor.queryAll { extent in
+                    result.extents.append(extent)
+                    return .proceed
+                }
+            } catch BTreeError.corrupt(let name, let fault) {
+                throw XFSFormatError(fault, in: "inode \(inode.core.ino) \(name)")
             }
         default:
             break
         }
         return result
+    }
+}
+
+extension XFSFormatError {
+    /// A structural fault the engine found in a disk btree, as a format error whose location
+    /// names the tree (`tree`, e.g. "AG 1 rmapbt") and the block: "AG 1 rmapbt block 10:
+    /// magic check failed at level 0: magic 0xfc6d7d51, expected 0x524d4233".
+    init(_ fault: BTreeFault, in tree: String) {
+        let location = fault.pointer.map { "\(tree) block \($0)" } ?? tree
+        var detail = "\(fault.check.rawValue) check failed"
+        if let level = fault.level { detail += " at level \(level)" }
+        if let index = fault.index { detail += ", entry \(index)" }
+        self.init(.corrupt, location, detail + ": " + fault.detail)
     }
 }

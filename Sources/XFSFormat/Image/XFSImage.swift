@@ -32,7 +32,12 @@ public final class XFSImage: @unchecked Sendable {
         self.path = path
         var status = stat()
         guard stat(path, &status) == 0 else {
-            throw XFSFormatError(.unsupported, path, String(cString: strerror(errno)))
+            let reason = String(cString: strerror(errno))
+            var link = stat()
+            if errno == ENOENT, lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK {
+                throw XFSFormatError(.unsupported, path, "is a symbolic link to a missing file (\(reason))")
+            }
+            throw XFSFormatError(.unsupported, path, reason)
         }
         let type = status.st_mode & S_IFMT
         guard type == S_IFREG || type == S_IFBLK else {
