@@ -27,6 +27,14 @@ struct InMemoryBlockVerifier<Format: BTreeRecordFormat>: BufferVerifier {
         try check(buffer)
     }
 
+    /// A sibling must be null, or another block inside the memory target.
+    @inline(__always)
+    private func checkSibling(_ name: StaticString, _ sibling: UInt64, of own: UInt64, in buffer: Buffer) throws(VerificationFailure) {
+        guard sibling != UInt64.max else { return }
+        guard sibling < blockCount else { throw failure("\(name) sibling \(sibling) is outside the memory target", in: buffer) }
+        guard sibling != own else { throw failure("\(name) sibling points at the block itself", in: buffer) }
+    }
+
     private func check(_ buffer: Buffer) throws(VerificationFailure) {
         let bytes = UnsafeRawBufferPointer(buffer.unsafeMutableBytes)
         func u16(_ offset: Int) -> UInt16 { UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self)) }
@@ -50,9 +58,7 @@ struct InMemoryBlockVerifier<Format: BTreeRecordFormat>: BufferVerifier {
             throw failure("header uuid does not match the tree's", in: buffer)
         }
         let own = blkno / sectorsPerBlock
-        for (name, sibling) in [("left", u64(8)), ("right", u64(16))] where sibling != UInt64.max {
-            guard sibling < blockCount else { throw failure("\(name) sibling \(sibling) is outside the memory target", in: buffer) }
-            guard sibling != own else { throw failure("\(name) sibling points at the block itself", in: buffer) }
-        }
+        try checkSibling("left", u64(8), of: own, in: buffer)
+        try checkSibling("right", u64(16), of: own, in: buffer)
     }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import XFSBTree
 import XFSBuffer
 import XFSFormat
@@ -55,35 +56,39 @@ public final class RmapScanner: @unchecked Sendable {
     public let image: XFSImage
     /// The memory file holding every AG's tree.
     public let memoryFile: MemoryFile
-    private var trees: [UInt32: RmapBTree] = [:]
-    private var locks: [UInt32: Mutex] = [:]
+    /// One tree and one lock per AG, indexed by AG number.
+    private let trees: [RmapBTree]
+    private let locks: [Mutex]
     private let problemsLock = Mutex()
     private var collectedProblems: [ScanProblem] = []
     private let progressLock = Mutex()
     private var progressState: ScanProgress
+    /// Observations stashed, counted without a lock (one per stash).
+    private let observationCount = Atomic<Int>(0)
 
     /// A scanner for `image`, with its observations in a memory file of its own.
     public init(image: XFSImage) throws {
         self.image = image
         memoryFile = try MemoryFile(name: "xfs-rmap observations")
         progressState = ScanProgress(agsDone: 0, agCount: Int(image.geometry.agCount), inodes: 0, inodesExpected: 0, observations: 0)
+        var trees: [RmapBTree] = []
         for agno in 0..<image.geometry.agCount {
             // A tree of one record per block at the fullest merge-free density needs
             // about 64 bytes a block; the partition is address space, not memory.
             let blocks = Int(image.geometry.agLength(agno))
             let size = max(16 << 20, (blocks * 64 + MemoryTarget.blockSize - 1) / MemoryTarget.blockSize * MemoryTarget.blockSize)
             let target = MemoryTarget(partition: try memoryFile.makePartition(size: size))
-            let uuid = image.metadataUUID
-            trees[agno] = try RmapBTree(target: target, allowsSharing: image.geometry.hasReflink, owner: UInt64(agno),
-                                        uuid: uuid)
-            locks[agno] = Mutex()
+            trees.append(try RmapBTree(target: target, allowsSharing: image.geometry.hasReflink, owner: UInt64(agno),
+                                       uuid: image.metadataUUID))
         }
+        self.trees = trees
+        self.locks = trees.map { _ in Mutex() }
     }
 
     /// The in-memory tree of AG `agno`.
     public func tree(_ agno: UInt32) -> RmapBTree {
         precondition(agno < image.geometry.agCount, "AG \(agno) of \(image.geometry.agCount)")
-        return trees[agno]!
+        return trees[Int(agno)]
     }
 
     /// Problems met so far, in the order they were met per AG.
@@ -92,7 +97,11 @@ public final class RmapScanner: @unchecked Sendable {
     }
 
     /// A snapshot of the scan's progress.
-    public var progress: ScanProgress { progressLock.withLock { progressState } }
+    public var progress: ScanProgress {
+        var snapshot = progressLock.withLock { progressState }
+        snapshot.observations = observationCount.load(ordering: .relaxed)
+        return snapshot
+    }
 
     /// Scans AGs `ags` (their metadata and inodes), filling every AG's tree: an inode of a
     /// scanned AG may map blocks of an AG that is not scanned, and those records land in
@@ -143,10 +152,11 @@ public final class RmapScanner: @unchecked Sendable {
 
     /// Stashes one observation into the tree of `agno`, in its own committed transaction.
     private func stash(_ record: RmapRecord, ag agno: UInt32, _ transaction: Transaction) throws {
-        guard let tree = trees[agno], let lock = locks[agno] else {
+        guard Int(agno) < trees.count else {
             problem(agno, "mapping \(RmapText.describe(record)) names AG \(agno), which does not exist")
             return
         }
+        let tree = trees[Int(agno)], lock = locks[Int(agno)]
         let end = UInt64(record.startBlock) + UInt64(record.blockCount)
         guard end <= UInt64(image.geometry.agLength(agno)) else {
             problem(agno, "mapping \(RmapText.describe(record)) runs past the end of the AG")
@@ -165,7 +175,7 @@ public final class RmapScanner: @unchecked Sendable {
                 throw error
             }
         }
-        progressLock.withLock { progressState.observations += 1 }
+        observationCount.add(1, ordering: .relaxed)
     }
 
     /// Stashes AG `agno`'s metadata observations; returns its allocated inodes.
