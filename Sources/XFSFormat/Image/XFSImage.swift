@@ -21,7 +21,7 @@ public final class XFSImage: @unchecked Sendable {
 
     /// The default bound on cached image blocks. A check reads most metadata once, in
     /// order, so a small cache loses little and keeps the peak resident set small.
-    public static let defaultCacheCapacity = 16 << 20
+    public static let defaultCacheCapacity = 8 << 20
 
     /// Opens and verifies the image at `path`, caching at most `cacheCapacity` bytes of
     /// clean blocks.
