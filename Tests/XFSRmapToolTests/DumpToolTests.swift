@@ -4,7 +4,7 @@ import XFSTestSupport
 /// Every fixture image.
 let fixtureImages = [
     "empty-4k", "mixed-4k", "mixed-1k", "geo-1k-i512-sect1k", "geo-2k-i1024-oddag",
-    "geo-4k-nrext64", "geo-4k-sect4k", "geo-64k-i2048", "geo-8k",
+    "geo-4k-nrext64", "geo-4k-sect4k", "geo-64k-i2048", "geo-8k", "manyag-4k",
 ]
 
 @Suite("xfs-rmap dump")
