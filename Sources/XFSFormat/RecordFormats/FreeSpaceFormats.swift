@@ -54,45 +54,25 @@ public struct FreeSpaceByCountKey: Sendable, Hashable, Comparable {
     public static func < (a: Self, b: Self) -> Bool { (a.blockCount, a.startBlock) < (b.blockCount, b.startBlock) }
 }
 
-/// The free-space-by-block btree (bnobt, "AB3B"): free extents sorted by start.
-public enum FreeSpaceByBlockFormat: BTreeRecordFormat {
-    public typealias Record = FreeSpaceRecord
-    public typealias Key = FreeSpaceByBlockKey
-    public static var name: String { "bnobt" }
-    public static var magic: UInt32 { 0x4142_3342 }
-    public static var recordSize: Int { 8 }
-    public static var keySize: Int { 8 }
-    public static var isOverlapping: Bool { false }
-
-    /// Decodes an 8-byte record.
-    public static func loadRecord(from bytes: UnsafeRawPointer) -> Record { .load(bytes) }
-    /// Encodes an 8-byte record.
-    public static func storeRecord(_ record: Record, to bytes: UnsafeMutableRawPointer) { record.store(bytes) }
-    /// Decodes an 8-byte key.
-    public static func loadKey(from bytes: UnsafeRawPointer) -> Key {
-        Key(startBlock: BigEndian.u32(bytes, 0), blockCount: BigEndian.u32(bytes, 4))
-    }
-    /// Encodes an 8-byte key.
-    public static func storeKey(_ key: Key, to bytes: UnsafeMutableRawPointer) {
-        BigEndian.store(key.startBlock, bytes, 0)
-        BigEndian.store(key.blockCount, bytes, 4)
-    }
-    /// The record's start and length.
-    public static func lowKey(of record: Record) -> Key { Key(startBlock: record.startBlock, blockCount: record.blockCount) }
-    /// Contiguous when the next key starts right after this one's block.
-    public static func isContiguous(_ high: Key, followedBy low: Key) -> Bool {
-        UInt64(high.startBlock) + 1 == UInt64(low.startBlock)
-    }
-    /// Rejects zero lengths and overflow.
-    public static func check(_ record: Record) -> String? { record.problem }
+/// A key of a free-space btree: both trees store (startblock, blockcount), and differ
+/// only in how the keys order.
+public protocol FreeSpaceKey: Comparable, Sendable {
+    /// The first free block.
+    var startBlock: UInt32 { get }
+    /// The number of free blocks.
+    var blockCount: UInt32 { get }
+    /// A key from its two fields.
+    init(startBlock: UInt32, blockCount: UInt32)
 }
 
-/// The free-space-by-count btree (cntbt, "AB3C"): free extents sorted by (length, start).
-public enum FreeSpaceByCountFormat: BTreeRecordFormat {
-    public typealias Record = FreeSpaceRecord
-    public typealias Key = FreeSpaceByCountKey
-    public static var name: String { "cntbt" }
-    public static var magic: UInt32 { 0x4142_3343 }
+extension FreeSpaceByBlockKey: FreeSpaceKey {}
+extension FreeSpaceByCountKey: FreeSpaceKey {}
+
+/// What the bnobt and cntbt share: 8-byte records and keys, startblock at 0 and
+/// blockcount at 4, big-endian.
+public protocol FreeSpaceRecordFormat: BTreeRecordFormat where Record == FreeSpaceRecord, Key: FreeSpaceKey {}
+
+extension FreeSpaceRecordFormat {
     public static var recordSize: Int { 8 }
     public static var keySize: Int { 8 }
     public static var isOverlapping: Bool { false }
@@ -110,10 +90,30 @@ public enum FreeSpaceByCountFormat: BTreeRecordFormat {
         BigEndian.store(key.startBlock, bytes, 0)
         BigEndian.store(key.blockCount, bytes, 4)
     }
-    /// The record's (length, start).
+    /// The record's start and length, in the tree's key order.
     public static func lowKey(of record: Record) -> Key { Key(startBlock: record.startBlock, blockCount: record.blockCount) }
-    /// The cntbt has no notion of contiguous key ranges (libxfs returns "unknown"); never contiguous.
-    public static func isContiguous(_ high: Key, followedBy low: Key) -> Bool { false }
     /// Rejects zero lengths and overflow.
     public static func check(_ record: Record) -> String? { record.problem }
+}
+
+/// The free-space-by-block btree (bnobt, "AB3B"): free extents sorted by start.
+public enum FreeSpaceByBlockFormat: FreeSpaceRecordFormat {
+    public typealias Key = FreeSpaceByBlockKey
+    public static var name: String { "bnobt" }
+    public static var magic: UInt32 { 0x4142_3342 }
+
+    /// Contiguous when the next key starts right after this one's block.
+    public static func isContiguous(_ high: Key, followedBy low: Key) -> Bool {
+        UInt64(high.startBlock) + 1 == UInt64(low.startBlock)
+    }
+}
+
+/// The free-space-by-count btree (cntbt, "AB3C"): free extents sorted by (length, start).
+public enum FreeSpaceByCountFormat: FreeSpaceRecordFormat {
+    public typealias Key = FreeSpaceByCountKey
+    public static var name: String { "cntbt" }
+    public static var magic: UInt32 { 0x4142_3343 }
+
+    /// The cntbt has no notion of contiguous key ranges (libxfs returns "unknown"); never contiguous.
+    public static func isContiguous(_ high: Key, followedBy low: Key) -> Bool { false }
 }
