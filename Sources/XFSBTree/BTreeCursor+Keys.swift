@@ -10,15 +10,8 @@ extension BTreeCursor {
                 let k = Format.loadLowKey(fromRecord: b.record(0, layout))
                 return (k, k)
             }
-            let first = Format.loadRecord(from: b.record(0, layout))
-            var high = Format.highKey(of: first)
-            var i = 1
-            while i < n {
-                let h = Format.highKey(of: Format.loadRecord(from: b.record(i, layout)))
-                if h > high { high = h }
-                i += 1
-            }
-            return (Format.lowKey(of: first), high)
+            return (Format.loadLowKey(fromRecord: b.record(0, layout)),
+                    Format.maxHighKey(ofRecords: b.record(0, layout), count: n))
         }
         let low = Format.loadKey(from: b.key(0, layout))
         if !Format.isOverlapping { return (low, low) }

@@ -52,6 +52,12 @@ public protocol BTreeRecordFormat: Sendable {
     /// formats may decode only the key fields.
     static func loadLowKey(fromRecord bytes: UnsafeRawPointer) -> Key
 
+    /// The largest high key of `count` (at least 1) encoded records laid out back to back
+    /// at `records`: what a leaf's parent holds for it in an overlapping tree. Defaults to
+    /// decoding every record; formats may scan faster (the engine calls this after every
+    /// shift out of a leaf whose largest high key moved).
+    static func maxHighKey(ofRecords records: UnsafeRawPointer, count: Int) -> Key
+
     /// The part of a key that `hasRecords` compares (libxfs' key mask): for the rmapbt, the
     /// start block alone, so that "is every block of this range mapped?" ignores owners.
     /// Defaults to the whole key.
@@ -69,6 +75,20 @@ extension BTreeRecordFormat {
     @inlinable
     public static func loadLowKey(fromRecord bytes: UnsafeRawPointer) -> Key {
         lowKey(of: loadRecord(from: bytes))
+    }
+
+    /// Decodes every record and keeps the largest high key.
+    @inlinable
+    public static func maxHighKey(ofRecords records: UnsafeRawPointer, count: Int) -> Key {
+        precondition(count >= 1, "the largest high key of \(count) records")
+        var high = highKey(of: loadRecord(from: records))
+        var i = 1
+        while i < count {
+            let h = highKey(of: loadRecord(from: records + i * recordSize))
+            if h > high { high = h }
+            i += 1
+        }
+        return high
     }
 }
 
