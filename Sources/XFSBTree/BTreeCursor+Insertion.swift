@@ -33,6 +33,34 @@ extension BTreeCursor {
         #endif
     }
 
+    /// Inserts `record` at the cursor's position, without a new descent (libxfs'
+    /// `xfs_btree_insert` on a cursor its caller positioned), and leaves the cursor on it.
+    ///
+    /// For callers that have just looked at the neighbours: after a `.lessOrEqual` lookup
+    /// of the record's key, then `increment()` (whether it found a record or not), or after
+    /// a failed `.lessOrEqual` followed by a `.greaterOrEqual` lookup, the cursor rests
+    /// exactly where the record belongs.
+    ///
+    /// - Precondition: the cursor is positioned in a leaf, between a record with a smaller
+    ///   key and one with a key at least as large (checked in debug builds within the leaf).
+    @inlinable
+    public mutating func insertAtCursor(_ record: Format.Record) throws {
+        precondition(!path.isEmpty && path[0].handle != nil, "insertAtCursor on an unpositioned btree cursor")
+        let key = Format.lowKey(of: record)
+        let b = path[0].block
+        let i = max(0, path[0].index)
+        path[0].index = i
+        assert(i <= b.numrecs, "cursor index \(i) past the leaf's \(b.numrecs) records")
+        assert(i == 0 || Format.loadLowKey(fromRecord: b.record(i - 1, layout)) < key, "insertAtCursor: the record before the cursor does not sort first")
+        assert(i == b.numrecs || !(Format.loadLowKey(fromRecord: b.record(i, layout)) < key), "insertAtCursor: the record at the cursor sorts before the new one")
+        if try insertEntry(.record(record)) {
+            _ = try lookup(key, .equal)
+        }
+        #if BTREE_INTERNAL_CHECKS
+        checkInvariants()
+        #endif
+    }
+
     /// Inserts `first` at the leaf position on the path, making room level by level.
     /// Returns true when a split left the path inconsistent (the caller repositions).
     @inlinable

@@ -201,7 +201,8 @@ public final class RmapBTree {
     }
 
     /// Joins `record` to its mergeable neighbours, or inserts it alone. `checked` says the
-    /// caller already knows no record has `record`'s key.
+    /// caller (the simple path) already knows no record has `record`'s key and left the
+    /// cursor where the record belongs.
     static func merge(_ record: RmapRecord, left: RmapRecord?, right: RmapRecord?, checked: Bool,
                       _ cursor: inout Cursor) throws {
         if let l = left, abuts(l, record) {
@@ -219,7 +220,8 @@ public final class RmapBTree {
             if record.isFileMapping { merged.offset = record.offset }
             try replace(r, with: merged, &cursor)
         } else if checked {
-            try cursor.insert(record)
+            // The simple path's lookups left the cursor where the record belongs.
+            try cursor.insertAtCursor(record)
         } else {
             try insert(record, &cursor)
         }

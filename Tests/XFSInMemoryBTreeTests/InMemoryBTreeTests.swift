@@ -86,6 +86,48 @@ struct InMemoryBTreeTests {
         if limits != nil { #expect(maxHeight >= 4, "small blocks should make a deep tree") }
     }
 
+    @Test("inserting at a cursor positioned by LE lookup and increment (the kernel's way) matches the model",
+          arguments: [BTreeRecordLimits(leafMax: 4, nodeMax: 4), BTreeRecordLimits(leafMax: 5, nodeMax: 4)])
+    func insertAtCursor(limits: BTreeRecordLimits) throws {
+        let tree = try makeTree(limits: limits)
+        var random = SeededRandom(seed: 0xC0_5E7)
+        var model: [RmapRecord] = []
+        for step in 0..<5000 {
+            let transaction = Transaction()
+            if model.isEmpty || Int.random(in: 0..<10, using: &random) < 7 {
+                let record = randomRecord(&random, blocks: 600)
+                let key = RmapFormat.lowKey(of: record)
+                if model.contains(where: { RmapFormat.lowKey(of: $0) == key }) {
+                    try tree.commit(transaction)
+                    continue
+                }
+                try tree.withCursor(in: transaction) { cursor in
+                    if try cursor.lookup(key, .lessOrEqual) {
+                        _ = try cursor.increment()
+                    } else {
+                        _ = try cursor.lookup(key, .greaterOrEqual)
+                    }
+                    try cursor.insertAtCursor(record)
+                    #expect(cursor.record == record)
+                }
+                model.append(record)
+            } else {
+                let victim = model.remove(at: Int.random(in: 0..<model.count, using: &random))
+                try tree.withCursor(in: transaction) { cursor in
+                    #expect(try cursor.lookup(RmapFormat.lowKey(of: victim), .equal))
+                    try cursor.delete()
+                }
+            }
+            try tree.commit(transaction)
+            if step % 250 == 249 {
+                let report = tree.verify()
+                #expect(report.isClean, "step \(step): \(report.faults.prefix(3))")
+                #expect(try allRecords(tree) == sortedByKey(model), "step \(step)")
+                if !report.isClean { return }
+            }
+        }
+    }
+
     @Test("freed blocks are reused: a tree that empties and refills does not grow its file")
     func freedBlocksAreReused() throws {
         let tree = try makeTree()
