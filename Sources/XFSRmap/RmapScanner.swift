@@ -29,6 +29,8 @@ public struct ScanProgress: Sendable {
     public var inodesExpected: Int
     /// Observations stashed so far.
     public var observations: Int
+    /// Blocks those observations cover.
+    public var blocks: Int = 0
 }
 
 /// Gathers, for each AG, every reverse mapping the filesystem implies into an in-memory
@@ -63,8 +65,9 @@ public final class RmapScanner: @unchecked Sendable {
     private var collectedProblems: [ScanProblem] = []
     private let progressLock = Mutex()
     private var progressState: ScanProgress
-    /// Observations stashed, counted without a lock (one per stash).
+    /// Observations stashed and the blocks they cover, counted without a lock.
     private let observationCount = Atomic<Int>(0)
+    private let blockCount = Atomic<Int>(0)
 
     /// A scanner for `image`, with its observations in a memory file of its own.
     public init(image: XFSImage) throws {
@@ -100,6 +103,7 @@ public final class RmapScanner: @unchecked Sendable {
     public var progress: ScanProgress {
         var snapshot = progressLock.withLock { progressState }
         snapshot.observations = observationCount.load(ordering: .relaxed)
+        snapshot.blocks = blockCount.load(ordering: .relaxed)
         return snapshot
     }
 
@@ -176,6 +180,7 @@ public final class RmapScanner: @unchecked Sendable {
             }
         }
         observationCount.add(1, ordering: .relaxed)
+        blockCount.add(Int(record.blockCount), ordering: .relaxed)
     }
 
     /// Stashes AG `agno`'s metadata observations; returns its allocated inodes.

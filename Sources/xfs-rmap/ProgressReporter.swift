@@ -35,7 +35,7 @@ enum ProgressReporter {
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         var stderr = StandardError()
-        stderr.write("\r[\(bar)] AGs \(p.agsDone)/\(p.agCount)  inodes \(p.inodes)/\(p.inodesExpected)  records \(p.observations)  \(Int(rate)) inodes/s  \(Int(left.rounded(.up)))s left \u{1B}[K")
+        stderr.write("\r[\(bar)] AGs \(p.agsDone)/\(p.agCount)  inodes \(p.inodes)/\(p.inodesExpected)  records \(p.observations)  blocks \(p.blocks)  \(Int(rate)) inodes/s  \(Int(left.rounded(.up)))s left \u{1B}[K")
     }
 }
 
