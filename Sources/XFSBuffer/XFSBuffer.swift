@@ -13,9 +13,10 @@
 // Buffers come from a *target*. Linux 6.9 taught each buffer target to keep its own
 // cache ("teach buftargs to maintain their own buffer hashtable"), because the disk
 // addresses of an in-memory btree belong to no allocation group. So here every target
-// owns a `BufferCache`: an open-addressed hash table keyed by disk address behind one
-// lock, plus a least-recently-used list of buffers that nobody holds and that are clean,
-// bounded by a memory cap. Looking a buffer up or inserting it is one critical section; a
+// owns a `BufferCache` behind one lock: a table keyed by disk address (an open-addressed
+// hash for a file target; a direct page table for a memory target, whose block numbers
+// are dense), plus a least-recently-used list of buffers that nobody holds and that are
+// clean, bounded by a memory cap. Looking a buffer up or inserting it is one critical section; a
 // thread that loses an insertion race takes the buffer that won. Held and dirty buffers are
 // never evicted; a stale buffer leaves the cache when its last holder lets go.
 //
@@ -36,7 +37,7 @@
 // valid while the buffer is held (and stay mapped while the target lives).
 //
 // The hot path, a cached buffer got and released, allocates nothing and makes no system
-// call: two short critical sections of the cache lock (get: hash probe, hold, take the
+// call: two short critical sections of the cache lock (get: table probe, hold, take the
 // buffer lock; release: free the buffer lock, drop the hold, LRU). The buffer lock's word
 // changes only under the cache lock, so taking it is a plain store; a thread that finds
 // it taken sleeps on it (futex) outside the cache lock and is woken by the release.
