@@ -151,8 +151,6 @@ public struct RmapChecker: Sendable {
             findings += streamed.findings
             return finish(summary, findings)
         }
-        let expected = try scanner.tree(agno).records()
-        summary.expectedRecords = expected.count
         var found: [(record: RmapRecord, leaf: UInt64)] = []
         do {
             var cursor = BTreeCursor<RmapFormat, AGBTreeStore<RmapFormat>>(store: store)
@@ -167,8 +165,65 @@ public struct RmapChecker: Sendable {
             if report.faults.isEmpty { add(.structure, "rmapbt records unreadable: \(error)") }
             return finish(summary, findings)
         }
-        diff(expected: expected, found: found, add: add)
+        // Out of order on disk (the verifier says where): compare against the disk's records
+        // sorted, ties in tree order.
+        let sorted = found.enumerated().sorted {
+            let (a, b) = (RmapFormat.lowKey(of: $0.element.record), RmapFormat.lowKey(of: $1.element.record))
+            return a < b || (a == b && $0.offset < $1.offset)
+        }.map(\.element)
+        var next = sorted.makeIterator()
+        let walk = try mergeWalk(agno) { next.next().map(DiskRecord.record) ?? .end }
+        summary.expectedRecords = walk?.expected ?? 0
+        findings += walk?.findings ?? []
         return finish(summary, findings)
+    }
+
+    /// One disk record pulled by the merge walk.
+    private enum DiskRecord {
+        /// A record and the leaf block it was found in.
+        case record(RmapRecord, leaf: UInt64)
+        /// No more records.
+        case end
+        /// The disk tree could not be read on, or went out of key order.
+        case unusable
+    }
+
+    /// The one comparison of the two record sets: the in-memory tree's records (the
+    /// expected set, in key order) against disk records pulled in key order from `next`.
+    /// A disk record with a smaller key than the next expected one is extra; an expected one
+    /// with no disk record of its key is missing; equal keys with different records are
+    /// wrong. Nil when `next` reports the disk unusable.
+    private func mergeWalk(_ agno: UInt32, next: () -> DiskRecord) throws -> (expected: Int, findings: [RmapFinding])? {
+        var findings: [RmapFinding] = []
+        func add(_ kind: RmapFinding.Kind, _ block: UInt64?, _ expected: RmapRecord?, _ found: RmapRecord?, _ detail: String) {
+            findings.append(RmapFinding(agno: agno, kind: kind, block: block, expected: expected, found: found, detail: detail))
+        }
+        var current = next()
+        var expectedCount = 0
+        try scanner.tree(agno).forEach { e in
+            expectedCount += 1
+            let ek = RmapFormat.lowKey(of: e)
+            while case .record(let f, let leaf) = current, RmapFormat.lowKey(of: f) < ek {
+                add(.extra, leaf, nil, f, "extra record \(RmapText.describe(f))")
+                current = next()
+            }
+            if case .unusable = current { return .stop }
+            if case .record(let f, let leaf) = current, RmapFormat.lowKey(of: f) == ek {
+                if e != f {
+                    add(.wrong, leaf, e, f, "wrong record \(RmapText.describe(f)), should be \(RmapText.describe(e))")
+                }
+                current = next()
+            } else {
+                add(.missing, UInt64(e.startBlock), e, nil, "missing record \(RmapText.describe(e))")
+            }
+            return .proceed
+        }
+        while case .record(let f, let leaf) = current {
+            add(.extra, leaf, nil, f, "extra record \(RmapText.describe(f))")
+            current = next()
+        }
+        if case .unusable = current { return nil }
+        return (expectedCount, findings)
     }
 
     private func finish(_ summary: RmapAGSummary, _ findings: [RmapFinding]) -> (RmapAGSummary, [RmapFinding]) {
@@ -177,96 +232,32 @@ public struct RmapChecker: Sendable {
         return (summary, findings)
     }
 
-    /// Walks the in-memory tree and the on-disk tree side by side, each in its own cursor,
-    /// reporting missing, extra and wrong records as `diff` does. Nil (and no findings) when
-    /// the disk tree cannot be read to the end or its records are out of key order: the
-    /// caller then compares sorted arrays instead.
+    /// Walks the in-memory tree and the on-disk tree side by side, each in its own cursor
+    /// (no record lands on the Swift heap). Nil when the disk tree cannot be read to the end
+    /// or its records are out of key order: the caller then compares a sorted array.
     private func streamingDiff(_ agno: UInt32, store: AGBTreeStore<RmapFormat>)
         throws -> (expected: Int, found: Int, findings: [RmapFinding])? {
-        var findings: [RmapFinding] = []
-        func add(_ kind: RmapFinding.Kind, _ block: UInt64?, _ expected: RmapRecord?, _ found: RmapRecord?, _ detail: String) {
-            findings.append(RmapFinding(agno: agno, kind: kind, block: block, expected: expected, found: found, detail: detail))
-        }
         var disk = BTreeCursor<RmapFormat, AGBTreeStore<RmapFormat>>(store: store)
         defer { disk.close() }
-        var current: (record: RmapRecord, leaf: UInt64)?
         var previous: RmapKey?
-        var expectedCount = 0, foundCount = 0
-        var usable = true
-        /// Moves `current` to the next disk record (the first when `first`); false when the
-        /// disk tree failed or went out of order.
-        func advance(first: Bool = false) -> Bool {
+        var started = false
+        var foundCount = 0
+        let walk = try mergeWalk(agno) {
             do {
-                let more = first ? try disk.moveToFirst() : try disk.increment()
-                guard more, let record = disk.record else {
-                    current = nil
-                    return true
-                }
+                let more = started ? try disk.increment() : try disk.moveToFirst()
+                started = true
+                guard more, let record = disk.record else { return .end }
                 let key = RmapFormat.lowKey(of: record)
-                if let previous, !(previous < key) { return false }
+                if let previous, !(previous < key) { return .unusable }
                 previous = key
-                current = (record, UInt64(disk.pointer(atLevel: 0)))
                 foundCount += 1
-                return true
+                return .record(record, leaf: UInt64(disk.pointer(atLevel: 0)))
             } catch {
-                return false
+                return .unusable
             }
         }
-        guard advance(first: true) else { return nil }
-        try scanner.tree(agno).forEach { e in
-            expectedCount += 1
-            let ek = RmapFormat.lowKey(of: e)
-            // Disk records before this one are extra.
-            while let f = current, RmapFormat.lowKey(of: f.record) < ek {
-                add(.extra, f.leaf, nil, f.record, "extra record \(RmapText.describe(f.record))")
-                guard advance() else { usable = false; return .stop }
-            }
-            if let f = current, RmapFormat.lowKey(of: f.record) == ek {
-                if e != f.record {
-                    add(.wrong, f.leaf, e, f.record, "wrong record \(RmapText.describe(f.record)), should be \(RmapText.describe(e))")
-                }
-                guard advance() else { usable = false; return .stop }
-            } else {
-                add(.missing, UInt64(e.startBlock), e, nil, "missing record \(RmapText.describe(e))")
-            }
-            return .proceed
-        }
-        guard usable else { return nil }
-        while let f = current {
-            add(.extra, f.leaf, nil, f.record, "extra record \(RmapText.describe(f.record))")
-            guard advance() else { return nil }
-        }
-        return (expectedCount, foundCount, findings)
+        guard let walk else { return nil }
+        return (walk.expected, foundCount, walk.findings)
     }
 
-    /// Walks both record sets in key order (the disk's sorted first: a corrupt tree may be
-    /// out of order, which the verifier reports separately).
-    private func diff(expected: [RmapRecord], found unsorted: [(record: RmapRecord, leaf: UInt64)],
-                      add: (RmapFinding.Kind, UInt64?, RmapRecord?, RmapRecord?, String) -> Void) {
-        let found = unsorted.enumerated().sorted {
-            let (a, b) = (RmapFormat.lowKey(of: $0.element.record), RmapFormat.lowKey(of: $1.element.record))
-            return a < b || (a == b && $0.offset < $1.offset)
-        }.map(\.element)
-        var i = 0, j = 0
-        while i < expected.count || j < found.count {
-            let e = i < expected.count ? expected[i] : nil
-            let f = j < found.count ? found[j] : nil
-            let ek = e.map(RmapFormat.lowKey(of:))
-            let fk = f.map { RmapFormat.lowKey(of: $0.record) }
-            if let e, let f, ek == fk {
-                if e != f.record {
-                    add(.wrong, f.leaf, e, f.record,
-                        "wrong record \(RmapText.describe(f.record)), should be \(RmapText.describe(e))")
-                }
-                i += 1
-                j += 1
-            } else if let e, fk == nil || ek! < fk! {
-                add(.missing, UInt64(e.startBlock), e, nil, "missing record \(RmapText.describe(e))")
-                i += 1
-            } else if let f {
-                add(.extra, f.leaf, nil, f.record, "extra record \(RmapText.describe(f.record))")
-                j += 1
-            }
-        }
-    }
 }
