@@ -9,9 +9,18 @@ import Glibc
 public enum ParallelAGs {
     /// The result of `body` for each of `ags`, in the same order.
     public static func results<T>(_ ags: [UInt32], _ body: @Sendable (UInt32) throws -> T) -> [Result<T, any Error>] {
-        let slots = Slots<Result<T, any Error>>(count: ags.count)
-        DispatchQueue.concurrentPerform(iterations: ags.count) { i in
-            slots.set(i, Result { try body(ags[i]) })
+        ParallelJobs.results(ags.count) { i in try body(ags[i]) }
+    }
+}
+
+/// Runs numbered jobs on all cores (Dispatch's `concurrentPerform`).
+enum ParallelJobs {
+    /// The result of `body` for each of `0..<count`, in order. Every job runs, and the
+    /// results keep each job's error.
+    static func results<T>(_ count: Int, _ body: @Sendable (Int) throws -> T) -> [Result<T, any Error>] {
+        let slots = Slots<Result<T, any Error>>(count: count)
+        DispatchQueue.concurrentPerform(iterations: count) { i in
+            slots.set(i, Result { try body(i) })
         }
         return slots.values
     }

@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import XFSBTree
 import XFSBuffer
@@ -19,7 +20,7 @@ public struct ScanProblem: Sendable, Equatable, CustomStringConvertible {
 
 /// How far a scan has got, for progress reports.
 public struct ScanProgress: Sendable {
-    /// AGs whose inodes have all been scanned.
+    /// AGs whose allocated inodes have all been scanned.
     public var agsDone: Int
     /// AGs in the scan.
     public var agCount: Int
@@ -65,15 +66,19 @@ public final class RmapScanner: @unchecked Sendable {
     private var collectedProblems: [ScanProblem] = []
     private let progressLock = Mutex()
     private var progressState: ScanProgress
+    /// Allocated inodes not yet scanned, per AG number (under `progressLock`).
+    private var inodesLeftPerAG: [Int] = []
     /// Observations stashed and the blocks they cover, counted without a lock.
     private let observationCount = Atomic<Int>(0)
     private let blockCount = Atomic<Int>(0)
+    /// Inodes scanned, counted without a lock.
+    private let inodeCount = Atomic<Int>(0)
 
     /// A scanner for `image`, with its observations in a memory file of its own.
     public init(image: XFSImage) throws {
         self.image = image
         memoryFile = try MemoryFile(name: "xfs-rmap observations")
-        progressState = ScanProgress(agsDone: 0, agCount: Int(image.geometry.agCount), inodes: 0, inodesExpected: 0, observations: 0)
+        progressState = ScanProgress(agsDone: 0, agCount: 0, inodes: 0, inodesExpected: 0, observations: 0)
         var trees: [RmapBTree] = []
         for agno in 0..<image.geometry.agCount {
             // A tree of one record per block at the fullest merge-free density needs
@@ -104,6 +109,7 @@ public final class RmapScanner: @unchecked Sendable {
         var snapshot = progressLock.withLock { progressState }
         snapshot.observations = observationCount.load(ordering: .relaxed)
         snapshot.blocks = blockCount.load(ordering: .relaxed)
+        snapshot.inodes = inodeCount.load(ordering: .relaxed)
         return snapshot
     }
 
@@ -111,9 +117,10 @@ public final class RmapScanner: @unchecked Sendable {
     /// scanned AG may map blocks of an AG that is not scanned, and those records land in
     /// that AG's tree too.
     ///
-    /// Two parallel phases: each AG's metadata (headers and AG btrees), one job per AG; then
-    /// every allocated inode of those AGs, in batches spread over all cores, since one AG
-    /// may hold all of a filesystem's big files.
+    /// Two parallel phases: each AG's metadata (headers and AG btrees, and where each
+    /// allocated inode's blocks probably are), one job per AG; then every allocated inode
+    /// of those AGs, in small batches over all cores, workers in different AGs' trees while
+    /// they can be (`InodeLanes`).
     ///
     /// - Throws: only what stops the whole scan (the memory file failing); unreadable
     ///   structures become `problems`.
@@ -126,23 +133,42 @@ public final class RmapScanner: @unchecked Sendable {
             progressState.agCount = ags.count
             progressState.inodesExpected = expected
         }
-        let results = ParallelAGs.results(ags) { agno in
-            defer { self.progressLock.withLock { self.progressState.agsDone += 1 } }
-            return try self.scanAGMetadata(agno)
-        }
+        let results = ParallelAGs.results(ags) { agno in try self.scanAGMetadata(agno) }
         var collected: [(agno: UInt32, ino: UInt64)] = []
-        for (agno, result) in zip(ags, results) {
-            collected += try result.get().map { (agno, $0) }
+        for (agno, result) in zip(ags, results) { collected += try result.get().map { (agno, $0) } }
+        let allocated = collected
+        // Planning reads every inode and walks big files' bmbts: in chunks over all cores,
+        // since one AG may hold every inode.
+        let chunk = 256
+        let planned = ParallelJobs.results((allocated.count + chunk - 1) / chunk) { index in
+            allocated[index * chunk..<min((index + 1) * chunk, allocated.count)].map { self.plan($0.ino, agno: $0.agno) }
         }
-        let inodes = collected
-        let batch = 16
-        let batches = (inodes.count + batch - 1) / batch
-        let outcomes = ParallelAGs.results((0..<UInt32(batches)).map { $0 }) { index in
+        var inodes: [InodeToScan] = []
+        inodes.reserveCapacity(allocated.count)
+        for result in planned { inodes += try result.get() }
+        let lanes = InodeLanes(inodes, agCount: image.geometry.agCount)
+        var inodesLeft = Array(repeating: 0, count: Int(image.geometry.agCount))
+        for inode in inodes { inodesLeft[Int(inode.agno)] += 1 }
+        progressLock.withLock {
+            progressState.agsDone = ags.count { inodesLeft[Int($0)] == 0 }
+            inodesLeftPerAG = inodesLeft
+        }
+        let workers = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), inodes.count))
+        let outcomes = ParallelJobs.results(workers) { _ in
             let transaction = Transaction()
-            let start = Int(index) * batch
-            for (agno, ino) in inodes[start..<min(start + batch, inodes.count)] {
-                try self.scanInode(ino, agno: agno) { record, ag in try self.stash(record, ag: ag, transaction) }
-                self.progressLock.withLock { self.progressState.inodes += 1 }
+            var claim: InodeLanes.Claim? = nil
+            while let next = lanes.next(finishing: claim) {
+                for inode in next.inodes {
+                    try self.scanInode(inode.ino, agno: inode.agno) { record, ag in try self.stash(record, ag: ag, transaction) }
+                }
+                self.inodeCount.add(next.inodes.count, ordering: .relaxed)
+                self.progressLock.withLock {
+                    for inode in next.inodes {
+                        self.inodesLeftPerAG[Int(inode.agno)] -= 1
+                        if self.inodesLeftPerAG[Int(inode.agno)] == 0 { self.progressState.agsDone += 1 }
+                    }
+                }
+                claim = next
             }
         }
         for outcome in outcomes { try outcome.get() }
@@ -239,6 +265,31 @@ public final class RmapScanner: @unchecked Sendable {
         }
 
         return inodeRecords.flatMap { g.allocatedInodes($0, agno: agno) }
+    }
+
+    /// Where inode `ino`'s blocks mostly are (the AG most of its data extents are in) and
+    /// how many observations it makes. A bmbt-format fork is walked for this, so its
+    /// blocks are cached for the scan. An unreadable inode is planned at home, for its scan
+    /// to report.
+    private func plan(_ ino: UInt64, agno: UInt32) -> InodeToScan {
+        guard let inode = try? image.inode(ino) else { return InodeToScan(ino: ino, agno: agno, homeAG: agno, weight: 1) }
+        let weight = Int(clamping: inode.core.dataExtentCount) + Int(inode.core.attrExtentCount) + 1
+        guard !inode.core.isRealtime, let extents = try? image.mappings(of: inode, fork: .data).extents,
+              !extents.isEmpty else {
+            return InodeToScan(ino: ino, agno: agno, homeAG: agno, weight: weight)
+        }
+        // Extents per AG, for the few AGs one file touches.
+        var counts: [(agno: UInt32, extents: Int)] = []
+        for extent in extents {
+            guard let ag = image.geometry.split(fsBlock: extent.startBlock)?.agno else { continue }
+            if let i = counts.firstIndex(where: { $0.agno == ag }) {
+                counts[i].extents += 1
+            } else if counts.count < 64 {
+                counts.append((ag, 1))
+            }
+        }
+        let home = counts.max { $0.extents < $1.extents }?.agno ?? agno
+        return InodeToScan(ino: ino, agno: agno, homeAG: home, weight: weight)
     }
 
     /// Stashes every block inode `ino` maps, each under the AG its blocks are in.

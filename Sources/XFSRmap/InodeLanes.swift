@@ -1,0 +1,84 @@
+/// An allocated inode waiting to be scanned, with where its blocks probably are.
+struct InodeToScan: Sendable {
+    /// The inode number.
+    let ino: UInt64
+    /// The AG its inode chunk is in (problems are filed there).
+    let agno: UInt32
+    /// The AG of its first mapped block: XFS keeps a file's blocks together, so this is the
+    /// tree most of its observations go to. The inode's own AG when it maps nothing.
+    let homeAG: UInt32
+    /// Roughly how many observations it makes: its extents, plus one.
+    let weight: Int
+}
+
+/// Hands out the inodes to scan, in small batches, one lane per home AG (the AG where an
+/// inode's blocks probably are), so that concurrent workers stash into different trees
+/// whenever they can.
+///
+/// Stashing dominates a scan, and each AG's tree takes one observation at a time. Taking
+/// inodes in inode order would put every worker in the tree of the first files' blocks,
+/// contending for its lock, even when the files' data is spread over many AGs (and all
+/// inodes of a filesystem are often in AG 0). A lane no worker is in goes first (the one
+/// with the most work left); when every lane with work left has a worker, workers share
+/// the least busy one, so no core idles while inodes remain (the home AG is a guess).
+final class InodeLanes: @unchecked Sendable {
+    /// The inodes of one home AG and how far their scan has got.
+    struct Lane {
+        var inodes: [InodeToScan] = []
+        /// The first inode not yet handed out.
+        var next = 0
+        /// The weight of the inodes not yet handed out.
+        var remainingWeight = 0
+        /// Workers scanning a batch of this lane now.
+        var workers = 0
+    }
+
+    /// A batch handed to one worker.
+    struct Claim {
+        fileprivate let lane: Int
+        /// The inodes to scan.
+        let inodes: ArraySlice<InodeToScan>
+    }
+
+    /// A batch ends after this many inodes, or once it weighs `batchWeight`: small, so the
+    /// last batches spread over every worker.
+    static let batchInodes = 16
+    static let batchWeight = 1024
+
+    private let lock = Mutex()
+    private var lanes: [Lane]
+
+    /// Lanes over `inodes` (in inode order), for a filesystem of `agCount` AGs.
+    init(_ inodes: [InodeToScan], agCount: UInt32) {
+        lanes = Array(repeating: Lane(), count: Int(agCount))
+        for inode in inodes {
+            lanes[Int(inode.homeAG)].inodes.append(inode)
+            lanes[Int(inode.homeAG)].remainingWeight += inode.weight
+        }
+    }
+
+    /// Gives back `finished` (the caller's previous batch, now scanned) and hands out the
+    /// next batch, or nil when every inode has been handed out.
+    func next(finishing finished: Claim?) -> Claim? {
+        lock.withLock {
+            if let finished { lanes[finished.lane].workers -= 1 }
+            var best = -1
+            for i in lanes.indices where lanes[i].next < lanes[i].inodes.count {
+                if best < 0 || (lanes[i].workers, -lanes[i].remainingWeight) < (lanes[best].workers, -lanes[best].remainingWeight) {
+                    best = i
+                }
+            }
+            guard best >= 0 else { return nil }
+            let start = lanes[best].next
+            var end = start, weight = 0
+            while end < lanes[best].inodes.count && end - start < Self.batchInodes && weight < Self.batchWeight {
+                weight += lanes[best].inodes[end].weight
+                end += 1
+            }
+            lanes[best].next = end
+            lanes[best].remainingWeight -= weight
+            lanes[best].workers += 1
+            return Claim(lane: best, inodes: lanes[best].inodes[start..<end])
+        }
+    }
+}
