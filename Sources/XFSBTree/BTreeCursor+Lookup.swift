@@ -1,9 +1,17 @@
 extension BTreeCursor {
     /// Descends from the root to the leaf that may hold `key`: at each node, the last entry
     /// whose low key is <= `key` (or the first entry when none is). Returns with the leaf held.
+    ///
+    /// When the blocks the cursor already holds are the ones this descent would choose (see
+    /// `heldPathLeads(to:height:)`), nothing is searched again: a caller's lookups near
+    /// each other (the rmap `map` operation makes four) cost a few key comparisons.
     @inlinable
     mutating func descend(to key: Format.Key) throws {
         let h = try preparePath()
+        if h > 1 && heldPathLeads(to: key, height: h) {
+            assert(searchedIndicesMatchPath(key), "the held path disagrees with a searched descent")
+            return
+        }
         var ptr = store.root
         var level = h - 1
         while level > 0 {
@@ -21,6 +29,44 @@ extension BTreeCursor {
             level -= 1
         }
         try load(0, ptr)
+    }
+
+    /// Whether a descent to `key` would choose exactly the entries and blocks the cursor
+    /// holds now: from the root down, each held node's entry is the last one whose key is
+    /// <= `key` (or the first, when none is), and the block below is the one that entry
+    /// points to. Two key comparisons per level instead of a binary search, and no block is
+    /// got again. On nodes with sorted keys (every valid node) this equals the descent.
+    @inlinable @inline(__always)
+    func heldPathLeads(to key: Format.Key, height h: Int) -> Bool {
+        guard path[h - 1].handle != nil, path[h - 1].pointer == store.root else { return false }
+        var level = h - 1
+        while level > 0 {
+            let b = path[level].block
+            let i = path[level].index, n = b.numrecs
+            guard i >= 0 && i < n else { return false }
+            if i > 0 && !(Format.loadKey(from: b.key(i, layout)) <= key) { return false }
+            if i + 1 < n && Format.loadKey(from: b.key(i + 1, layout)) <= key { return false }
+            guard path[level - 1].handle != nil,
+                  path[level - 1].pointer == b.pointer(i, layout, as: Store.Pointer.self) else { return false }
+            level -= 1
+        }
+        return true
+    }
+
+    /// Debug cross-check of `heldPathLeads`: each held node's index is what the descent's
+    /// binary search picks.
+    @usableFromInline
+    func searchedIndicesMatchPath(_ key: Format.Key) -> Bool {
+        for level in 1..<path.count {
+            let b = path[level].block
+            var lo = 0, hi = b.numrecs
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if Format.loadKey(from: b.key(mid, layout)) <= key { lo = mid + 1 } else { hi = mid }
+            }
+            if path[level].index != (lo > 0 ? lo - 1 : 0) { return false }
+        }
+        return true
     }
 
     /// The index of the first leaf record whose low key is >= `key` (`strict`: > `key`).

@@ -68,6 +68,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         path.reserveCapacity(max(1, min(store.maxHeight, 32)))
     }
 
+    @inlinable
     deinit {
         var i = 0
         while i < path.count {

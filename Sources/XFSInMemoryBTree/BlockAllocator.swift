@@ -46,10 +46,13 @@ struct BlockAllocator {
 
     /// Makes the open transaction's work permanent.
     mutating func commit() {
-        reusable.append(contentsOf: freedInTransaction)
-        freedInTransaction.removeAll(keepingCapacity: true)
-        reusedInTransaction.removeAll(keepingCapacity: true)
         nextUnusedAtBegin = nextUnused
+        // Most transactions neither free nor reuse a block: leave the arrays untouched.
+        if !freedInTransaction.isEmpty {
+            reusable.append(contentsOf: freedInTransaction)
+            freedInTransaction.removeAll(keepingCapacity: true)
+        }
+        if !reusedInTransaction.isEmpty { reusedInTransaction.removeAll(keepingCapacity: true) }
     }
 
     /// Takes back every allocation and free of the open transaction.

@@ -128,12 +128,14 @@ public final class RmapBTree {
         try cursor.delete()
     }
 
-    /// Inserts `record`, refusing a second record with the same key.
+    /// Inserts `record`, refusing a second record with the same key (`xfs_rmap_insert`):
+    /// a failed equal lookup leaves the cursor on the first greater record (or after the
+    /// leaf's last), where the record belongs, so it goes in without a second descent.
     static func insert(_ record: RmapRecord, _ cursor: inout Cursor) throws {
         if try cursor.lookup(RmapFormat.lowKey(of: record), .equal), let existing = cursor.record {
             throw RmapMapError.duplicate(existing: existing, new: record)
         }
-        try cursor.insert(record)
+        try cursor.insertAtCursor(record)
     }
 
     /// `xfs_rmap_map`: the left neighbour is the record at or before the new key, the right
