@@ -199,6 +199,9 @@ public protocol BTreeBlockStore: AnyObject {
     /// Notes that the engine changed `range` (byte offsets) of a held block.
     func markDirty(_ handle: BlockHandle, range: Range<Int>)
 
+    /// How an insert into a full block makes room. Defaults to `.kernel`.
+    var growthPolicy: BTreeGrowthPolicy { get }
+
     /// A free block for the tree, or nil when there is no space.
     func allocateBlock() throws -> Pointer?
     /// Returns the block at `pointer` (still held through `handle`) to free space.
@@ -206,6 +209,10 @@ public protocol BTreeBlockStore: AnyObject {
 }
 
 extension BTreeBlockStore {
+    /// libxfs' order of preference.
+    @inlinable
+    public var growthPolicy: BTreeGrowthPolicy { .kernel }
+
     /// The XFS limits unchanged.
     @inlinable
     public func recordLimits(suggested: BTreeRecordLimits) -> BTreeRecordLimits { suggested }
@@ -213,4 +220,18 @@ extension BTreeBlockStore {
     /// The header format that follows from the pointer width.
     @inlinable
     public var headerFormat: BTreeHeaderFormat { .of(Pointer.self) }
+}
+
+/// How an insert into a full block makes room for the new entry.
+public enum BTreeGrowthPolicy: Sendable, Hashable {
+    /// libxfs' order (`xfs_btree_make_block_unfull`): move the block's last entry into its
+    /// right sibling, else its first entry into its left sibling, else split it in half.
+    case kernel
+    /// As `kernel`, except that a shift into the left sibling moves every entry before
+    /// the insert position that the sibling has room for, not just the first one. Inserts
+    /// in ascending key order (at the right edge, or just before a few larger records) then
+    /// shift once per blockful instead of once per insert, and leave the blocks behind
+    /// them full. Every block keeps at least its minimum of entries, so the trees are
+    /// valid XFS btrees either way.
+    case ascendingRuns
 }

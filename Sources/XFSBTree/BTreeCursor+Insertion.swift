@@ -100,9 +100,9 @@ extension BTreeCursor {
                     }
                     return structural
                 }
-                if let removedHigh = try shiftLeftToMakeRoom(level: level) {
-                    putEntry(entry, into: b, handle: path[level].handle!, level: level, at: pos - 1)
-                    path[level].index = pos - 1
+                if let (moved, removedHigh) = try shiftLeftToMakeRoom(level: level) {
+                    putEntry(entry, into: b, handle: path[level].handle!, level: level, at: pos - moved)
+                    path[level].index = pos - moved
                     if !Format.isOverlapping || removedHigh < parentHigh {
                         // The first entry left: the low key is the new first entry's; the high
                         // key can only grow.
@@ -193,10 +193,12 @@ extension BTreeCursor {
     }
 
     /// Moves the first entry of the full block at `level` into its left sibling, if the
-    /// sibling has room and the insert does not go first (libxfs `lshift`). Returns the
-    /// moved entry's high key, or nil when nothing moved.
+    /// sibling has room and the insert does not go first (libxfs `lshift`); under the
+    /// `.ascendingRuns` growth policy, every entry before the insert position that the
+    /// sibling has room for. Returns how many entries moved and their largest high key, or
+    /// nil when nothing moved.
     @inlinable
-    mutating func shiftLeftToMakeRoom(level: Int) throws -> Format.Key? {
+    mutating func shiftLeftToMakeRoom(level: Int) throws -> (moved: Int, high: Format.Key)? {
         let b = path[level].block
         let n = b.numrecs
         let left = b.leftSibling(Store.Pointer.self)
@@ -209,16 +211,33 @@ extension BTreeCursor {
         let lb = t.path[level].block
         let ln = lb.numrecs
         if ln >= layout.limits.maxRecords(level: level) { return nil }
-        let (movedLow, movedHigh) = entryKeys(b, 0, level: level)
-        lb.copyEntries(from: b, at: 0, to: ln, count: 1, level: level, layout)
-        lb.numrecs = ln + 1
-        b.moveEntries(from: 1, to: 0, count: n - 1, level: level, layout)
-        b.numrecs = n - 1
-        logEntries(t.path[level].handle!, level: level, from: ln, to: ln + 1)
-        logEntries(path[level].handle!, level: level, from: 0, to: n - 1)
-        // The sibling only gained an entry, at its end: its keys follow without a rescan.
+        let k = store.growthPolicy == .ascendingRuns
+            ? min(path[level].index, layout.limits.maxRecords(level: level) - ln) : 1
+        let movedLow = entryKeys(b, 0, level: level).0
+        let movedHigh = entriesHighKey(b, from: 0, count: k, level: level)
+        lb.copyEntries(from: b, at: 0, to: ln, count: k, level: level, layout)
+        lb.numrecs = ln + k
+        b.moveEntries(from: k, to: 0, count: n - k, level: level, layout)
+        b.numrecs = n - k
+        logEntries(t.path[level].handle!, level: level, from: ln, to: ln + k)
+        logEntries(path[level].handle!, level: level, from: 0, to: n - k)
+        // The sibling only gained entries, at its end: its keys follow without a rescan.
         t.updateKeysAfterAdding(level: level, index: ln, low: movedLow, high: movedHigh)
-        return movedHigh
+        return (k, movedHigh)
+    }
+
+    /// The largest high key of entries `[from, from + count)` of block `b` at `level` (for
+    /// trees without overlapping keys, the first entry's key).
+    @inlinable
+    func entriesHighKey(_ b: BTreeBlock, from: Int, count: Int, level: Int) -> Format.Key {
+        if !Format.isOverlapping || count == 1 { return entryKeys(b, from, level: level).1 }
+        if level == 0 { return Format.maxHighKey(ofRecords: b.record(from, layout), count: count) }
+        var high = Format.loadKey(from: b.highKey(from, layout))
+        for i in from + 1 ..< from + count {
+            let h = Format.loadKey(from: b.highKey(i, layout))
+            if h > high { high = h }
+        }
+        return high
     }
 
     /// Whether the sibling block at `pointer` has room for one more entry. Read and released

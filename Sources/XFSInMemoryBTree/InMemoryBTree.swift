@@ -26,9 +26,12 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
     ///   - owner: the owner written in block headers.
     ///   - uuid: the filesystem uuid written in block headers.
     ///   - recordLimits: smaller limits than a page allows, for tests that want deep trees.
+    ///   - growthPolicy: how inserts into full blocks make room: the kernel's way, or, for
+    ///     trees filled mostly in ascending key order, `.ascendingRuns`.
     public init(target: MemoryTarget, owner: UInt64 = 0, uuid: BTreeUUID = .zero,
-                recordLimits: BTreeRecordLimits? = nil) throws {
-        store = InMemoryBlockStore(target: target, owner: owner, uuid: uuid, limits: recordLimits)
+                recordLimits: BTreeRecordLimits? = nil, growthPolicy: BTreeGrowthPolicy = .kernel) throws {
+        store = InMemoryBlockStore(target: target, owner: owner, uuid: uuid, limits: recordLimits,
+                                   growthPolicy: growthPolicy)
         layout = BTreeLayout(format: Format.self, store: store)
         let transaction = Transaction()
         store.begin(transaction)

@@ -37,6 +37,8 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     public let uuid: BTreeUUID
     public let blockSize: Int
     public let maxHeight: Int
+    /// How inserts into full blocks make room.
+    public let growthPolicy: BTreeGrowthPolicy
     @exclusivity(unchecked) public private(set) var root: UInt64 = 0
     @exclusivity(unchecked) public private(set) var height: Int = 1
     /// The limits every block of this tree uses.
@@ -59,8 +61,10 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     @exclusivity(unchecked) private var rootAtBegin: UInt64 = 0
     @exclusivity(unchecked) private var heightAtBegin = 1
 
-    init(target: MemoryTarget, owner: UInt64, uuid: BTreeUUID, limits: BTreeRecordLimits?) {
+    init(target: MemoryTarget, owner: UInt64, uuid: BTreeUUID, limits: BTreeRecordLimits?,
+         growthPolicy: BTreeGrowthPolicy) {
         self.target = target
+        self.growthPolicy = growthPolicy
         self.owner = owner
         self.uuid = uuid
         self.blockSize = MemoryTarget.blockSize

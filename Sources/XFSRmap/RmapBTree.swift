@@ -31,10 +31,11 @@ public final class RmapBTree {
     /// sends written data-fork mappings through the shared-extent path.
     public let allowsSharing: Bool
 
-    /// An empty tree on `target`.
+    /// An empty tree on `target`; `growthPolicy` as for `InMemoryBTree`.
     public init(target: MemoryTarget, allowsSharing: Bool, owner: UInt64 = 0, uuid: BTreeUUID = .zero,
-                recordLimits: BTreeRecordLimits? = nil) throws {
-        tree = try InMemoryBTree(target: target, owner: owner, uuid: uuid, recordLimits: recordLimits)
+                recordLimits: BTreeRecordLimits? = nil, growthPolicy: BTreeGrowthPolicy = .kernel) throws {
+        tree = try InMemoryBTree(target: target, owner: owner, uuid: uuid, recordLimits: recordLimits,
+                                 growthPolicy: growthPolicy)
         self.allowsSharing = allowsSharing
     }
 

@@ -86,8 +86,10 @@ public final class RmapScanner: @unchecked Sendable {
             let blocks = Int(image.geometry.agLength(agno))
             let size = max(16 << 20, (blocks * 64 + MemoryTarget.blockSize - 1) / MemoryTarget.blockSize * MemoryTarget.blockSize)
             let target = MemoryTarget(partition: try memoryFile.makePartition(size: size))
+            // Observations arrive in ascending runs (AG metadata, then each file's extents),
+            // which `.ascendingRuns` stores in full blocks without shifting entries.
             trees.append(try RmapBTree(target: target, allowsSharing: image.geometry.hasReflink, owner: UInt64(agno),
-                                       uuid: image.metadataUUID))
+                                       uuid: image.metadataUUID, growthPolicy: .ascendingRuns))
         }
         self.trees = trees
         self.locks = trees.map { _ in Mutex() }

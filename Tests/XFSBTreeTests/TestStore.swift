@@ -32,8 +32,11 @@ final class TestStore<Pointer: BTreePointer>: BTreeBlockStore {
     var blockLimit: Int? = nil
     /// Reads of this pointer throw.
     var failingRead: Pointer? = nil
-    /// markDirty calls.
+    /// markDirty calls, and the bytes they logged.
     var dirtyCalls = 0
+    var dirtyBytes = 0
+    /// How full blocks make room.
+    var growthPolicy: BTreeGrowthPolicy = .kernel
 
     /// A store with `blockSize`-byte blocks and the XFS limits for that size.
     init(blockSize: Int, maxHeight: Int = 12) {
@@ -94,6 +97,7 @@ final class TestStore<Pointer: BTreePointer>: BTreeBlockStore {
     func markDirty(_ handle: Int, range: Range<Int>) {
         precondition(range.lowerBound >= 0 && range.upperBound <= blockSize, "dirty range \(range) outside block")
         dirtyCalls &+= 1
+        dirtyBytes &+= range.count
     }
 
     func allocateBlock() throws -> Pointer? {
