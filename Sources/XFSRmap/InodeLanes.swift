@@ -41,8 +41,9 @@ final class InodeLanes: @unchecked Sendable {
     }
 
     /// A batch ends after this many inodes, or once it weighs `batchWeight`: small, so the
-    /// last batches spread over every worker.
-    static let batchInodes = 16
+    /// last batches spread over every worker, but a whole inode chunk of small files, so
+    /// that two workers seldom read the same inode cluster buffer (and wait for its lock).
+    static let batchInodes = 64
     static let batchWeight = 1024
 
     private let lock = Mutex()

@@ -269,28 +269,18 @@ public final class RmapScanner: @unchecked Sendable {
         return inodeRecords.flatMap { g.allocatedInodes($0, agno: agno) }
     }
 
-    /// Where inode `ino`'s blocks mostly are (the AG most of its data extents are in) and
-    /// how many observations it makes. A bmbt-format fork is walked for this, so its
-    /// blocks are cached for the scan. An unreadable inode is planned at home, for its scan
-    /// to report.
+    /// Where inode `ino`'s blocks probably are (the AG of its first data mapping: XFS keeps
+    /// a file's blocks together) and how many observations it makes, from its core and one
+    /// walk down its bmbt's left edge at most. An unreadable inode is planned at home, for
+    /// its scan to report.
     private func plan(_ ino: UInt64, agno: UInt32) -> InodeToScan {
         guard let inode = try? image.inode(ino) else { return InodeToScan(ino: ino, agno: agno, homeAG: agno, weight: 1) }
         let weight = Int(clamping: inode.core.dataExtentCount) + Int(inode.core.attrExtentCount) + 1
-        guard !inode.core.isRealtime, let extents = try? image.mappings(of: inode, fork: .data).extents,
-              !extents.isEmpty else {
-            return InodeToScan(ino: ino, agno: agno, homeAG: agno, weight: weight)
+        var home = agno
+        if !inode.core.isRealtime, let first = try? image.firstMapping(of: inode, fork: .data),
+           let ag = image.geometry.split(fsBlock: first.startBlock)?.agno {
+            home = ag
         }
-        // Extents per AG, for the few AGs one file touches.
-        var counts: [(agno: UInt32, extents: Int)] = []
-        for extent in extents {
-            guard let ag = image.geometry.split(fsBlock: extent.startBlock)?.agno else { continue }
-            if let i = counts.firstIndex(where: { $0.agno == ag }) {
-                counts[i].extents += 1
-            } else if counts.count < 64 {
-                counts.append((ag, 1))
-            }
-        }
-        let home = counts.max { $0.extents < $1.extents }?.agno ?? agno
         return InodeToScan(ino: ino, agno: agno, homeAG: home, weight: weight)
     }
 

@@ -41,4 +41,24 @@ struct DiskBmbtTests {
         #expect(forks > 0 && multiChildRoots > 0, "\(forks) btree forks, \(multiChildRoots) with several children")
         #expect(seen == bmbtBlocksInCorpus)
     }
+
+    @Test("the first mapping of every fork is the first of its mappings", arguments: ["mixed-4k", "mixed-1k"])
+    func firstMapping(name: String) throws {
+        let image = try XFSImage(path: try Fixtures.imagePath(name))
+        let g = image.geometry
+        var btreeForks = 0
+        for agno in 0 ..< g.agCount {
+            for record in try image.inodeBTreeRecords(.inobt, in: try image.agHeaders(agno)) {
+                for ino in g.allocatedInodes(record, agno: agno) {
+                    let inode = try image.inode(ino)
+                    for which in [InodeFork.Which.data, .attr] {
+                        if case .btree? = (which == .data ? inode.dataFork : inode.attrFork) { btreeForks += 1 }
+                        #expect(try image.firstMapping(of: inode, fork: which) == image.mappings(of: inode, fork: which).extents.first,
+                                "inode \(ino) \(which)")
+                    }
+                }
+            }
+        }
+        #expect(btreeForks > 0)
+    }
 }

@@ -126,6 +126,26 @@ extension XFSImage {
 
     /// What one fork of `inode` maps: its extents (read through the bmbt when the fork is a
     /// btree) and its on-disk bmbt blocks.
+    /// The first mapping (lowest file offset) of one fork of `inode`, or nil when it maps
+    /// nothing: for a bmbt fork, one walk down its left edge.
+    public func firstMapping(of inode: Inode, fork: InodeFork.Which) throws -> FileExtent? {
+        switch fork == .data ? inode.dataFork : inode.attrFork {
+        case .extents(let extents)?:
+            return extents.first
+        case .btree(let root)?:
+            let store = try BmbtStore(image: self, inode: inode.core.ino, root: root)
+            var cursor = BTreeCursor<BmbtFormat, BmbtStore>(store: store)
+            defer { cursor.close() }
+            do {
+                return try cursor.moveToFirst() ? cursor.record : nil
+            } catch BTreeError.corrupt(let name, let fault) {
+                throw XFSFormatError(fault, in: "inode \(inode.core.ino) \(name)")
+            }
+        default:
+            return nil
+        }
+    }
+
     public func mappings(of inode: Inode, fork: InodeFork.Which) throws -> ForkMappings {
         var result = ForkMappings()
         let content = fork == .data ? inode.dataFork : inode.attrFork
