@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "XFSMemoryFile", dependencies: ["CXFSShims"]),
         .target(name: "XFSBuffer", dependencies: ["XFSMemoryFile", "CXFSShims"]),
         .target(name: "XFSTransaction", dependencies: ["XFSBuffer"]),
-        .target(name: "XFSBTree"),
+        .target(name: "XFSBTree", dependencies: ["CXFSShims"]),
         .target(
             name: "XFSInMemoryBTree",
             dependencies: ["XFSBTree", "XFSTransaction", "XFSBuffer", "XFSMemoryFile"]),

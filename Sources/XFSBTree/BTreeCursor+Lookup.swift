@@ -1,3 +1,5 @@
+import CXFSShims
+
 extension BTreeCursor {
     /// Descends from the root to the leaf that may hold `key`: at each node, the last entry
     /// whose low key is <= `key` (or the first entry when none is). Returns with the leaf held.
@@ -70,17 +72,47 @@ extension BTreeCursor {
     }
 
     /// The index of the first leaf record whose low key is >= `key` (`strict`: > `key`).
+    ///
+    /// A leaf is 4 KiB that is seldom in cache, and each probe of a plain binary search waits
+    /// for the line the previous one chose. So the lines of the first three probes (all
+    /// seven candidates) are asked for at once, and again those of the remaining range once
+    /// it fits in a few lines: three waits for memory instead of six or seven.
     @inlinable @inline(__always)
     func leafBound(_ key: Format.Key, strict: Bool) -> Int {
         let b = path[0].block
         var lo = 0
         var hi = b.numrecs
+        if hi >= 32 { prefetchProbes(b, count: hi) }
+        var probes = 0
         while lo < hi {
+            probes &+= 1
+            if probes == 4 {
+                var i = lo
+                while i < hi {
+                    cxfs_prefetch(b.record(i, layout))
+                    i &+= 2
+                }
+            }
             let mid = (lo &+ hi) &>> 1
             let k = Format.loadLowKey(fromRecord: b.record(mid, layout))
             if k < key || (strict && k == key) { lo = mid &+ 1 } else { hi = mid }
         }
         return lo
+    }
+
+    /// Prefetches the records of the first three probes of a binary search over `count`
+    /// records of leaf `b`.
+    @inlinable @inline(__always)
+    func prefetchProbes(_ b: BTreeBlock, count n: Int) {
+        let m = n &>> 1
+        let l = m &>> 1, r = (m &+ 1 &+ n) &>> 1
+        cxfs_prefetch(b.record(m, layout))
+        cxfs_prefetch(b.record(l, layout))
+        cxfs_prefetch(b.record(r, layout))
+        cxfs_prefetch(b.record(l &>> 1, layout))
+        cxfs_prefetch(b.record((l &+ 1 &+ m) &>> 1, layout))
+        cxfs_prefetch(b.record((m &+ 1 &+ r) &>> 1, layout))
+        cxfs_prefetch(b.record((r &+ 1 &+ n) &>> 1, layout))
     }
 
     /// Positions the cursor by `key` (libxfs `xfs_btree_lookup`) and says whether a record
