@@ -227,11 +227,12 @@ public enum BTreeGrowthPolicy: Sendable, Hashable {
     /// libxfs' order (`xfs_btree_make_block_unfull`): move the block's last entry into its
     /// right sibling, else its first entry into its left sibling, else split it in half.
     case kernel
-    /// As `kernel`, except that a shift into the left sibling moves every entry before
-    /// the insert position that the sibling has room for, not just the first one. Inserts
+    /// The kernel's order, but a shift moves several entries: into the left sibling, every
+    /// entry before the insert position that the sibling has room for; into the right
+    /// sibling, entries after the insert position, up to half the sibling's room. Inserts
     /// in ascending key order (at the right edge, or just before a few larger records) then
-    /// shift once per blockful instead of once per insert, and leave the blocks behind
-    /// them full. Every block keeps at least its minimum of entries, so the trees are
-    /// valid XFS btrees either way.
-    case ascendingRuns
+    /// shift once per blockful instead of once per insert and leave full blocks behind them;
+    /// random inserts shift less often and leave blocks fuller. Every block keeps at least
+    /// its minimum of entries, so the trees are valid XFS btrees either way.
+    case batchedShifts
 }

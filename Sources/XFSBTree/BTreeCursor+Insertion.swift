@@ -163,8 +163,10 @@ extension BTreeCursor {
     }
 
     /// Moves the last entry of the full block at `level` into its right sibling, if the
-    /// sibling has room and the moved entry is not where the insert goes (libxfs `rshift`).
-    /// Returns the moved entry's high key, or nil when nothing moved.
+    /// sibling has room and the moved entry is not where the insert goes (libxfs `rshift`);
+    /// under the `.batchedShifts` growth policy, entries after the insert position, up to
+    /// half the sibling's room. Returns the largest high key moved, or nil when nothing
+    /// moved.
     @inlinable
     mutating func shiftRightToMakeRoom(level: Int) throws -> Format.Key? {
         let b = path[level].block
@@ -179,22 +181,24 @@ extension BTreeCursor {
         let rb = t.path[level].block
         let rn = rb.numrecs
         if rn >= layout.limits.maxRecords(level: level) { return nil }
-        let movedHigh = entryKeys(b, n - 1, level: level).1
-        rb.moveEntries(from: 0, to: 1, count: rn, level: level, layout)
-        rb.copyEntries(from: b, at: n - 1, to: 0, count: 1, level: level, layout)
-        rb.numrecs = rn + 1
-        b.numrecs = n - 1
-        logEntries(t.path[level].handle!, level: level, from: 0, to: rn + 1)
+        let k = store.growthPolicy == .batchedShifts
+            ? min(n - 1 - path[level].index, (layout.limits.maxRecords(level: level) - rn + 1) / 2) : 1
+        let movedHigh = entriesHighKey(b, from: n - k, count: k, level: level)
+        rb.moveEntries(from: 0, to: k, count: rn, level: level, layout)
+        rb.copyEntries(from: b, at: n - k, to: 0, count: k, level: level, layout)
+        rb.numrecs = rn + k
+        b.numrecs = n - k
+        logEntries(t.path[level].handle!, level: level, from: 0, to: rn + k)
         store.markDirty(path[level].handle!, range: 0..<layout.headerSize)
-        // The sibling only gained an entry, at index 0: its keys follow without a rescan.
-        let (low, high) = entryKeys(rb, 0, level: level)
-        t.updateKeysAfterAdding(level: level, index: 0, low: low, high: high)
+        // The sibling only gained entries, at its start: its keys follow without a rescan.
+        let low = entryKeys(rb, 0, level: level).0
+        t.updateKeysAfterAdding(level: level, index: 0, low: low, high: movedHigh)
         return movedHigh
     }
 
     /// Moves the first entry of the full block at `level` into its left sibling, if the
     /// sibling has room and the insert does not go first (libxfs `lshift`); under the
-    /// `.ascendingRuns` growth policy, every entry before the insert position that the
+    /// `.batchedShifts` growth policy, every entry before the insert position that the
     /// sibling has room for. Returns how many entries moved and their largest high key, or
     /// nil when nothing moved.
     @inlinable
@@ -211,7 +215,7 @@ extension BTreeCursor {
         let lb = t.path[level].block
         let ln = lb.numrecs
         if ln >= layout.limits.maxRecords(level: level) { return nil }
-        let k = store.growthPolicy == .ascendingRuns
+        let k = store.growthPolicy == .batchedShifts
             ? min(path[level].index, layout.limits.maxRecords(level: level) - ln) : 1
         let movedLow = entryKeys(b, 0, level: level).0
         let movedHigh = entriesHighKey(b, from: 0, count: k, level: level)

@@ -26,8 +26,9 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
     ///   - owner: the owner written in block headers.
     ///   - uuid: the filesystem uuid written in block headers.
     ///   - recordLimits: smaller limits than a page allows, for tests that want deep trees.
-    ///   - growthPolicy: how inserts into full blocks make room: the kernel's way, or, for
-    ///     trees filled mostly in ascending key order, `.ascendingRuns`.
+    ///   - growthPolicy: how inserts into full blocks make room: exactly the kernel's way,
+    ///     or `.batchedShifts` (the kernel's order, several entries per shift: faster
+    ///     inserts and fuller blocks).
     public init(target: MemoryTarget, owner: UInt64 = 0, uuid: BTreeUUID = .zero,
                 recordLimits: BTreeRecordLimits? = nil, growthPolicy: BTreeGrowthPolicy = .kernel) throws {
         store = InMemoryBlockStore(target: target, owner: owner, uuid: uuid, limits: recordLimits,

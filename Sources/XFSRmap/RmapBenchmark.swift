@@ -127,6 +127,15 @@ public struct RmapBenchFailure: Error, CustomStringConvertible {
 
 /// Runs the workload on in-memory rmap btrees.
 public enum RmapBenchmark {
+    /// The name each growth policy's results go by: "xfbtree-swift" for the kernel's,
+    /// "xfbtree-swift-batched" for `.batchedShifts`.
+    public static func implementationName(_ policy: BTreeGrowthPolicy) -> String {
+        switch policy {
+        case .kernel: "xfbtree-swift"
+        case .batchedShifts: "xfbtree-swift-batched"
+        }
+    }
+
     /// The memory target size for `records` records: max(64 MiB, 64 B per record), in pages.
     public static func targetSize(records: Int) -> Int {
         let page = MemoryTarget.blockSize
@@ -142,10 +151,12 @@ public enum RmapBenchmark {
 
     /// Inserts every record one at a time, each with a new cursor in its own committed
     /// transaction (as repair stashes observations); then one lookup (LE, record read)
-    /// per probe in one read-only transaction; then one full in-order scan.
-    public static func run(_ workload: RmapBenchWorkload) throws -> RmapBenchMeasurement {
+    /// per probe in one read-only transaction; then one full in-order scan. The tree grows
+    /// by `growthPolicy` (the kernel's, unless told otherwise).
+    public static func run(_ workload: RmapBenchWorkload, growthPolicy: BTreeGrowthPolicy = .kernel) throws -> RmapBenchMeasurement {
         let count = workload.records.count
-        let tree = try InMemoryBTree<RmapFormat>(target: try makeTarget(records: count, name: "bench-rmap"))
+        let tree = try InMemoryBTree<RmapFormat>(target: try makeTarget(records: count, name: "bench-rmap"),
+                                                 growthPolicy: growthPolicy)
         let transaction = Transaction()
 
         let insertStart = ContinuousClock.now

@@ -87,9 +87,9 @@ public final class RmapScanner: @unchecked Sendable {
             let size = max(16 << 20, (blocks * 64 + MemoryTarget.blockSize - 1) / MemoryTarget.blockSize * MemoryTarget.blockSize)
             let target = MemoryTarget(partition: try memoryFile.makePartition(size: size))
             // Observations arrive in ascending runs (AG metadata, then each file's extents),
-            // which `.ascendingRuns` stores in full blocks without shifting entries.
+            // which `.batchedShifts` stores in full blocks, shifting once per blockful.
             trees.append(try RmapBTree(target: target, allowsSharing: image.geometry.hasReflink, owner: UInt64(agno),
-                                       uuid: image.metadataUUID, growthPolicy: .ascendingRuns))
+                                       uuid: image.metadataUUID, growthPolicy: .batchedShifts))
         }
         self.trees = trees
         self.locks = trees.map { _ in Mutex() }

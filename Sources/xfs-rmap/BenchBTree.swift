@@ -1,9 +1,11 @@
 import ArgumentParser
+import XFSBTree
 import XFSRmap
 
-/// `xfs-rmap bench btree`: the in-memory rmap btree on a seeded random workload: inserts,
-/// each in its own committed transaction; "greatest record <= key" lookups; one full scan;
-/// memory per record; then bulk loads of the same records (default slack and full leaves),
+/// `xfs-rmap bench btree`: the in-memory rmap btree on a seeded random workload, once with
+/// the kernel's growth policy and once with batched shifts: inserts, each in its own
+/// committed transaction; "greatest record <= key" lookups; one full scan; memory per
+/// record; then bulk loads of the same records (default slack and full leaves),
 /// checked to read back unchanged.
 struct BenchBTree: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,28 +29,41 @@ struct BenchBTree: ParsableCommand {
     mutating func run() throws {
         guard records > 0 else { throw ValidationError("--records must be positive, not \(records)") }
         let workload = RmapBenchWorkload(records: records, seed: seed)
-        let measured = try RmapBenchmark.run(workload)
+        // The kernel's growth policy, then batched shifts, on the same workload.
+        let measured = try [BTreeGrowthPolicy.kernel, .batchedShifts].map { policy in
+            (policy, try RmapBenchmark.run(workload, growthPolicy: policy))
+        }
         let sorted = workload.sortedRecords()
         let bulkDefault = try RmapBenchmark.bulkLoad(sorted, leafSlack: nil)
         let bulkFull = try RmapBenchmark.bulkLoad(sorted, leafSlack: 0)
 
         if json {
-            print(#"{"implementation": "xfbtree-swift", "records": \#(records), "insert_ns": \#(fixed(measured.insertNanoseconds)), "lookup_ns": \#(fixed(measured.lookupNanoseconds)), "scan_ns": \#(fixed(measured.scanNanoseconds)), "bytes_per_record": \#(fixed(measured.bytesPerRecord)), "bulk_bytes_per_record": \#(fixed(bulkDefault.bytesPerRecord)), "bulk_full_bytes_per_record": \#(fixed(bulkFull.bytesPerRecord)), "digest": "\#(String(measured.digest, radix: 16))"}"#)
+            for (policy, m) in measured {
+                print(#"{"implementation": "\#(RmapBenchmark.implementationName(policy))", "records": \#(records), "insert_ns": \#(fixed(m.insertNanoseconds)), "lookup_ns": \#(fixed(m.lookupNanoseconds)), "scan_ns": \#(fixed(m.scanNanoseconds)), "bytes_per_record": \#(fixed(m.bytesPerRecord)), "bulk_bytes_per_record": \#(fixed(bulkDefault.bytesPerRecord)), "bulk_full_bytes_per_record": \#(fixed(bulkFull.bytesPerRecord)), "digest": "\#(String(m.digest, radix: 16))"}"#)
+            }
             return
         }
         print("xfs-rmap bench btree: \(records) random rmap records, seed \(seed)")
-        let rows: [(String, String)] = [
-            ("insert (own transaction each)", "\(fixed(measured.insertNanoseconds)) ns/record"),
-            ("lookup LE + read record", "\(fixed(measured.lookupNanoseconds)) ns/lookup"),
-            ("full scan", "\(fixed(measured.scanNanoseconds)) ns/record"),
-            ("memory after inserts", "\(fixed(measured.bytesPerRecord)) B/record (height \(measured.height), \(measured.blocks) blocks)"),
+        var rows: [(String, String)] = []
+        for (policy, m) in measured {
+            let growth = policy == .kernel ? "kernel's growth policy" : "batched shifts"
+            rows += [
+                ("\(growth):", ""),
+                ("  insert (own transaction each)", "\(fixed(m.insertNanoseconds)) ns/record"),
+                ("  lookup LE + read record", "\(fixed(m.lookupNanoseconds)) ns/lookup"),
+                ("  full scan", "\(fixed(m.scanNanoseconds)) ns/record"),
+                ("  memory after inserts", "\(fixed(m.bytesPerRecord)) B/record (height \(m.height), \(m.blocks) blocks)"),
+                ("  digest (lookups + scan)", String(m.digest, radix: 16)),
+            ]
+        }
+        rows += [
             ("bulk load, default slack", "\(fixed(bulkDefault.bytesPerRecord)) B/record, \(fixed(bulkDefault.loadNanoseconds)) ns/record (\(bulkDefault.blocks) blocks)"),
             ("bulk load, full leaves (slack 0)", "\(fixed(bulkFull.bytesPerRecord)) B/record, \(fixed(bulkFull.loadNanoseconds)) ns/record (\(bulkFull.blocks) blocks)"),
-            ("digest (lookups + scan)", String(measured.digest, radix: 16)),
         ]
         for (name, value) in rows {
-            print(name + String(repeating: " ", count: max(1, 36 - name.count)) + value)
+            print(value.isEmpty ? name : name + String(repeating: " ", count: max(1, 36 - name.count)) + value)
         }
+        if Set(measured.map(\.1.digest)).count > 1 { throw ToolFailure(description: "the growth policies' digests differ") }
     }
 
     /// One decimal place.

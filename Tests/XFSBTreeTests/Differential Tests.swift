@@ -2,7 +2,8 @@ import Testing
 import XFSBTree
 
 /// Operations per differential test; with the arguments below the suites run
-/// 16 x 50,000 + 4 x 50,000 = 1,000,000 operations in total.
+/// 16 x 50,000 + 4 x 50,000 = 1,000,000 operations in total with the kernel's growth
+/// policy, and 150,000 more with batched shifts.
 let differentialOps = 50_000
 
 @Suite("Differential: btree against a sorted array")
@@ -21,6 +22,18 @@ struct DifferentialTests {
         let store = TestStore<UInt32>(format: ExtentFormat.self, limits: BTreeRecordLimits(leafMax: leafMax, nodeMax: nodeMax), maxHeight: 24)
         var d = try Differential<ExtentFormat, UInt32>(seed: seed, store: store, blockSpace: 800, maxSize: 600)
         try d.run(differentialOps, verifyEvery: 500)
+    }
+
+    @Test("batched shifts, tiny blocks (plain and overlapping keys)", arguments: [(UInt64(51), 4, 4), (52, 6, 3), (53, 3, 5)])
+    func batchedShiftsTiny(seed: UInt64, leafMax: Int, nodeMax: Int) throws {
+        let plain = TestStore<UInt64>(format: KVFormat.self, limits: BTreeRecordLimits(leafMax: leafMax, nodeMax: nodeMax), maxHeight: 24)
+        plain.growthPolicy = .batchedShifts
+        var d = try Differential<KVFormat, UInt64>(seed: seed, store: plain, keySpace: 1500, maxSize: 600)
+        try d.run(differentialOps / 2, verifyEvery: 500)
+        let overlapping = TestStore<UInt32>(format: ExtentFormat.self, limits: BTreeRecordLimits(leafMax: leafMax, nodeMax: nodeMax), maxHeight: 24)
+        overlapping.growthPolicy = .batchedShifts
+        var e = try Differential<ExtentFormat, UInt32>(seed: seed, store: overlapping, blockSpace: 800, maxSize: 600)
+        try e.run(differentialOps / 2, verifyEvery: 500)
     }
 
     @Test("plain keys, 4 KiB blocks", arguments: [UInt64(21), 22])

@@ -2,12 +2,12 @@ import Testing
 import XFSBTree
 import XFSTestSupport
 
-/// `.ascendingRuns`: inserts at the end of a full block split it there, without shifts.
+/// `.batchedShifts`: inserts at the end of a full block split it there, without shifts.
 @Suite("Growth policy: ascending runs")
 struct GrowthPolicyTests {
     func makeTree(leafMax: Int = 4, nodeMax: Int = 4) throws -> KVTree {
         let store = KVStore(format: KVFormat.self, limits: BTreeRecordLimits(leafMax: leafMax, nodeMax: nodeMax))
-        store.growthPolicy = .ascendingRuns
+        store.growthPolicy = .batchedShifts
         return try KVTree.createEmpty(in: store)
     }
 
@@ -30,7 +30,7 @@ struct GrowthPolicyTests {
           arguments: [0, 1, 3])
     func fewerWrites(tail: Int) throws {
         var dirtyBytes: [BTreeGrowthPolicy: Int] = [:]
-        for policy in [BTreeGrowthPolicy.kernel, .ascendingRuns] {
+        for policy in [BTreeGrowthPolicy.kernel, .batchedShifts] {
             let store = KVStore(format: KVFormat.self, limits: BTreeRecordLimits(leafMax: 64, nodeMax: 16))
             store.growthPolicy = policy
             let tree = try KVTree.createEmpty(in: store)
@@ -47,7 +47,7 @@ struct GrowthPolicyTests {
             #expect(leaves.dropLast(3).allSatisfy { $0.count == 64 }, "\(policy): \(leaves.map(\.count))")
             c.close()
         }
-        let kernel = dirtyBytes[.kernel] ?? 0, runs = dirtyBytes[.ascendingRuns] ?? 0
+        let kernel = dirtyBytes[.kernel] ?? 0, runs = dirtyBytes[.batchedShifts] ?? 0
         #expect(runs * 3 < kernel, "bytes logged: kernel \(kernel), ascending runs \(runs)")
     }
 
@@ -68,7 +68,7 @@ struct GrowthPolicyTests {
           arguments: [(UInt64(41), 4, 4), (42, 5, 3), (43, 3, 3), (44, 7, 5)])
     func overlappingRuns(seed: UInt64, leafMax: Int, nodeMax: Int) throws {
         let store = TestStore<UInt32>(format: ExtentFormat.self, limits: BTreeRecordLimits(leafMax: leafMax, nodeMax: nodeMax), maxHeight: 24)
-        store.growthPolicy = .ascendingRuns
+        store.growthPolicy = .batchedShifts
         let tree = try BTree<ExtentFormat, TestStore<UInt32>>.createEmpty(in: store)
         var model: [Extent] = []
         var random = SeededRandom(seed: seed)

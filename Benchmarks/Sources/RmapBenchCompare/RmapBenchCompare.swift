@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import XFSBTree
 import XFSRmap
 
 /// `rmap-bench-compare`: the in-memory rmap btree, SQLite and LMDB on the same seeded
@@ -18,8 +19,8 @@ struct RmapBenchCompare: ParsableCommand {
     @Option(help: "Seed of the workload (the same default as `xfs-rmap bench btree`).")
     var seed: UInt64 = 0x5EED
 
-    @Option(help: "Comma-separated implementations to run: xfbtree, sqlite, lmdb.")
-    var only = "xfbtree,sqlite,lmdb"
+    @Option(help: "Comma-separated implementations to run: xfbtree (the kernel's growth policy), xfbtree-batched (batched shifts), sqlite, lmdb.")
+    var only = "xfbtree,xfbtree-batched,sqlite,lmdb"
 
     mutating func run() throws {
         guard records > 0 else { throw ValidationError("--records must be positive, not \(records)") }
@@ -33,21 +34,22 @@ struct RmapBenchCompare: ParsableCommand {
         }
 
         var results: [BenchResult] = []
-        if chosen.contains("xfbtree") {
-            let m = try RmapBenchmark.run(workload)
+        for (name, policy) in [("xfbtree", BTreeGrowthPolicy.kernel), ("xfbtree-batched", .batchedShifts)]
+        where chosen.contains(name) {
+            let m = try RmapBenchmark.run(workload, growthPolicy: policy)
             results.append(BenchResult(
-                implementation: "xfbtree-swift", records: m.records, insertNanoseconds: m.insertNanoseconds,
-                lookupNanoseconds: m.lookupNanoseconds, scanNanoseconds: m.scanNanoseconds,
-                bytesPerRecord: m.bytesPerRecord, digest: m.digest))
+                implementation: RmapBenchmark.implementationName(policy), records: m.records,
+                insertNanoseconds: m.insertNanoseconds, lookupNanoseconds: m.lookupNanoseconds,
+                scanNanoseconds: m.scanNanoseconds, bytesPerRecord: m.bytesPerRecord, digest: m.digest))
         }
         if chosen.contains("sqlite") { results.append(try runSQLite(records: benchRecords, probes: probes)) }
         if chosen.contains("lmdb") { results.append(try runLMDB(records: benchRecords, probes: probes)) }
 
         print("\(records) records, seed \(seed)")
-        print(pad("implementation", 16) + pad("insert ns", 12) + pad("lookup ns", 12) + pad("scan ns", 10)
+        print(pad("implementation", 24) + pad("insert ns", 12) + pad("lookup ns", 12) + pad("scan ns", 10)
               + pad("B/record", 10) + "digest")
         for r in results {
-            print(pad(r.implementation, 16) + pad(one(r.insertNanoseconds), 12) + pad(one(r.lookupNanoseconds), 12)
+            print(pad(r.implementation, 24) + pad(one(r.insertNanoseconds), 12) + pad(one(r.lookupNanoseconds), 12)
                   + pad(one(r.scanNanoseconds), 10) + pad(one(r.bytesPerRecord), 10) + String(r.digest, radix: 16))
         }
         for r in results { print(r.json) }
