@@ -55,20 +55,11 @@ public struct AGF: Sendable, Equatable {
     /// Decodes and verifies AG `agno`'s AGF sector: magic, version, CRC over the sector,
     /// seqno, length, uuid, btree roots and heights, free-list window and counters.
     public static func load(from sector: UnsafeRawBufferPointer, agno: UInt32, geometry g: Geometry) throws(XFSFormatError) -> AGF {
-        let location = "AG \(agno) AGF"
-        func bad(_ s: String) -> XFSFormatError { XFSFormatError(.corrupt, location, s) }
+        let header = AGHeaderCheck(name: "AGF", agno: agno, geometry: g)
+        func bad(_ s: String) -> XFSFormatError { header.corrupt(s) }
         let agf = try decode(sector, agno: agno)
-        guard agf.magicnum == magic else {
-            throw XFSFormatError(.badMagic, location, "bad magic 0x\(String(agf.magicnum, radix: 16))")
-        }
-        guard agf.versionNum == 1 else { throw XFSFormatError(.badVersion, location, "bad versionnum \(agf.versionNum)") }
-        guard try ByteReader(sector, location: location).crcMatches(span: Int(g.sectorSize), crcAt: crcOffset, "AGF sector") else {
-            throw XFSFormatError(.badCRC, location, "bad CRC")
-        }
-        guard agf.seqno == agno else { throw bad("seqno \(agf.seqno) is not the AG number \(agno)") }
-        let expectedLength = g.agLength(agno)
-        guard agf.length == expectedLength else { throw bad("length \(agf.length), expected \(expectedLength)") }
-        guard agf.uuid == g.metaUUID else { throw bad("uuid \(agf.uuid) does not match the filesystem's \(g.metaUUID)") }
+        try header.verify(sector, magic: agf.magicnum, expectedMagic: magic, version: agf.versionNum, crcOffset: crcOffset,
+                          seqno: agf.seqno, length: agf.length, uuid: agf.uuid)
 
         func checkTree(_ name: String, root: UInt32, level: UInt32, max: Int) throws(XFSFormatError) {
             guard level >= 1, level <= UInt32(max) else { throw bad("\(name) level \(level) is outside 1...\(max)") }

@@ -32,18 +32,10 @@ public struct AGFL: Sendable, Equatable {
 
     /// Decodes and verifies AG `agno`'s AGFL sector: magic, CRC over the sector, seqno, uuid.
     public static func load(from sector: UnsafeRawBufferPointer, agno: UInt32, geometry g: Geometry) throws(XFSFormatError) -> AGFL {
-        let location = "AG \(agno) AGFL"
         let agfl = try decode(sector, agno: agno, agflSize: g.agflSize)
-        guard agfl.magicnum == magic else {
-            throw XFSFormatError(.badMagic, location, "bad magic 0x\(String(agfl.magicnum, radix: 16))")
-        }
-        guard try ByteReader(sector, location: location).crcMatches(span: Int(g.sectorSize), crcAt: crcOffset, "AGFL sector") else {
-            throw XFSFormatError(.badCRC, location, "bad CRC")
-        }
-        guard agfl.seqno == agno else { throw XFSFormatError(.corrupt, location, "seqno \(agfl.seqno) is not the AG number \(agno)") }
-        guard agfl.uuid == g.metaUUID else {
-            throw XFSFormatError(.corrupt, location, "uuid \(agfl.uuid) does not match the filesystem's \(g.metaUUID)")
-        }
+        try AGHeaderCheck(name: "AGFL", agno: agno, geometry: g).verify(
+            sector, magic: agfl.magicnum, expectedMagic: magic, version: nil, crcOffset: crcOffset,
+            seqno: agfl.seqno, length: nil, uuid: agfl.uuid)
         return agfl
     }
 

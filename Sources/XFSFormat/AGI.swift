@@ -55,20 +55,11 @@ public struct AGI: Sendable, Equatable {
     /// Decodes and verifies AG `agno`'s AGI sector: magic, version, CRC, seqno, length, uuid,
     /// inobt/finobt roots and heights, counters, and unlinked buckets (each empty or inside the AG).
     public static func load(from sector: UnsafeRawBufferPointer, agno: UInt32, geometry g: Geometry) throws(XFSFormatError) -> AGI {
-        let location = "AG \(agno) AGI"
-        func bad(_ s: String) -> XFSFormatError { XFSFormatError(.corrupt, location, s) }
+        let header = AGHeaderCheck(name: "AGI", agno: agno, geometry: g)
+        func bad(_ s: String) -> XFSFormatError { header.corrupt(s) }
         let agi = try decode(sector, agno: agno)
-        guard agi.magicnum == magic else {
-            throw XFSFormatError(.badMagic, location, "bad magic 0x\(String(agi.magicnum, radix: 16))")
-        }
-        guard agi.versionNum == 1 else { throw XFSFormatError(.badVersion, location, "bad versionnum \(agi.versionNum)") }
-        guard try ByteReader(sector, location: location).crcMatches(span: Int(g.sectorSize), crcAt: crcOffset, "AGI sector") else {
-            throw XFSFormatError(.badCRC, location, "bad CRC")
-        }
-        guard agi.seqno == agno else { throw bad("seqno \(agi.seqno) is not the AG number \(agno)") }
-        let expectedLength = g.agLength(agno)
-        guard agi.length == expectedLength else { throw bad("length \(agi.length), expected \(expectedLength)") }
-        guard agi.uuid == g.metaUUID else { throw bad("uuid \(agi.uuid) does not match the filesystem's \(g.metaUUID)") }
+        try header.verify(sector, magic: agi.magicnum, expectedMagic: magic, version: agi.versionNum, crcOffset: crcOffset,
+                          seqno: agi.seqno, length: agi.length, uuid: agi.uuid)
         let maxLevels = g.maxInodeBTreeLevels
         guard agi.level >= 1, agi.level <= UInt32(maxLevels) else { throw bad("inobt level \(agi.level) is outside 1...\(maxLevels)") }
         guard agi.root > g.agflBlock, agi.root < agi.length else { throw bad("inobt root \(agi.root) is outside the AG") }
