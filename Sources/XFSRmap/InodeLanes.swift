@@ -1,14 +1,13 @@
-/// An allocated inode waiting to be scanned, with where its blocks probably are.
+/// An allocated inode waiting to be scanned, with where its blocks probably are. 16 bytes:
+/// a scan holds one per allocated inode of the filesystem.
 struct InodeToScan: Sendable {
     /// The inode number.
     let ino: UInt64
-    /// The AG its inode chunk is in (problems are filed there).
-    let agno: UInt32
     /// The AG of its first mapped block: XFS keeps a file's blocks together, so this is the
     /// tree most of its observations go to. The inode's own AG when it maps nothing.
     let homeAG: UInt32
-    /// Roughly how many observations it makes: its extents, plus one.
-    let weight: Int
+    /// Roughly how many observations it makes: its extents, plus one (saturating).
+    let weight: UInt32
 }
 
 /// Hands out the inodes to scan, in small batches, one lane per home AG (the AG where an
@@ -49,12 +48,15 @@ final class InodeLanes: @unchecked Sendable {
     private let lock = Mutex()
     private var lanes: [Lane]
 
-    /// Lanes over `inodes` (in inode order), for a filesystem of `agCount` AGs.
-    init(_ inodes: [InodeToScan], agCount: UInt32) {
+    /// Lanes over `inodes` (in inode order, in any number of pieces), for a filesystem of
+    /// `agCount` AGs.
+    init(_ inodes: [[InodeToScan]], agCount: UInt32) {
         lanes = Array(repeating: Lane(), count: Int(agCount))
-        for inode in inodes {
-            lanes[Int(inode.homeAG)].inodes.append(inode)
-            lanes[Int(inode.homeAG)].remainingWeight += inode.weight
+        for piece in inodes {
+            for inode in piece {
+                lanes[Int(inode.homeAG)].inodes.append(inode)
+                lanes[Int(inode.homeAG)].remainingWeight += Int(inode.weight)
+            }
         }
     }
 
@@ -73,7 +75,7 @@ final class InodeLanes: @unchecked Sendable {
             let start = lanes[best].next
             var end = start, weight = 0
             while end < lanes[best].inodes.count && end - start < Self.batchInodes && weight < Self.batchWeight {
-                weight += lanes[best].inodes[end].weight
+                weight += Int(lanes[best].inodes[end].weight)
                 end += 1
             }
             lanes[best].next = end

@@ -72,7 +72,7 @@ public final class RmapScanner: @unchecked Sendable {
     private let observationCount = Atomic<Int>(0)
     private let blockCount = Atomic<Int>(0)
     /// Inodes scanned, counted without a lock.
-    private let inodeCount = Atomic<Int>(0)
+    private let inodesScanned = Atomic<Int>(0)
 
     /// A scanner for `image`, with its observations in a memory file of its own.
     public init(image: XFSImage) throws {
@@ -111,7 +111,7 @@ public final class RmapScanner: @unchecked Sendable {
         var snapshot = progressLock.withLock { progressState }
         snapshot.observations = observationCount.load(ordering: .relaxed)
         snapshot.blocks = blockCount.load(ordering: .relaxed)
-        snapshot.inodes = inodeCount.load(ordering: .relaxed)
+        snapshot.inodes = inodesScanned.load(ordering: .relaxed)
         return snapshot
     }
 
@@ -135,45 +135,57 @@ public final class RmapScanner: @unchecked Sendable {
             progressState.agCount = ags.count
             progressState.inodesExpected = expected
         }
-        let results = ParallelAGs.results(ags) { agno in try self.scanAGMetadata(agno) }
-        var collected: [(agno: UInt32, ino: UInt64)] = []
-        for (agno, result) in zip(ags, results) { collected += try result.get().map { (agno, $0) } }
-        let allocated = collected
-        // Planning reads every inode and walks big files' bmbts: in chunks over all cores,
-        // since one AG may hold every inode.
-        let chunk = 256
-        let planned = ParallelJobs.results((allocated.count + chunk - 1) / chunk) { index in
-            allocated[index * chunk..<min((index + 1) * chunk, allocated.count)].map { self.plan($0.ino, agno: $0.agno) }
-        }
-        var inodes: [InodeToScan] = []
-        inodes.reserveCapacity(allocated.count)
-        for result in planned { inodes += try result.get() }
-        let lanes = InodeLanes(inodes, agCount: image.geometry.agCount)
-        var inodesLeft = Array(repeating: 0, count: Int(image.geometry.agCount))
-        for inode in inodes { inodesLeft[Int(inode.agno)] += 1 }
-        progressLock.withLock {
-            progressState.agsDone = ags.count { inodesLeft[Int($0)] == 0 }
-            inodesLeftPerAG = inodesLeft
-        }
-        let workers = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), inodes.count))
+        let (lanes, inodeCount) = try planLanes(ags)
+        progressLock.withLock { progressState.agsDone = ags.count { inodesLeftPerAG[Int($0)] == 0 } }
+        let workers = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), inodeCount))
         let outcomes = ParallelJobs.results(workers) { _ in
             let transaction = Transaction()
             var claim: InodeLanes.Claim? = nil
             while let next = lanes.next(finishing: claim) {
                 for inode in next.inodes {
-                    try self.scanInode(inode.ino, agno: inode.agno) { record, ag in try self.stash(record, ag: ag, transaction) }
+                    try self.scanInode(inode.ino, agno: self.agOf(inode.ino)) { record, ag in try self.stash(record, ag: ag, transaction) }
                 }
-                self.inodeCount.add(next.inodes.count, ordering: .relaxed)
+                self.inodesScanned.add(next.inodes.count, ordering: .relaxed)
                 self.progressLock.withLock {
                     for inode in next.inodes {
-                        self.inodesLeftPerAG[Int(inode.agno)] -= 1
-                        if self.inodesLeftPerAG[Int(inode.agno)] == 0 { self.progressState.agsDone += 1 }
+                        let agno = Int(self.agOf(inode.ino))
+                        self.inodesLeftPerAG[agno] -= 1
+                        if self.inodesLeftPerAG[agno] == 0 { self.progressState.agsDone += 1 }
                     }
                 }
                 claim = next
             }
         }
         for outcome in outcomes { try outcome.get() }
+    }
+
+    /// Reads AGs `ags`' metadata into the trees and plans their allocated inodes: each
+    /// read once for its home AG (`plan`), in chunks over all cores (one AG may hold every
+    /// inode). Returns the lanes and the number of inodes, and sets `inodesLeftPerAG`.
+    /// The inode lists live only as long as this call, apart from the lanes (16 bytes an
+    /// inode).
+    private func planLanes(_ ags: [UInt32]) throws -> (InodeLanes, Int) {
+        let results = ParallelAGs.results(ags) { agno in try self.scanAGMetadata(agno) }
+        var collected: [UInt64] = []
+        var perAG = Array(repeating: 0, count: Int(image.geometry.agCount))
+        for (agno, result) in zip(ags, results) {
+            let inodes = try result.get()
+            perAG[Int(agno)] += inodes.count
+            collected += inodes
+        }
+        let allocated = collected
+        let chunk = 256
+        let planned = ParallelJobs.results((allocated.count + chunk - 1) / chunk) { index in
+            allocated[index * chunk..<min((index + 1) * chunk, allocated.count)].map { self.plan($0) }
+        }
+        let lanes = InodeLanes(try planned.map { try $0.get() }, agCount: image.geometry.agCount)
+        progressLock.withLock { inodesLeftPerAG = perAG }
+        return (lanes, allocated.count)
+    }
+
+    /// The AG of inode `ino` (one the scan found allocated, so inside the filesystem).
+    private func agOf(_ ino: UInt64) -> UInt32 {
+        image.geometry.split(inode: ino)?.agno ?? 0
     }
 
     // MARK: One AG
@@ -273,15 +285,17 @@ public final class RmapScanner: @unchecked Sendable {
     /// a file's blocks together) and how many observations it makes, from its core and one
     /// walk down its bmbt's left edge at most. An unreadable inode is planned at home, for
     /// its scan to report.
-    private func plan(_ ino: UInt64, agno: UInt32) -> InodeToScan {
-        guard let inode = try? image.inode(ino) else { return InodeToScan(ino: ino, agno: agno, homeAG: agno, weight: 1) }
-        let weight = Int(clamping: inode.core.dataExtentCount) + Int(inode.core.attrExtentCount) + 1
+    private func plan(_ ino: UInt64) -> InodeToScan {
+        let agno = agOf(ino)
+        guard let inode = try? image.inode(ino) else { return InodeToScan(ino: ino, homeAG: agno, weight: 1) }
+        let extents = inode.core.dataExtentCount &+ UInt64(inode.core.attrExtentCount) &+ 1
+        let weight = UInt32(clamping: extents)
         var home = agno
         if !inode.core.isRealtime, let first = try? image.firstMapping(of: inode, fork: .data),
            let ag = image.geometry.split(fsBlock: first.startBlock)?.agno {
             home = ag
         }
-        return InodeToScan(ino: ino, agno: agno, homeAG: home, weight: weight)
+        return InodeToScan(ino: ino, homeAG: home, weight: weight)
     }
 
     /// Stashes every block inode `ino` maps, each under the AG its blocks are in.

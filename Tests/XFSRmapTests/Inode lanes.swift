@@ -6,12 +6,17 @@ import XFSTestSupport
 @Suite("Inode lanes")
 struct InodeLanesTests {
     static func inodes(_ homes: [(home: UInt32, weight: Int)]) -> [InodeToScan] {
-        homes.enumerated().map { InodeToScan(ino: UInt64(128 + $0.offset), agno: 0, homeAG: $0.element.home, weight: $0.element.weight) }
+        homes.enumerated().map { InodeToScan(ino: UInt64(128 + $0.offset), homeAG: $0.element.home, weight: UInt32($0.element.weight)) }
+    }
+
+    @Test("a planned inode takes 16 bytes (the scan holds one per allocated inode)")
+    func compact() {
+        #expect(MemoryLayout<InodeToScan>.stride == 16)
     }
 
     @Test("two workers get different home AGs while both have work, then share the last")
     func spreadsWorkers() {
-        let lanes = InodeLanes(Self.inodes([(0, 50_000), (0, 50_000), (1, 50_000), (2, 10)]), agCount: 4)
+        let lanes = InodeLanes([Self.inodes([(0, 50_000), (0, 50_000), (1, 50_000), (2, 10)])], agCount: 4)
         let first = lanes.next(finishing: nil)
         let second = lanes.next(finishing: nil)
         #expect(first?.inodes.map(\.ino) == [128])
@@ -29,14 +34,14 @@ struct InodeLanesTests {
         var random = SeededRandom(seed: 7)
         let specs = (0..<5_000).map { _ in (home: UInt32(random.next() % 5), weight: Int(random.next() % 300) + 1) }
         let inodes = Self.inodes(specs)
-        let lanes = InodeLanes(inodes, agCount: 5)
+        let lanes = InodeLanes([Array(inodes[..<1_000]), Array(inodes[1_000...])], agCount: 5)
         var seen: [UInt64] = []
         var claim: InodeLanes.Claim? = nil
         while let next = lanes.next(finishing: claim) {
             #expect(next.inodes.count <= InodeLanes.batchInodes)
             #expect(Set(next.inodes.map(\.homeAG)).count == 1)
-            let weight = next.inodes.reduce(0) { $0 + $1.weight }
-            #expect(weight - next.inodes.last!.weight < InodeLanes.batchWeight)
+            let weight = next.inodes.reduce(0) { $0 + Int($1.weight) }
+            #expect(weight - Int(next.inodes.last!.weight) < InodeLanes.batchWeight)
             seen += next.inodes.map(\.ino)
             claim = next
         }

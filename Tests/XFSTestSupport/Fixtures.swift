@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// The small, real XFS images in `Tests/Fixtures` and the text files that describe them.
 ///
@@ -20,7 +19,10 @@ public enum Fixtures {
     public static let directory: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
 
-    private static let cache = Mutex<[String: String]>([:])
+    /// Decompressed image paths by name. An `NSLock` (a pthread mutex) rather than
+    /// `Synchronization.Mutex`, which Thread Sanitizer cannot see on Linux.
+    nonisolated(unsafe) private static var cache: [String: String] = [:]
+    private static let cacheLock = NSLock()
 
     /// The path of a fixture file by its full name (e.g. "mixed-4k.img.json").
     public static func url(_ fileName: String) -> URL { directory.appendingPathComponent(fileName) }
@@ -33,8 +35,8 @@ public enum Fixtures {
     /// name and then renamed, so no process ever sees a partial file. Within a process the
     /// lookup runs once per name.
     public static func imagePath(_ name: String) throws -> String {
-        try cache.withLock { paths in
-            if let p = paths[name] { return p }
+        try cacheLock.withLock {
+            if let p = cache[name] { return p }
             let source = url("\(name).img.zst")
             let attributes = try FileManager.default.attributesOfItem(atPath: source.path)
             let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
@@ -49,7 +51,7 @@ public enum Fixtures {
                     throw Failure(description: "cannot rename \(partial.path) to \(target.path): errno \(errno)")
                 }
             }
-            paths[name] = target.path
+            cache[name] = target.path
             return target.path
         }
     }
