@@ -80,6 +80,16 @@
 // relinking siblings) and removes the parent's entry, recursively; a root node left with a
 // single child is freed and the child becomes the root.
 //
+// A store may choose a different growth policy (BTreeGrowthPolicy.batchedShifts): the same
+// order of preference, but a shift moves several entries (into the left sibling, every
+// entry before the insert position it has room for; into the right, up to half its room).
+// Ascending inserts then shift once per blockful, and random inserts leave fuller blocks;
+// every block stays within its minimum and maximum, so the tree is a valid XFS btree.
+//
+// Lookups near the last one (the rmap `map` operation makes up to four) reuse the held
+// path when two key comparisons per level show that a descent would choose the same
+// blocks; the leaf search prefetches the cache lines of its first probes all at once.
+//
 // Overlapping keys
 // ----------------
 // In an overlapping btree (the rmapbt) a record covers an interval, and records may overlap.

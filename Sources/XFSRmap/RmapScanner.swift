@@ -119,10 +119,10 @@ public final class RmapScanner: @unchecked Sendable {
     /// scanned AG may map blocks of an AG that is not scanned, and those records land in
     /// that AG's tree too.
     ///
-    /// Two parallel phases: each AG's metadata (headers and AG btrees, and where each
-    /// allocated inode's blocks probably are), one job per AG; then every allocated inode
-    /// of those AGs, in small batches over all cores, workers in different AGs' trees while
-    /// they can be (`InodeLanes`).
+    /// Three parallel phases: each AG's metadata (headers and AG btrees), one job per AG;
+    /// a plan of every allocated inode of those AGs (where its blocks probably are), in
+    /// chunks over all cores; then the inodes themselves, in small batches over all cores,
+    /// workers in different AGs' trees while they can be (`InodeLanes`).
     ///
     /// - Throws: only what stops the whole scan (the memory file failing); unreadable
     ///   structures become `problems`.

@@ -17,7 +17,10 @@
 //   filesystems a file's written data goes through the shared-extent path, where other
 //   owners' records may overlap and only a true neighbour of the same owner merges.
 // - `RmapScanner` walks an image and feeds every observation into one such tree per AG,
-//   committing one transaction per observation as repair does (see `RmapScanner`).
+//   committing one transaction per observation as repair does (see `RmapScanner`). Its
+//   workers take inodes by the AG their data is in (`InodeLanes`), so they seldom wait
+//   for the same tree, and its trees grow by batched shifts, since observations arrive
+//   in ascending runs.
 // - `RmapChecker` compares those trees with what the image's rmapbt holds, record by
 //   record, and verifies the on-disk tree's structure with the engine's verifier.
 //
