@@ -183,9 +183,10 @@ public final class RmapScanner: @unchecked Sendable {
         return (lanes, allocated.count)
     }
 
-    /// The AG of inode `ino` (one the scan found allocated, so inside the filesystem).
+    /// The AG of inode `ino`: the AG whose inobt listed it (`scanAGMetadata` keeps only
+    /// the inodes whose number says so).
     private func agOf(_ ino: UInt64) -> UInt32 {
-        image.geometry.split(inode: ino)?.agno ?? 0
+        UInt32(truncatingIfNeeded: image.geometry.agNumber(ofInode: ino))
     }
 
     // MARK: One AG
@@ -278,7 +279,18 @@ public final class RmapScanner: @unchecked Sendable {
             }
         }
 
-        return inodeRecords.flatMap { g.allocatedInodes($0, agno: agno) }
+        // A corrupt chunk may name inodes that are not in this AG (or anywhere): they are
+        // reported here, once per chunk, and not scanned.
+        var inodes: [UInt64] = []
+        for record in inodeRecords {
+            let allocated = g.allocatedInodes(record, agno: agno)
+            let inside = allocated.filter { g.split(inode: $0)?.agno == agno }
+            if inside.count < allocated.count {
+                problem(agno, "inobt chunk at startino \(record.startIno) lists \(allocated.count - inside.count) inodes outside AG \(agno)")
+            }
+            inodes += inside
+        }
+        return inodes
     }
 
     /// Where inode `ino`'s blocks probably are (the AG of its first data mapping: XFS keeps

@@ -135,3 +135,28 @@ struct CorpusDamageTests {
         }
     }
 }
+
+@Suite("Corrupt inode chunks", .enabled(if: hasXFSTools, "needs xfs_db"))
+struct CorruptInodeChunkTests {
+    /// An inobt record whose startino lies past the AG's inodes (still a multiple of 64,
+    /// with a valid CRC) lists inode numbers of no AG: the scan reports the chunk once,
+    /// under the AG whose inobt holds it, and scans everything else.
+    @Test("a chunk naming inodes outside its AG is one observation problem of that AG")
+    func chunkOutsideItsAG() throws {
+        try withScratchCopy(of: "mixed-4k") { path in
+            let image = try XFSImage(path: path)
+            let headers = try image.agHeaders(1)
+            try #require(headers.agi.level == 1, "AG 1's inobt is one leaf")
+            let records = try image.inodeBTreeRecords(.inobt, in: headers)
+            try #require(!records.isEmpty)
+            let last = records.count  // xfs_db numbers records from 1
+            let startino: UInt32 = 0xFFFF_F000
+            try xfsDBWrite(path, ["agi 1", "addr root", "write recs[\(last)].startino \(startino)"])
+            let result = try checkImage(path)
+            let problems = result.findings.filter { $0.kind == .observation }
+            #expect(problems.contains { $0.agno == 1 && $0.detail.contains("inobt chunk at startino \(startino)") && $0.detail.contains("outside AG 1") },
+                    "\(result.firstLines(6))")
+            #expect(!problems.contains { $0.agno != 1 }, "\(result.firstLines(6))")
+        }
+    }
+}
