@@ -81,8 +81,8 @@ extension BTreeCursor {
                 return structural
             }
             if !isRoot {
-                // The high key the parent holds for this block, and whether the entry a
-                // shift moves out holds it: if not, the block's high key after the shift is
+                // The high key the parent holds for this block, and whether the entries a
+                // shift moves out hold it: if not, the block's high key after the shift is
                 // still that one (plus the new entry's), and no rescan is needed.
                 let parentHigh = Format.isOverlapping
                     ? Format.loadKey(from: path[level + 1].block.highKey(path[level + 1].index, layout))
@@ -91,8 +91,8 @@ extension BTreeCursor {
                     putEntry(entry, into: b, handle: path[level].handle!, level: level, at: pos)
                     let (low, high) = entry.keys
                     if !Format.isOverlapping || removedHigh < parentHigh {
-                        // Only the last entry left: the low key changes only if the entry
-                        // went first, and the high key can only grow.
+                        // Only entries after the insert position left: the low key changes
+                        // only if the entry went first, and the high key can only grow.
                         updateKeysAfterAdding(level: level, index: pos, low: low,
                                               high: high > parentHigh ? high : parentHigh)
                     } else {
@@ -104,8 +104,8 @@ extension BTreeCursor {
                     putEntry(entry, into: b, handle: path[level].handle!, level: level, at: pos - moved)
                     path[level].index = pos - moved
                     if !Format.isOverlapping || removedHigh < parentHigh {
-                        // The first entry left: the low key is the new first entry's; the high
-                        // key can only grow.
+                        // Only entries before the insert position left: the low key is the
+                        // new first entry's; the high key can only grow.
                         let (_, high) = entry.keys
                         let (low, _) = entryKeys(b, 0, level: level)
                         updateKeysAfterAdding(level: level, index: 0, low: low,

@@ -87,10 +87,12 @@ extension BTreeCursor {
         while lo < hi {
             probes &+= 1
             if probes == 4 {
+                // One prefetch per cache line of what is left.
+                let recordsPerLine = max(1, 64 / layout.recordSize)
                 var i = lo
                 while i < hi {
                     cxfs_prefetch(b.record(i, layout))
-                    i &+= 2
+                    i &+= recordsPerLine
                 }
             }
             let mid = (lo &+ hi) &>> 1

@@ -124,8 +124,6 @@ extension XFSImage {
         }
     }
 
-    /// What one fork of `inode` maps: its extents (read through the bmbt when the fork is a
-    /// btree) and its on-disk bmbt blocks.
     /// The first mapping (lowest file offset) of one fork of `inode`, or nil when it maps
     /// nothing: for a bmbt fork, one walk down its left edge.
     public func firstMapping(of inode: Inode, fork: InodeFork.Which) throws -> FileExtent? {
@@ -146,6 +144,8 @@ extension XFSImage {
         }
     }
 
+    /// What one fork of `inode` maps: its extents (read through the bmbt when the fork is a
+    /// btree) and its on-disk bmbt blocks.
     public func mappings(of inode: Inode, fork: InodeFork.Which) throws -> ForkMappings {
         var result = ForkMappings()
         let content = fork == .data ? inode.dataFork : inode.attrFork
