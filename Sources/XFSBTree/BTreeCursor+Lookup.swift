@@ -74,15 +74,17 @@ extension BTreeCursor {
     /// The index of the first leaf record whose low key is >= `key` (`strict`: > `key`).
     ///
     /// A leaf is 4 KiB that is seldom in cache, and each probe of a plain binary search waits
-    /// for the line the previous one chose. So the lines of the first three probes (all
-    /// seven candidates) are asked for at once, and again those of the remaining range once
-    /// it fits in a few lines: three waits for memory instead of six or seven.
+    /// for the line the previous one chose. So the search runs over the leaf's capacity, not
+    /// its record count (slots past the last record count as larger than any key): its
+    /// first probes are then at fixed places, whose lines `readChecked` asked for together
+    /// with the header (`prefetchLeafProbes`), and the lines of the range left after three
+    /// probes are asked for at once: about three waits for memory instead of seven.
     @inlinable @inline(__always)
     func leafBound(_ key: Format.Key, strict: Bool) -> Int {
         let b = path[0].block
+        let n = b.numrecs
         var lo = 0
-        var hi = b.numrecs
-        if hi >= 32 { prefetchProbes(b, count: hi) }
+        var hi = max(n, layout.limits.maxRecords(level: 0))
         var probes = 0
         while lo < hi {
             probes &+= 1
@@ -90,31 +92,20 @@ extension BTreeCursor {
                 // One prefetch per cache line of what is left.
                 let recordsPerLine = max(1, 64 / layout.recordSize)
                 var i = lo
-                while i < hi {
+                while i < min(hi, n) {
                     cxfs_prefetch(b.record(i, layout))
                     i &+= recordsPerLine
                 }
             }
             let mid = (lo &+ hi) &>> 1
+            if mid >= n {
+                hi = mid
+                continue
+            }
             let k = Format.loadLowKey(fromRecord: b.record(mid, layout))
             if k < key || (strict && k == key) { lo = mid &+ 1 } else { hi = mid }
         }
         return lo
-    }
-
-    /// Prefetches the records of the first three probes of a binary search over `count`
-    /// records of leaf `b`.
-    @inlinable @inline(__always)
-    func prefetchProbes(_ b: BTreeBlock, count n: Int) {
-        let m = n &>> 1
-        let l = m &>> 1, r = (m &+ 1 &+ n) &>> 1
-        cxfs_prefetch(b.record(m, layout))
-        cxfs_prefetch(b.record(l, layout))
-        cxfs_prefetch(b.record(r, layout))
-        cxfs_prefetch(b.record(l &>> 1, layout))
-        cxfs_prefetch(b.record((l &+ 1 &+ m) &>> 1, layout))
-        cxfs_prefetch(b.record((m &+ 1 &+ r) &>> 1, layout))
-        cxfs_prefetch(b.record((r &+ 1 &+ n) &>> 1, layout))
     }
 
     /// Positions the cursor by `key` (libxfs `xfs_btree_lookup`) and says whether a record

@@ -1,3 +1,5 @@
+import CXFSShims
+
 /// A position in one btree: one (block, entry index) per level, from the leaf (level 0) up to
 /// the root, like libxfs' `xfs_btree_cur.bc_levels[]`.
 ///
@@ -176,11 +178,32 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         }
         let h = try store.readBlock(pointer)
         let b = BTreeBlock(store.memory(of: h))
+        // A leaf's first search probes sit at fixed places (see `leafBound`): ask for them
+        // now, so they arrive with the header instead of after it.
+        if level == 0 { prefetchLeafProbes(b, layout) }
         if let fault = headerFault(b, store, layout, pointer, level: level, isRoot: isRoot) {
             store.release(h)
             throw BTreeError.corrupt(btree: Format.name, fault)
         }
         return (h, b)
+    }
+
+    /// Prefetches the records of a leaf search's first three probes (all seven candidates),
+    /// which `leafBound` places by the leaf's capacity, so they are known before its header
+    /// is read.
+    @inlinable @inline(__always)
+    static func prefetchLeafProbes(_ b: BTreeBlock, _ layout: BTreeLayout) {
+        let n = layout.limits.maxRecords(level: 0)
+        guard n >= 32 else { return }
+        let m = n &>> 1
+        let l = m &>> 1, r = (m &+ 1 &+ n) &>> 1
+        cxfs_prefetch(b.record(m, layout))
+        cxfs_prefetch(b.record(l, layout))
+        cxfs_prefetch(b.record(r, layout))
+        cxfs_prefetch(b.record(l &>> 1, layout))
+        cxfs_prefetch(b.record((l &+ 1 &+ m) &>> 1, layout))
+        cxfs_prefetch(b.record((m &+ 1 &+ r) &>> 1, layout))
+        cxfs_prefetch(b.record((r &+ 1 &+ n) &>> 1, layout))
     }
 
     /// The cheap header checks done on every read: magic, level, numrecs, blkno, siblings.
