@@ -103,10 +103,7 @@ extension BTreeCursor {
         let leftPointer = b.leftSibling(Store.Pointer.self)
 
         if !rightPointer.isNull {
-            var t = try duplicate(fromLevel: level)
-            guard try t.stepRight(atLevel: level), t.path[level].pointer == rightPointer else {
-                throw corrupt(.siblings, level: level, "right sibling \(rightPointer) is not the next block under the parent")
-            }
+            let t = try siblingCursor(rightPointer, rightward: true, level: level)
             let rb = t.path[level].block
             let rn = rb.numrecs
             if rn - 1 >= minr {
@@ -122,10 +119,7 @@ extension BTreeCursor {
             }
         }
         if !leftPointer.isNull {
-            var t = try duplicate(fromLevel: level)
-            guard try t.stepLeft(atLevel: level), t.path[level].pointer == leftPointer else {
-                throw corrupt(.siblings, level: level, "left sibling \(leftPointer) is not the previous block under the parent")
-            }
+            let t = try siblingCursor(leftPointer, rightward: false, level: level)
             let lb = t.path[level].block
             let ln = lb.numrecs
             if ln - 1 >= minr {
@@ -142,47 +136,19 @@ extension BTreeCursor {
             }
             if ln + bn <= maxr {
                 // Join this block into the left sibling and free it.
-                var far: (Store.BlockHandle, BTreeBlock)? = nil
-                if !rightPointer.isNull {
-                    far = try Self.readChecked(store, layout, rightPointer, level: level, isRoot: false)
-                }
-                defer { if let (h, _) = far { store.release(h) } }
-                lb.copyEntries(from: b, at: 0, to: ln, count: bn, level: level, layout)
-                lb.numrecs = ln + bn
-                lb.setRightSibling(rightPointer)
-                if let (fh, fb) = far {
-                    fb.setLeftSibling(leftPointer)
-                    store.markDirty(fh, range: 0..<layout.headerSize)
-                }
-                logEntries(t.path[level].handle!, level: level, from: ln, to: ln + bn)
+                try join(b, into: lb, at: leftPointer, handle: t.path[level].handle!, level: level)
                 t.updateKeys(fromLevel: level)
                 try freeBlock(atLevel: level, pointer: bPointer)
                 return .removeParentEntry
             }
         }
         if !rightPointer.isNull {
-            var t = try duplicate(fromLevel: level)
-            guard try t.stepRight(atLevel: level), t.path[level].pointer == rightPointer else {
-                throw corrupt(.siblings, level: level, "right sibling \(rightPointer) is not the next block under the parent")
-            }
+            var t = try siblingCursor(rightPointer, rightward: true, level: level)
             let rb = t.path[level].block
             let rn = rb.numrecs
             if bn + rn <= maxr {
                 // Join the right sibling into this block and free it.
-                let farPointer = rb.rightSibling(Store.Pointer.self)
-                var far: (Store.BlockHandle, BTreeBlock)? = nil
-                if !farPointer.isNull {
-                    far = try Self.readChecked(store, layout, farPointer, level: level, isRoot: false)
-                }
-                defer { if let (h, _) = far { store.release(h) } }
-                b.copyEntries(from: rb, at: 0, to: bn, count: rn, level: level, layout)
-                b.numrecs = bn + rn
-                b.setRightSibling(farPointer)
-                if let (fh, fb) = far {
-                    fb.setLeftSibling(bPointer)
-                    store.markDirty(fh, range: 0..<layout.headerSize)
-                }
-                logEntries(path[level].handle!, level: level, from: bn, to: bn + rn)
+                try join(rb, into: b, at: bPointer, handle: path[level].handle!, level: level)
                 updateKeys(fromLevel: level)
                 try t.freeBlock(atLevel: level, pointer: rightPointer)
                 // The parent entry to remove is the right sibling's: the next one at level + 1.
@@ -202,6 +168,29 @@ extension BTreeCursor {
         // Neither sibling can spare an entry nor be joined: leave the block underfull.
         updateKeys(fromLevel: level)
         return .done
+    }
+
+    /// Appends every entry of block `right` to `left` (its left sibling, at `leftPointer`,
+    /// held through `leftHandle`), and links `left` to `right`'s right sibling, which is
+    /// read and relinked here; the caller then frees `right`.
+    @inlinable
+    func join(_ right: BTreeBlock, into left: BTreeBlock, at leftPointer: Store.Pointer,
+              handle leftHandle: Store.BlockHandle, level: Int) throws {
+        let farPointer = right.rightSibling(Store.Pointer.self)
+        var far: (Store.BlockHandle, BTreeBlock)? = nil
+        if !farPointer.isNull {
+            far = try Self.readChecked(store, layout, farPointer, level: level, isRoot: false)
+        }
+        defer { if let (h, _) = far { store.release(h) } }
+        let ln = left.numrecs, rn = right.numrecs
+        left.copyEntries(from: right, at: 0, to: ln, count: rn, level: level, layout)
+        left.numrecs = ln + rn
+        left.setRightSibling(farPointer)
+        if let (fh, fb) = far {
+            fb.setLeftSibling(leftPointer)
+            store.markDirty(fh, range: 0..<layout.headerSize)
+        }
+        logEntries(leftHandle, level: level, from: ln, to: ln + rn)
     }
 
     /// Frees the block held at `level` (the store sees it still held) and drops the hold.

@@ -174,10 +174,7 @@ extension BTreeCursor {
         let right = b.rightSibling(Store.Pointer.self)
         if right.isNull || path[level].index >= n - 1 { return nil }
         guard try siblingHasRoom(right, level: level) else { return nil }
-        var t = try duplicate(fromLevel: level)
-        guard try t.stepRight(atLevel: level), t.path[level].pointer == right else {
-            throw corrupt(.siblings, level: level, "right sibling \(right) is not the next block under the parent")
-        }
+        let t = try siblingCursor(right, rightward: true, level: level)
         let rb = t.path[level].block
         let rn = rb.numrecs
         if rn >= layout.limits.maxRecords(level: level) { return nil }
@@ -208,10 +205,7 @@ extension BTreeCursor {
         let left = b.leftSibling(Store.Pointer.self)
         if left.isNull || path[level].index <= 0 { return nil }
         guard try siblingHasRoom(left, level: level) else { return nil }
-        var t = try duplicate(fromLevel: level)
-        guard try t.stepLeft(atLevel: level), t.path[level].pointer == left else {
-            throw corrupt(.siblings, level: level, "left sibling \(left) is not the previous block under the parent")
-        }
+        let t = try siblingCursor(left, rightward: false, level: level)
         let lb = t.path[level].block
         let ln = lb.numrecs
         if ln >= layout.limits.maxRecords(level: level) { return nil }

@@ -323,6 +323,21 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         return true
     }
 
+    /// A duplicate of this cursor moved to the sibling at `level` (`rightward`: the next
+    /// block, else the previous one), which must be the block `pointer` names, reached
+    /// through its own parent (how a shift, borrow or join gets at a sibling).
+    @inlinable
+    func siblingCursor(_ pointer: Store.Pointer, rightward: Bool, level: Int) throws -> BTreeCursor {
+        var t = try duplicate(fromLevel: level)
+        let moved = rightward ? try t.stepRight(atLevel: level) : try t.stepLeft(atLevel: level)
+        guard moved, t.path[level].pointer == pointer else {
+            throw corrupt(.siblings, level: level, rightward
+                ? "right sibling \(pointer) is not the next block under the parent"
+                : "left sibling \(pointer) is not the previous block under the parent")
+        }
+        return t
+    }
+
     /// Moves to the next record, across leaves; false at the end of the tree (the cursor then
     /// rests after the last record). libxfs `xfs_btree_increment`.
     @inlinable
