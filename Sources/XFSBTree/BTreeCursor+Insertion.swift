@@ -25,12 +25,7 @@ extension BTreeCursor {
         let key = Format.lowKey(of: record)
         try descend(to: key)
         path[0].index = leafBound(key, strict: false)
-        if try insertEntry(.record(record)) {
-            _ = try lookup(key, .equal)
-        }
-        #if BTREE_INTERNAL_CHECKS
-        checkInvariants()
-        #endif
+        try insertRecordAtPath(record, key: key)
     }
 
     /// Inserts `record` at the cursor's position, without a new descent (libxfs'
@@ -53,6 +48,13 @@ extension BTreeCursor {
         assert(i <= b.numrecs, "cursor index \(i) past the leaf's \(b.numrecs) records")
         assert(i == 0 || Format.loadLowKey(fromRecord: b.record(i - 1, layout)) < key, "insertAtCursor: the record before the cursor does not sort first")
         assert(i == b.numrecs || !(Format.loadLowKey(fromRecord: b.record(i, layout)) < key), "insertAtCursor: the record at the cursor sorts before the new one")
+        try insertRecordAtPath(record, key: key)
+    }
+
+    /// The end of both inserts: `record` (whose low key is `key`) goes in at the leaf
+    /// position on the path, and the cursor is left on it (found again after a split).
+    @inlinable
+    mutating func insertRecordAtPath(_ record: Format.Record, key: Format.Key) throws {
         if try insertEntry(.record(record)) {
             _ = try lookup(key, .equal)
         }
