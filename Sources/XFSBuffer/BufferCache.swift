@@ -21,8 +21,8 @@ public struct BufferCacheStatistics: Sendable, Equatable {
 /// The buffers of one target, found by disk address: the per-target buffer hash of
 /// Linux 6.9, with a bounded LRU of buffers nobody holds.
 ///
-/// Thread-safe: every operation takes the cache's one lock, briefly, and never blocks on
-/// a buffer lock while holding it. (The lock is the CXFSShims futex lock rather than
+/// Thread-safe (unless made with `shared: false` for a single owner): every operation takes
+/// the cache's one lock, briefly, and never blocks on a buffer lock while holding it. (The lock is the CXFSShims futex lock rather than
 /// `Synchronization.Mutex`: it is as fast, and ThreadSanitizer can see it, which it cannot
 /// see through the standard library's uninstrumented Mutex on Linux.) What the cache guarantees:
 ///
@@ -36,6 +36,11 @@ public struct BufferCacheStatistics: Sendable, Equatable {
 public final class BufferCache: @unchecked Sendable {
     /// The memory cap in bytes (eviction starts above it).
     public let capacity: Int
+    /// Whether several threads may use the cache at once, so that it takes its lock. A cache
+    /// made with `shared: false` belongs to a caller that serializes every use of it (and
+    /// of its buffers) itself, such as an in-memory btree used under its owner's lock, and
+    /// takes no lock of its own.
+    public let isShared: Bool
 
     /// Everything the cache lock guards.
     struct State {
@@ -62,9 +67,10 @@ public final class BufferCache: @unchecked Sendable {
 
     /// An empty cache that evicts above `capacity` bytes, calling `dropStale` for each
     /// stale buffer at its last release.
-    public init(capacity: Int, dropStale: @escaping @Sendable (Buffer) -> Void = { _ in }) {
+    public init(capacity: Int, shared: Bool = true, dropStale: @escaping @Sendable (Buffer) -> Void = { _ in }) {
         precondition(capacity >= 0, "a cache capacity cannot be negative (\(capacity))")
         self.capacity = capacity
+        self.isShared = shared
         self.state = State()
         self.dropStale = dropStale
         self.lockWord = .allocate(capacity: 1)
@@ -75,9 +81,9 @@ public final class BufferCache: @unchecked Sendable {
     /// numbered densely from 0, such as a memory target's pages: buffers are found through
     /// a page table indexed by block number instead of a hash. Addresses that are not
     /// multiples of `sectorsPerBlock` are never cached.
-    public convenience init(capacity: Int, denseSectorsPerBlock sectorsPerBlock: Int,
+    public convenience init(capacity: Int, denseSectorsPerBlock sectorsPerBlock: Int, shared: Bool = true,
                             dropStale: @escaping @Sendable (Buffer) -> Void = { _ in }) {
-        self.init(capacity: capacity, dropStale: dropStale)
+        self.init(capacity: capacity, shared: shared, dropStale: dropStale)
         state.table = Table(denseSectorsPerSlot: sectorsPerBlock)
     }
 
@@ -86,11 +92,11 @@ public final class BufferCache: @unchecked Sendable {
         lockWord.deallocate()
     }
 
-    /// Runs `body` on the state with the cache lock held.
+    /// Runs `body` on the state with the cache lock held (when the cache is shared).
     @inline(__always)
     private func withLock<Result>(_ body: (inout State) -> Result) -> Result {
-        cxfs_lock_acquire(lockWord)
-        defer { cxfs_lock_release(lockWord) }
+        if isShared { cxfs_lock_acquire(lockWord) }
+        defer { if isShared { cxfs_lock_release(lockWord) } }
         return body(&state)
     }
 
@@ -125,9 +131,9 @@ public final class BufferCache: @unchecked Sendable {
     /// nothing is cached there (the caller then creates it and calls `get`).
     @inline(__always)
     func getCached(_ address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer>? {
-        cxfs_lock_acquire(lockWord)
+        if isShared { cxfs_lock_acquire(lockWord) }
         let found = state.holdCached(address, length: length)
-        cxfs_lock_release(lockWord)
+        if isShared { cxfs_lock_release(lockWord) }
         switch found {
         case let .held(buffer, locked):
             return lockFound(buffer, locked: locked)

@@ -34,32 +34,38 @@ public final class MemoryTarget: BufferTarget {
     /// Basic blocks (512 bytes) per block: 8 with 4 KiB pages.
     public static var sectorsPerBlock: Int { MemoryFile.pageSize / DiskAddress.basicBlockSize }
 
-    /// A target over the whole of `file`.
-    public init(file: MemoryFile, cacheCapacity: Int = MemoryTarget.defaultCacheCapacity) {
+    /// A target over the whole of `file`. With `exclusive`, the caller promises to
+    /// serialize every use of the target and of its buffers (one in-memory btree used
+    /// under its owner's lock, say), and the target's cache takes no lock of its own.
+    public init(file: MemoryFile, cacheCapacity: Int = MemoryTarget.defaultCacheCapacity, exclusive: Bool = false) {
         self.file = file
         self.partition = nil
         self.base = 0
         self.size = file.maximumSize
-        self.cache = BufferCache(capacity: cacheCapacity, denseSectorsPerBlock: MemoryTarget.sectorsPerBlock, dropStale: MemoryTarget.punchAction(file: file, base: 0))
+        self.cache = BufferCache(capacity: cacheCapacity, denseSectorsPerBlock: MemoryTarget.sectorsPerBlock,
+                                 shared: !exclusive, dropStale: MemoryTarget.punchAction(file: file, base: 0))
         self.pageOwner = file
     }
 
-    /// A target over one partition of a shared file.
-    public init(partition: MemoryFilePartition, cacheCapacity: Int = MemoryTarget.defaultCacheCapacity) {
+    /// A target over one partition of a shared file; `exclusive` as for `init(file:)`.
+    public init(partition: MemoryFilePartition, cacheCapacity: Int = MemoryTarget.defaultCacheCapacity,
+                exclusive: Bool = false) {
         self.file = partition.file
         self.partition = partition
         self.base = partition.base
         self.size = partition.size
         self.cache = BufferCache(capacity: cacheCapacity, denseSectorsPerBlock: MemoryTarget.sectorsPerBlock,
+                                 shared: !exclusive,
                                  dropStale: MemoryTarget.punchAction(file: partition.file, base: partition.base))
         self.pageOwner = partition
     }
 
-    /// A target over a memory file of its own.
+    /// A target over a memory file of its own; `exclusive` as for `init(file:)`.
     public convenience init(name: String, maximumSize: Int,
-                            cacheCapacity: Int = MemoryTarget.defaultCacheCapacity) throws(BufferError) {
+                            cacheCapacity: Int = MemoryTarget.defaultCacheCapacity, exclusive: Bool = false) throws(BufferError) {
         do {
-            self.init(file: try MemoryFile(name: name, maximumSize: maximumSize), cacheCapacity: cacheCapacity)
+            self.init(file: try MemoryFile(name: name, maximumSize: maximumSize), cacheCapacity: cacheCapacity,
+                      exclusive: exclusive)
         } catch {
             throw .memoryFile(error)
         }

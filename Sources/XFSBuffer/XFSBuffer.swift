@@ -31,7 +31,10 @@
 //   at once, but verifiers still run. When a freed (stale) buffer is released for the last
 //   time its page is punched out of the file, returning the memory.
 //
-// Locking contract: a target and its cache may be used from any number of threads.
+// Locking contract: a target and its cache may be used from any number of threads. A
+// memory target made `exclusive` is the exception: its owner (an in-memory btree, used one
+// thread at a time under its owner's lock) serializes every use, and the cache takes no
+// lock of its own, which saves two atomic operations per buffer got and released.
 // `getBuffer` and `readBuffer` return the buffer held *and locked*; its bytes, flags and
 // verifier belong to the caller until `release`. The bytes of a memory-target buffer are
 // valid while the buffer is held (and stay mapped while the target lives).

@@ -143,10 +143,11 @@ public enum RmapBenchmark {
         return (bytes + page - 1) / page * page
     }
 
-    /// A fresh memory target for `records` records whose cache never evicts.
+    /// A fresh memory target for `records` records whose cache never evicts; one thread
+    /// uses it, so its cache takes no lock.
     static func makeTarget(records: Int, name: String) throws -> MemoryTarget {
         let size = targetSize(records: records)
-        return try MemoryTarget(name: name, maximumSize: size, cacheCapacity: size)
+        return try MemoryTarget(name: name, maximumSize: size, cacheCapacity: size, exclusive: true)
     }
 
     /// Inserts every record one at a time, each with a new cursor in its own committed

@@ -85,7 +85,8 @@ public final class RmapScanner: @unchecked Sendable {
             // about 64 bytes a block; the partition is address space, not memory.
             let blocks = Int(image.geometry.agLength(agno))
             let size = max(16 << 20, (blocks * 64 + MemoryTarget.blockSize - 1) / MemoryTarget.blockSize * MemoryTarget.blockSize)
-            let target = MemoryTarget(partition: try memoryFile.makePartition(size: size))
+            // Each tree is used under its AG's lock only, so its target's cache needs none.
+            let target = MemoryTarget(partition: try memoryFile.makePartition(size: size), exclusive: true)
             // Observations arrive in ascending runs (AG metadata, then each file's extents),
             // which `.batchedShifts` stores in full blocks, shifting once per blockful.
             trees.append(try RmapBTree(target: target, allowsSharing: image.geometry.hasReflink, owner: UInt64(agno),

@@ -7,14 +7,17 @@ import XFSTestSupport
 struct BufferCacheTests {
     let pageSize = MemoryFile.pageSize
 
-    /// A memory target whose cache holds at most `pages` unheld clean buffers.
-    func target(capacityInPages pages: Int) throws -> MemoryTarget {
-        try MemoryTarget(name: "lru", maximumSize: 1 << 24, cacheCapacity: pages * pageSize)
+    /// A memory target whose cache holds at most `pages` unheld clean buffers (without a
+    /// lock of its own when `exclusive`).
+    func target(capacityInPages pages: Int, exclusive: Bool = false) throws -> MemoryTarget {
+        try MemoryTarget(name: "lru", maximumSize: 1 << 24, cacheCapacity: pages * pageSize, exclusive: exclusive)
     }
 
-    @Test("over the cap, the least recently released clean buffers are evicted")
-    func evictsLeastRecentlyUsed() throws {
-        let target = try target(capacityInPages: 4)
+    @Test("over the cap, the least recently released clean buffers are evicted (shared and single-owner caches)",
+          arguments: [false, true])
+    func evictsLeastRecentlyUsed(exclusive: Bool) throws {
+        let target = try target(capacityInPages: 4, exclusive: exclusive)
+        #expect(target.cache.isShared == !exclusive)
         for number in 0..<4 { target.release(try target.getBuffer(at: block(number), length: pageSize)) }
         target.release(try target.getBuffer(at: block(0), length: pageSize)) // 0 is now the most recent
         target.release(try target.getBuffer(at: block(4), length: pageSize))
