@@ -10,10 +10,10 @@
 //          ├─ XFSInMemoryBTree   btrees on a memory target (xfbtree)
 //          │    └─ XFSTransaction    buffers joined, logged, laundered
 //          └─ XFSFormat          on-disk structures, disk btree stores
-//               └─ XFSBTree          the one generic btree engine
+//               └─ XFSBTree          the one generic btree engine (CXFSShims: prefetch)
 //   XFSBuffer              buffers, targets, per-target caches, CRC32c
 //     └─ XFSMemoryFile     memfd-backed, sparse, mappable memory
-//          └─ CXFSShims    memfd_create, fallocate flags, hardware CRC32c
+//          └─ CXFSShims    memfd_create, fallocate flags, hardware CRC32c, prefetch
 
 import PackageDescription
 
