@@ -6,7 +6,7 @@
 // One module per layer; dependencies point down only:
 //
 //   xfs-rmap (tool)
-//     └─ XFSRmap            rmap observations, check, rebuild
+//     └─ XFSRmap            rmap observations (scan) and the check
 //          ├─ XFSInMemoryBTree   btrees on a memory target (xfbtree)
 //          │    └─ XFSTransaction    buffers joined, logged, laundered
 //          └─ XFSFormat          on-disk structures, disk btree stores
