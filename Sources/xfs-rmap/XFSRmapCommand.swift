@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// `xfs-rmap`: check, scan, dump and rebuild the reverse-mapping btrees of XFS images,
+/// `xfs-rmap`: check, scan and dump the reverse-mapping btrees of XFS images,
 /// built on in-memory btrees as Linux 6.9's online repair is.
 @main
 struct XFSRmapCommand: ParsableCommand {
