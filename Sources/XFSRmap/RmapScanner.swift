@@ -96,7 +96,8 @@ public final class RmapScanner: @unchecked Sendable {
         self.locks = trees.map { _ in Mutex() }
     }
 
-    /// The in-memory tree of AG `agno`.
+    /// The in-memory tree of AG `agno`. Use it from one thread at a time, and not while
+    /// `scan` runs: its memory target is exclusive (its cache takes no lock).
     public func tree(_ agno: UInt32) -> RmapBTree {
         precondition(agno < image.geometry.agCount, "AG \(agno) of \(image.geometry.agCount)")
         return trees[Int(agno)]
