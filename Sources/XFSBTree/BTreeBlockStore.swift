@@ -198,6 +198,10 @@ public protocol BTreeBlockStore: AnyObject {
     func release(_ handle: BlockHandle)
     /// Notes that the engine changed `range` (byte offsets) of a held block.
     func markDirty(_ handle: BlockHandle, range: Range<Int>)
+    /// Where the bytes of the block at `pointer` are, when the store knows without reading
+    /// it (a memory target's page), for prefetch hints only: the engine never loads or
+    /// stores through it. Defaults to nil (no hints).
+    func prefetchAddress(of pointer: Pointer) -> UnsafeRawPointer?
 
     /// How an insert into a full block makes room. Defaults to `.kernel`.
     var growthPolicy: BTreeGrowthPolicy { get }
@@ -216,6 +220,10 @@ extension BTreeBlockStore {
     /// The XFS limits unchanged.
     @inlinable
     public func recordLimits(suggested: BTreeRecordLimits) -> BTreeRecordLimits { suggested }
+
+    /// No prefetch hints.
+    @inlinable
+    public func prefetchAddress(of pointer: Pointer) -> UnsafeRawPointer? { nil }
 
     /// The header format that follows from the pointer width.
     @inlinable

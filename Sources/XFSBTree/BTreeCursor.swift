@@ -178,9 +178,9 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         }
         let h = try store.readBlock(pointer)
         let b = BTreeBlock(store.memory(of: h))
-        // A leaf's first search probes sit at fixed places (see `leafBound`): ask for them
-        // now, so they arrive with the header instead of after it.
-        if level == 0 { prefetchLeafProbes(b, layout) }
+        // A block's first search probes sit at fixed places (see `leafBound`): ask for
+        // them now, so they arrive with the header instead of after it.
+        prefetchProbes(b, layout, level: level)
         if let fault = headerFault(b, store, layout, pointer, level: level, isRoot: isRoot) {
             store.release(h)
             throw BTreeError.corrupt(btree: Format.name, fault)
@@ -188,22 +188,40 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         return (h, b)
     }
 
-    /// Prefetches the records of a leaf search's first three probes (all seven candidates),
-    /// which `leafBound` places by the leaf's capacity, so they are known before its header
-    /// is read.
+    /// Prefetches the entries of a search's first three probes (all seven candidates),
+    /// which `leafBound` and `descend` place by the block's capacity, so they are known
+    /// before its header is read: records at a leaf, low keys at a node.
     @inlinable @inline(__always)
-    static func prefetchLeafProbes(_ b: BTreeBlock, _ layout: BTreeLayout) {
-        let n = layout.limits.maxRecords(level: 0)
+    static func prefetchProbes(_ b: BTreeBlock, _ layout: BTreeLayout, level: Int) {
+        let n = layout.limits.maxRecords(level: level)
         guard n >= 32 else { return }
-        let m = n &>> 1
-        let l = m &>> 1, r = (m &+ 1 &+ n) &>> 1
-        cxfs_prefetch(b.record(m, layout))
-        cxfs_prefetch(b.record(l, layout))
-        cxfs_prefetch(b.record(r, layout))
-        cxfs_prefetch(b.record(l &>> 1, layout))
-        cxfs_prefetch(b.record((l &+ 1 &+ m) &>> 1, layout))
-        cxfs_prefetch(b.record((m &+ 1 &+ r) &>> 1, layout))
-        cxfs_prefetch(b.record((r &+ 1 &+ n) &>> 1, layout))
+        let first = b.base + layout.headerSize
+        let stride = layout.slotSize(level: level)
+        // The halvings of `countPreceding`: step k probes base + half_k, where base is a
+        // sum of earlier halves.
+        let h1 = n &>> 1
+        let h2 = (n &- h1) &>> 1
+        let h3 = (n &- h1 &- h2) &>> 1
+        cxfs_prefetch(first + h1 &* stride)
+        cxfs_prefetch(first + h2 &* stride)
+        cxfs_prefetch(first + (h1 &+ h2) &* stride)
+        cxfs_prefetch(first + h3 &* stride)
+        cxfs_prefetch(first + (h2 &+ h3) &* stride)
+        cxfs_prefetch(first + (h1 &+ h3) &* stride)
+        cxfs_prefetch(first + (h1 &+ h2 &+ h3) &* stride)
+    }
+
+    /// Prefetches the lines of entries `[lo, hi)` of a block's entries `stride` bytes
+    /// apart: what a search has left after its fixed probes.
+    @inlinable @inline(__always)
+    static func prefetchRange(_ b: BTreeBlock, _ layout: BTreeLayout, stride: Int, _ lo: Int, _ hi: Int) {
+        let start = b.base + (layout.headerSize &+ lo &* stride)
+        let end = b.base + (layout.headerSize &+ hi &* stride)
+        var line = UnsafeMutableRawPointer(bitPattern: UInt(bitPattern: start) & ~63)
+        while let address = line, address < end {
+            cxfs_prefetch(address)
+            line = address + 64
+        }
     }
 
     /// The cheap header checks done on every read: magic, level, numrecs, blkno, siblings.

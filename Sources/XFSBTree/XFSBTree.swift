@@ -88,7 +88,12 @@
 //
 // Lookups near the last one (the rmap `map` operation makes up to four) reuse the held
 // path when two key comparisons per level show that a descent would choose the same
-// blocks; the leaf search prefetches the cache lines of its first probes all at once.
+// blocks. Searching a block is a binary search over its capacity, not its count (empty
+// slots compare as larger than any key), without a branch on the comparison: its first
+// three probes then sit at fixed places, whose seven cache lines are asked for together
+// with the header, and the lines left after them are asked for at once. A store that knows
+// where a block is before getting it (a memory target) lets a descent ask for the child's
+// header and probe lines as soon as the parent names it, while the buffer is looked up.
 //
 // Overlapping keys
 // ----------------

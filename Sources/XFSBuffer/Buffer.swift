@@ -8,6 +8,7 @@ import CXFSShims
 /// - the hold count and cache links belong to the target's cache (its lock);
 /// - the bytes, the flags and the verifier belong to whoever holds the buffer's lock,
 ///   which `getBuffer` and `readBuffer` return already taken and `release` gives back.
+///   (In a single-owner cache neither lock is taken: the owner serializes every use.)
 ///
 /// The disk address, length and memory never change while the buffer is cached.
 public final class Buffer: @unchecked Sendable {
@@ -16,13 +17,18 @@ public final class Buffer: @unchecked Sendable {
         /// The bits.
         public var rawValue: UInt8
         /// Makes flags from bits.
-        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
+        // Computed, not stored: a stored static is reached through an addressor call with a
+        // once-check, on every buffer read.
         /// The bytes are valid: read from the device, or complete in memory.
-        public static let done = Flags(rawValue: 1 << 0)
+        @inlinable public static var done: Flags { Flags(rawValue: 1 << 0) }
         /// The bytes changed and must be written (or, in memory, laundered).
-        public static let dirty = Flags(rawValue: 1 << 1)
+        @inlinable public static var dirty: Flags { Flags(rawValue: 1 << 1) }
         /// The block was freed; the buffer leaves the cache at its last release.
-        public static let stale = Flags(rawValue: 1 << 2)
+        @inlinable public static var stale: Flags { Flags(rawValue: 1 << 2) }
+        /// A verifier is attached (kept by `Buffer.verifier`, so that the hot read path
+        /// tests one byte instead of copying an existential).
+        @inlinable public static var verifierAttached: Flags { Flags(rawValue: 1 << 7) }
     }
 
     /// Where the buffer starts.
@@ -47,6 +53,9 @@ public final class Buffer: @unchecked Sendable {
     @exclusivity(unchecked) var isCached = false
     /// Whether the buffer is on its cache's LRU list. Guarded by the cache lock.
     @exclusivity(unchecked) var isOnLRU = false
+    /// Whether the buffer was got since it joined the LRU list (eviction's second chance).
+    /// Guarded by the cache lock.
+    @exclusivity(unchecked) var usedSinceQueued = false
     /// LRU neighbours. Unowned: every buffer on the list is also in the table, which owns it,
     /// and leaves the list before the table. Guarded by the cache lock.
     @exclusivity(unchecked) var lruPrevious: Unmanaged<Buffer>?
@@ -59,11 +68,13 @@ public final class Buffer: @unchecked Sendable {
     @exclusivity(unchecked) public internal(set) var flags: Flags = []
     /// The verifier attached by the last read that named one. Guarded by the buffer lock.
     @exclusivity(unchecked) public var verifier: (any BufferVerifier)? {
-        didSet { hasVerifier = verifier != nil }
+        didSet {
+            if verifier != nil { flags.insert(.verifierAttached) } else { flags.remove(.verifierAttached) }
+        }
     }
     /// Whether `verifier` is set, readable without copying the existential. Guarded by the
     /// buffer lock.
-    @exclusivity(unchecked) public private(set) var hasVerifier = false
+    @inlinable public var hasVerifier: Bool { flags.contains(.verifierAttached) }
 
     /// A buffer over `length` bytes of its own, zeroed.
     init(diskAddress: DiskAddress, ownedLength length: Int) {
@@ -124,14 +135,14 @@ public final class Buffer: @unchecked Sendable {
     /// buffer leaves the cache when its last holder releases it (a memory target then
     /// punches its page). The caller holds the buffer.
     public func markStale() {
-        flags = .stale
+        flags = flags.intersection(.verifierAttached).union(.stale)
     }
 
     /// Takes back `markStale` and `markDirty`: the bytes are valid and unchanged again (a
     /// cancelled transaction that put a freed block's bytes back). The caller holds the
     /// buffer.
     public func markRestored() {
-        flags = .done
+        flags = flags.intersection(.verifierAttached).union(.done)
     }
 
     /// How many users hold the buffer. A snapshot: exact only while no other thread gets

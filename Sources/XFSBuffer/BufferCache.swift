@@ -14,7 +14,7 @@ public struct BufferCacheStatistics: Sendable, Equatable {
     public var cachedBuffers = 0
     /// Bytes of the buffers in the cache.
     public var cachedBytes = 0
-    /// Buffers on the LRU list (unheld, clean, evictable).
+    /// Buffers that could be evicted now: cached, unheld and clean.
     public var evictableBuffers = 0
 }
 
@@ -22,17 +22,24 @@ public struct BufferCacheStatistics: Sendable, Equatable {
 /// Linux 6.9, with a bounded LRU of buffers nobody holds.
 ///
 /// Thread-safe (unless made with `shared: false` for a single owner): every operation takes
-/// the cache's one lock, briefly, and never blocks on a buffer lock while holding it. (The lock is the CXFSShims futex lock rather than
-/// `Synchronization.Mutex`: it is as fast, and ThreadSanitizer can see it, which it cannot
-/// see through the standard library's uninstrumented Mutex on Linux.) What the cache guarantees:
+/// the cache's one lock, briefly, and never blocks on a buffer lock while holding it. (The
+/// lock is the CXFSShims futex lock rather than `Synchronization.Mutex`: it is as fast, and
+/// ThreadSanitizer can see it, which it cannot see through the standard library's
+/// uninstrumented Mutex on Linux.) What the cache guarantees:
 ///
 /// - one buffer per disk address; a second lookup with another length is an error;
 /// - lookup-or-insert is atomic: of two threads creating the same buffer, the loser drops
 ///   its copy and takes the winner's;
-/// - the LRU list holds exactly the buffers that are cached, unheld, clean and not stale;
-///   when the cached bytes exceed `capacity`, the least recently released of those are
-///   evicted (held and dirty buffers never are);
+/// - when the cached bytes exceed `capacity`, unheld clean buffers are evicted, least
+///   recently released first, except that one used again since it was queued gets a second
+///   chance (held and dirty buffers never are);
 /// - a stale buffer leaves the cache at its last release.
+///
+/// The LRU list is lazy, as the kernel's `b_lru` is: a buffer joins it at its first clean
+/// release and stays on it while it is got and released again, so a cache hit touches no
+/// other buffer. Only eviction reorders the list: it unlinks the held and dirty buffers it
+/// meets (they rejoin at their next clean release), moves the ones used since they were
+/// queued to the tail, and evicts the first that is neither.
 public final class BufferCache: @unchecked Sendable {
     /// The memory cap in bytes (eviction starts above it).
     public let capacity: Int
@@ -41,15 +48,18 @@ public final class BufferCache: @unchecked Sendable {
     /// of its buffers) itself, such as an in-memory btree used under its owner's lock, and
     /// takes no lock of its own.
     public let isShared: Bool
+    /// Whether buffers are locked when got (only in shared caches: a single owner's
+    /// serialization is the lock, and a second get of a held buffer cannot deadlock).
+    private let locksBuffers: Bool
 
     /// Everything the cache lock guards.
     struct State {
         /// Every cached buffer, by disk address.
         var table = Table()
-        /// The least recently released evictable buffer. Unowned, like the buffers' own
-        /// links: every buffer on the list is owned by `table`.
+        /// The buffer queued longest ago (see the type's note on the lazy list). Unowned,
+        /// like the buffers' own links: every buffer on the list is owned by `table`.
         var lruHead: Unmanaged<Buffer>?
-        /// The most recently released evictable buffer.
+        /// The buffer queued last.
         var lruTail: Unmanaged<Buffer>?
         /// Counters.
         var statistics = BufferCacheStatistics()
@@ -71,6 +81,7 @@ public final class BufferCache: @unchecked Sendable {
         precondition(capacity >= 0, "a cache capacity cannot be negative (\(capacity))")
         self.capacity = capacity
         self.isShared = shared
+        self.locksBuffers = shared
         self.state = State()
         self.dropStale = dropStale
         self.lockWord = .allocate(capacity: 1)
@@ -132,7 +143,7 @@ public final class BufferCache: @unchecked Sendable {
     @inline(__always)
     func getCached(_ address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer>? {
         if isShared { cxfs_lock_acquire(lockWord) }
-        let found = state.holdCached(address, length: length)
+        let found = state.holdCached(address, length: length, locking: locksBuffers)
         if isShared { cxfs_lock_release(lockWord) }
         switch found {
         case let .held(buffer, locked):
@@ -152,10 +163,12 @@ public final class BufferCache: @unchecked Sendable {
         let fresh = try make()
         assert(fresh.diskAddress == address && fresh.length == length)
         let found: Lookup = withLock { state in
-            let existing = state.holdCached(address, length: length)
+            let existing = state.holdCached(address, length: length, locking: locksBuffers)
             guard case .missing = existing else { return existing }
-            let taken = fresh.tryLockGuarded()
-            assert(taken, "a new buffer's lock is free")
+            if locksBuffers {
+                let taken = fresh.tryLockGuarded()
+                assert(taken, "a new buffer's lock is free")
+            }
             fresh.holds = 1
             fresh.isCached = true
             state.table.insert(fresh)
@@ -204,8 +217,8 @@ public final class BufferCache: @unchecked Sendable {
     }
 
     /// Unlocks the buffer (when `unlocking`) and drops one hold. At the last hold a stale
-    /// buffer leaves the cache (after `dropStale`), a clean one joins the LRU, and a dirty
-    /// one stays cached but unevictable.
+    /// buffer leaves the cache (after `dropStale`), a clean one becomes evictable (joining
+    /// the LRU list unless it is on it), and a dirty one stays cached but unevictable.
     @inline(__always)
     func release(_ buffer: Buffer, unlocking: Bool) {
         let wake = withLock { state in releaseLocked(&state, buffer, unlocking: unlocking) }
@@ -213,9 +226,17 @@ public final class BufferCache: @unchecked Sendable {
         if wake { buffer.wakeSleepers() }
     }
 
+    /// Unlocks the buffer and drops the caller's hold: what every target's `release` does.
+    /// At the last hold a stale buffer leaves the cache (a memory target's page is
+    /// punched), and a clean one becomes evictable.
+    @inline(__always)
+    public func release(_ buffer: Buffer) {
+        release(buffer, unlocking: true)
+    }
+
     /// Unlocks and drops one hold of each buffer, under one acquisition of the cache lock:
-    /// `release(_:unlocking: true)` for a batch (a transaction's commit).
-    func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>) {
+    /// `release(_:)` for a batch (a transaction's commit).
+    public func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>) {
         guard !buffers.isEmpty else { return }
         // Buffers whose lock has sleepers; woken after the cache lock is dropped (they are
         // still held by the sleepers, so still alive then).
@@ -236,7 +257,7 @@ public final class BufferCache: @unchecked Sendable {
     private func releaseLocked(_ state: inout State, _ buffer: Buffer, unlocking: Bool) -> Bool {
         precondition(buffer.holds > 0, "release of \(buffer.diskAddress), which nobody holds")
         assert(buffer.isCached, "release of \(buffer.diskAddress), which is not cached")
-        let wake = unlocking && buffer.unlockGuarded()
+        let wake = unlocking && locksBuffers && buffer.unlockGuarded()
         buffer.holds -= 1
         guard buffer.holds == 0 else { return wake }
         // Nobody else holds the buffer, so nobody can change its flags now; their last
@@ -245,12 +266,22 @@ public final class BufferCache: @unchecked Sendable {
         if flags.contains(.stale) {
             dropStale(buffer)
             state.statistics.staleDrops += 1
-            state.drop(buffer)
+            state.drop(buffer, evictable: false)
         } else if !flags.contains(.dirty) {
-            state.appendToLRU(buffer)
-            state.evict(above: capacity)
+            state.statistics.evictableBuffers += 1
+            if !buffer.isOnLRU { state.appendToLRU(buffer) }
+            if state.statistics.cachedBytes > capacity { state.evict(above: capacity) }
         }
         return wake
+    }
+
+    /// Asks for the memory of the buffer cached at `address`, if any, ahead of a `get`: a
+    /// hint, in caches with a single owner only (a shared cache's table may be changing).
+    @usableFromInline
+    func prefetchBuffer(at address: DiskAddress) {
+        guard !isShared, let buffer = state.table.findUnretained(address) else { return }
+        cxfs_prefetch(buffer.toOpaque())
+        cxfs_prefetch(buffer.toOpaque() + 64)
     }
 
     /// Adds a hold to a buffer the caller already holds (no lock is taken).
@@ -278,30 +309,33 @@ public final class BufferCache: @unchecked Sendable {
 }
 
 extension BufferCache.State {
-    /// Finds the buffer at `address` and adds a hold, taking its lock if it is free.
+    /// Finds the buffer at `address` and adds a hold, taking its lock if it is free (when
+    /// `locking`; otherwise reporting it taken). The LRU list is not touched: the buffer
+    /// is only marked used, for eviction's second chance.
     @inline(__always)
-    mutating func holdCached(_ address: DiskAddress, length: Int) -> BufferCache.Lookup {
+    mutating func holdCached(_ address: DiskAddress, length: Int, locking: Bool) -> BufferCache.Lookup {
         guard let found = table.findUnretained(address) else { return .missing }
         return found._withUnsafeGuaranteedRef { buffer in
             guard buffer.length == length else { return .lengthMismatch(cachedLength: buffer.length) }
+            if buffer.holds == 0 && !buffer.flags.contains(.dirty) { statistics.evictableBuffers -= 1 }
             buffer.holds += 1
-            if buffer.isOnLRU { removeFromLRU(buffer) }
+            buffer.usedSinceQueued = true
             statistics.hits += 1
-            return .held(found, locked: buffer.tryLockGuarded())
+            return .held(found, locked: locking ? buffer.tryLockGuarded() : true)
         }
     }
 
-    /// Appends an unheld clean buffer to the LRU list (most recent end).
+    /// Appends a buffer to the LRU list (the tail: evicted last).
     @inline(__always)
     mutating func appendToLRU(_ buffer: Buffer) {
-        assert(!buffer.isOnLRU && buffer.holds == 0)
+        assert(!buffer.isOnLRU)
         let unmanaged = Unmanaged.passUnretained(buffer)
         buffer.isOnLRU = true
+        buffer.usedSinceQueued = false
         buffer.lruPrevious = lruTail
         buffer.lruNext = nil
         if let tail = lruTail { tail._withUnsafeGuaranteedRef { $0.lruNext = unmanaged } } else { lruHead = unmanaged }
         lruTail = unmanaged
-        statistics.evictableBuffers += 1
     }
 
     /// Takes a buffer off the LRU list.
@@ -315,24 +349,36 @@ extension BufferCache.State {
         buffer.lruPrevious = nil
         buffer.lruNext = nil
         buffer.isOnLRU = false
-        statistics.evictableBuffers -= 1
     }
 
-    /// Removes a buffer from the cache (and the LRU list). The table's reference goes last:
-    /// the buffer may be freed by this call.
-    mutating func drop(_ buffer: Buffer) {
+    /// Removes a buffer from the cache (and the LRU list); `evictable` says whether it was
+    /// counted as evictable. The table's reference goes last: the buffer may be freed by
+    /// this call.
+    mutating func drop(_ buffer: Buffer, evictable: Bool) {
         if buffer.isOnLRU { removeFromLRU(buffer) }
+        if evictable { statistics.evictableBuffers -= 1 }
         buffer.isCached = false
         statistics.cachedBuffers -= 1
         statistics.cachedBytes -= buffer.length
         table.remove(buffer.diskAddress)
     }
 
-    /// Evicts least recently released buffers while the cache holds more than `limit` bytes.
+    /// Evicts buffers from the head of the LRU list while the cache holds more than
+    /// `limit` bytes. Held and dirty buffers met on the way leave the list; buffers used
+    /// since they were queued go to the tail once. Every step unlinks a buffer or clears
+    /// its mark, so the walk ends.
     mutating func evict(above limit: Int) {
-        while statistics.cachedBytes > limit, let victim = lruHead {
-            statistics.evictions += 1
-            drop(victim.takeUnretainedValue())
+        while statistics.cachedBytes > limit, let head = lruHead {
+            let victim = head.takeUnretainedValue()
+            if victim.holds > 0 || victim.flags.contains(.dirty) {
+                removeFromLRU(victim)
+            } else if victim.usedSinceQueued {
+                removeFromLRU(victim)
+                appendToLRU(victim)
+            } else {
+                statistics.evictions += 1
+                drop(victim, evictable: true)
+            }
         }
     }
 }

@@ -24,10 +24,6 @@ public protocol BufferTarget: AnyObject, Sendable {
     ///   `getBuffer`.
     func readBuffer(at address: DiskAddress, length: Int, verifier: (any BufferVerifier)?) throws(BufferError) -> Buffer
 
-    /// Unlocks the buffer and drops the caller's hold. The last release of a stale buffer
-    /// removes it from the cache (and, on a memory target, punches its page).
-    func release(_ buffer: Buffer)
-
     /// `getBuffer`, returning the buffer unretained: valid until the matching release,
     /// because the target's cache owns every buffer it holds. For layers that keep their
     /// own (unowned) record of held buffers, such as transactions.
@@ -36,9 +32,6 @@ public protocol BufferTarget: AnyObject, Sendable {
     /// `readBuffer`, returning the buffer unretained (see `getBufferUnretained`).
     func readBufferUnretained(at address: DiskAddress, length: Int,
                               verifier: (any BufferVerifier)?) throws(BufferError) -> Unmanaged<Buffer>
-
-    /// `release` of every buffer in `buffers`, in one pass.
-    func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>)
 }
 
 extension BufferTarget {
@@ -52,8 +45,18 @@ extension BufferTarget {
         Unmanaged.passUnretained(try readBuffer(at: address, length: length, verifier: verifier))
     }
 
+    /// Unlocks the buffer and drops the caller's hold. The last release of a stale buffer
+    /// removes it from the cache (and, on a memory target, punches its page). Every target
+    /// releases through its cache, so layers that keep the cache (transactions) may call
+    /// `BufferCache.release(_:)` directly.
+    @inline(__always)
+    public func release(_ buffer: Buffer) {
+        cache.release(buffer)
+    }
+
+    /// `release` of every buffer in `buffers`, in one pass (one cache-lock acquisition).
     public func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>) {
-        for buffer in buffers { release(buffer.takeUnretainedValue()) }
+        cache.releaseAll(buffers)
     }
 
     /// Adds a hold to a buffer the caller already holds, without locking it (`xfs_buf_hold`).

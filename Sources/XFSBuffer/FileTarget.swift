@@ -138,16 +138,6 @@ public final class FileTarget: BufferTarget {
         }
     }
 
-    /// Unlocks the buffer and drops a hold.
-    public func release(_ buffer: Buffer) {
-        cache.release(buffer, unlocking: true)
-    }
-
-    /// `release` of each buffer, under one acquisition of the cache lock.
-    public func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>) {
-        cache.releaseAll(buffers)
-    }
-
     /// Fills a buffer from the device, continuing interrupted and short reads.
     private func readFromDevice(_ buffer: Buffer) throws(BufferError) {
         var done = 0

@@ -15,7 +15,7 @@ public final class MemoryTarget: BufferTarget {
     /// The partition the target covers, when it covers one.
     public let partition: MemoryFilePartition?
     /// The target's first byte in the file.
-    private let base: Int
+    @usableFromInline let base: Int
     /// The target's size in bytes: no buffer reaches past it.
     public let size: Int
     /// The target's buffer cache.
@@ -36,7 +36,8 @@ public final class MemoryTarget: BufferTarget {
 
     /// A target over the whole of `file`. With `exclusive`, the caller promises to
     /// serialize every use of the target and of its buffers (one in-memory btree used
-    /// under its owner's lock, say), and the target's cache takes no lock of its own.
+    /// under its owner's lock, say): the target's cache takes no lock of its own, and
+    /// its buffers are not locked (a second get of a held buffer returns it at once).
     public init(file: MemoryFile, cacheCapacity: Int = MemoryTarget.defaultCacheCapacity, exclusive: Bool = false) {
         self.file = file
         self.partition = nil
@@ -128,17 +129,6 @@ public final class MemoryTarget: BufferTarget {
         if !buffer.hasVerifier { buffer.verifier = verifier }
     }
 
-    /// Unlocks and drops a hold; the last release of a stale buffer punches its page.
-    @inline(__always)
-    public func release(_ buffer: Buffer) {
-        cache.release(buffer, unlocking: true)
-    }
-
-    /// `release` of each buffer, under one acquisition of the cache lock.
-    public func releaseAll(_ buffers: UnsafeBufferPointer<Unmanaged<Buffer>>) {
-        cache.releaseAll(buffers)
-    }
-
     /// The cache's stale-drop action: punch the buffer's page out of `file`.
     private static func punchAction(file: MemoryFile, base: Int) -> @Sendable (Buffer) -> Void {
         { stale in
@@ -147,6 +137,16 @@ public final class MemoryTarget: BufferTarget {
             let start = base + stale.diskAddress.byteOffset
             try? file.discard(start..<(start + stale.length))
         }
+    }
+
+    /// Where the page at `address` is in the memory file's window, for prefetch hints only
+    /// (never loaded or stored through: the page may not be mapped yet); nil when the
+    /// address cannot start a buffer of this target.
+    @inlinable @inline(__always)
+    public func unsafePrefetchAddress(of address: DiskAddress) -> UnsafeRawPointer? {
+        guard isValid(address) else { return nil }
+        cache.prefetchBuffer(at: address)
+        return file.unsafePrefetchAddress(at: base + address.byteOffset)
     }
 
     /// Bytes of memory the target's pages hold now.
@@ -159,6 +159,7 @@ public final class MemoryTarget: BufferTarget {
     }
 
     /// Whether `address` can start a buffer of this target (page-aligned, inside it).
+    @inlinable
     public func isValid(_ address: DiskAddress) -> Bool {
         address.sectors >= 0 && address.sectors % Int64(MemoryTarget.sectorsPerBlock) == 0
             && address.sectors < Int64(size / DiskAddress.basicBlockSize)

@@ -15,10 +15,13 @@
 // addresses of an in-memory btree belong to no allocation group. So here every target
 // owns a `BufferCache` behind one lock: a table keyed by disk address (an open-addressed
 // hash for a file target; a direct page table for a memory target, whose block numbers
-// are dense), plus a least-recently-used list of buffers that nobody holds and that are
-// clean, bounded by a memory cap. Looking a buffer up or inserting it is one critical section; a
-// thread that loses an insertion race takes the buffer that won. Held and dirty buffers are
-// never evicted; a stale buffer leaves the cache when its last holder lets go.
+// are dense), plus a least-recently-used list bounded by a memory cap. The list is lazy, as
+// the kernel's is: a buffer joins it at its first clean release and keeps its place while
+// it is got and released again (a hit only marks it used), and eviction passes over held,
+// dirty and recently used buffers (second chance), so a cache hit touches no other buffer.
+// Looking a buffer up or inserting it is one critical section; a thread that loses an
+// insertion race takes the buffer that won. Held and dirty buffers are never evicted; a
+// stale buffer leaves the cache when its last holder lets go.
 //
 // Two targets exist:
 //
@@ -33,14 +36,17 @@
 //
 // Locking contract: a target and its cache may be used from any number of threads. A
 // memory target made `exclusive` is the exception: its owner (an in-memory btree, used one
-// thread at a time under its owner's lock) serializes every use, and the cache takes no
-// lock of its own, which saves two atomic operations per buffer got and released.
-// `getBuffer` and `readBuffer` return the buffer held *and locked*; its bytes, flags and
-// verifier belong to the caller until `release`. The bytes of a memory-target buffer are
-// valid while the buffer is held (and stay mapped while the target lives).
+// thread at a time under its owner's lock) serializes every use, so neither the cache nor
+// its buffers take a lock, which saves four atomic operations per buffer got and released.
+// `getBuffer` and `readBuffer` return the buffer held *and locked* (in an exclusive target,
+// the owner's serialization is the lock); its bytes, flags and verifier belong to the
+// caller until `release`. The bytes of a memory-target buffer are valid while the buffer
+// is held (and stay mapped while the target lives). A memory target also tells where a
+// page is without getting its buffer (`unsafePrefetchAddress`), so a btree can ask for a
+// child block's lines while it looks the buffer up.
 //
 // The hot path, a cached buffer got and released, allocates nothing and makes no system
 // call: two short critical sections of the cache lock (get: table probe, hold, take the
-// buffer lock; release: free the buffer lock, drop the hold, LRU). The buffer lock's word
+// buffer lock; release: free the buffer lock, drop the hold, count it evictable). The buffer lock's word
 // changes only under the cache lock, so taking it is a plain store; a thread that finds
 // it taken sleeps on it (futex) outside the cache lock and is woken by the release.

@@ -200,6 +200,12 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         return InMemoryBlockHandle(buffer)
     }
 
+    /// The block's page in the memory file's window (the block need not be cached).
+    @inlinable @inline(__always)
+    public func prefetchAddress(of pointer: UInt64) -> UnsafeRawPointer? {
+        target.unsafePrefetchAddress(of: address(pointer))
+    }
+
     @inlinable @inline(__always)
     public func memory(of handle: InMemoryBlockHandle) -> UnsafeMutableRawPointer {
         handle.memory

@@ -212,6 +212,20 @@ public final class MemoryFile: Sendable {
     /// Bytes of the window currently mapped onto the file (grows in doubling steps).
     public var mappedSize: Int { mapping.mappedSize }
 
+    /// Where the byte at `offset` is (or would be) in the file's window, for prefetch
+    /// hints only: the page may not be mapped yet, so never load or store through it.
+    ///
+    /// - Precondition: `offset` lies below the maximum size.
+    @inlinable @inline(__always)
+    public func unsafePrefetchAddress(at offset: Int) -> UnsafeRawPointer {
+        precondition(offset >= 0 && offset < maximumSize, "offset \(offset) outside the memory file")
+        return UnsafeRawPointer(_windowStart + offset)
+    }
+
+    /// The window's first byte (see `unsafePrefetchAddress`).
+    @usableFromInline
+    var _windowStart: UnsafeMutableRawPointer { mapping.window }
+
     // MARK: Checks
 
     /// Throws unless `[offset, offset + length)` lies below the maximum size.

@@ -167,25 +167,30 @@ public enum RmapBenchmark {
         }
         let insertTime = ContinuousClock.now - insertStart
 
-        var digest = RmapBenchDigest()
+        // The loops keep their digests in locals of the closures: a variable captured from
+        // here would be checked for exclusive access on every record.
         let lookupStart = ContinuousClock.now
-        try tree.withCursor(in: transaction) { cursor in
+        let lookupDigest = try tree.withCursor(in: transaction) { cursor in
+            var digest = RmapBenchDigest()
             for probe in workload.probes where try cursor.lookup(probe, .lessOrEqual) {
                 guard let record = cursor.record else { throw RmapBenchFailure(description: "LE lookup found no record") }
                 digest.mix(record)
             }
+            return digest
         }
         try tree.commit(transaction)
         let lookupTime = ContinuousClock.now - lookupStart
 
-        var scanned = 0
         let scanStart = ContinuousClock.now
-        _ = try tree.withCursor(in: transaction) { cursor in
-            try cursor.queryAll { record in
+        let (digest, scanned) = try tree.withCursor(in: transaction) { cursor in
+            var digest = lookupDigest
+            var scanned = 0
+            _ = try cursor.queryAll { record in
                 digest.mix(record)
                 scanned += 1
                 return .proceed
             }
+            return (digest, scanned)
         }
         try tree.commit(transaction)
         let scanTime = ContinuousClock.now - scanStart

@@ -50,6 +50,51 @@ struct BufferCacheTests {
         #expect(target.cache.statistics.cachedBuffers == 2)
     }
 
+    @Test("a buffer got again after it was queued gets a second chance; one never got again does not")
+    func secondChance() throws {
+        let target = try target(capacityInPages: 3, exclusive: true)
+        for number in 0..<3 { target.release(try target.getBuffer(at: block(number), length: pageSize)) }
+        // 1 is used again while queued: the lazy list keeps its place, but marks it.
+        target.release(try target.getBuffer(at: block(1), length: pageSize))
+        target.release(try target.getBuffer(at: block(3), length: pageSize)) // evicts 0
+        target.release(try target.getBuffer(at: block(4), length: pageSize)) // 1 is passed over: evicts 2
+        #expect(!target.cache.contains(block(0)) && !target.cache.contains(block(2)))
+        for number in [1, 3, 4] { #expect(target.cache.contains(block(number)), "block \(number)") }
+        // Passed over, 1 went to the tail (behind 3 and 4) with its mark spent: it goes third.
+        for number in 5..<7 { target.release(try target.getBuffer(at: block(number), length: pageSize)) }
+        #expect(target.cache.contains(block(1)) && !target.cache.contains(block(3)) && !target.cache.contains(block(4)))
+        target.release(try target.getBuffer(at: block(7), length: pageSize))
+        #expect(!target.cache.contains(block(1)))
+        #expect(target.cache.statistics.evictions == 5 && target.cache.statistics.evictableBuffers == 3)
+    }
+
+    @Test("a held buffer met by eviction leaves the list and rejoins it at its release")
+    func heldBufferOnTheList() throws {
+        let target = try target(capacityInPages: 2)
+        target.release(try target.getBuffer(at: block(0), length: pageSize))
+        target.release(try target.getBuffer(at: block(1), length: pageSize))
+        let held = try target.getBuffer(at: block(0), length: pageSize) // still queued, now held
+        target.release(try target.getBuffer(at: block(2), length: pageSize))
+        #expect(target.cache.contains(block(0)), "held buffers are never evicted")
+        #expect(!target.cache.contains(block(1)))
+        #expect(target.cache.statistics.evictableBuffers == 1) // 2; 0 is held
+        target.release(held)
+        #expect(target.cache.statistics.evictableBuffers == 2)
+        target.release(try target.getBuffer(at: block(3), length: pageSize)) // 2 is older than 0 now
+        #expect(target.cache.contains(block(0)) && !target.cache.contains(block(2)))
+    }
+
+    @Test("a single-owner cache locks no buffer: a second get of a held buffer returns at once")
+    func exclusiveCacheTakesNoBufferLock() throws {
+        let target = try target(capacityInPages: 8, exclusive: true)
+        let first = try target.getBuffer(at: block(0), length: pageSize)
+        let second = try target.getBuffer(at: block(0), length: pageSize)
+        #expect(first === second && first.holdCount == 2)
+        target.release(second)
+        target.release(first)
+        #expect(first.holdCount == 0 && target.cache.statistics.evictableBuffers == 1)
+    }
+
     @Test("an evicted memory buffer's page keeps its bytes")
     func evictionKeepsPages() throws {
         let target = try target(capacityInPages: 1)
