@@ -18,7 +18,7 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
     /// Block layout, computed once.
     public let layout: BTreeLayout
     /// Set once a cancel without before-images left the tree unusable.
-    public private(set) var isLost = false
+    @exclusivity(unchecked) public private(set) var isLost = false
 
     /// An empty tree (one empty leaf at block 0) on `target`.
     ///
