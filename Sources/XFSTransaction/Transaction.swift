@@ -41,7 +41,10 @@ public final class Transaction {
 
     @usableFromInline @exclusivity(unchecked) var items: [Item] = []
     /// The targets of the joined buffers, each retained once for as long as the transaction
-    /// holds buffers of it (cleared when it ends); `targetIDs` is parallel, for lookups.
+    /// holds buffers of it; `targetIDs` is parallel, for lookups. Cleared when the
+    /// transaction ends, except that a transaction that used one target keeps it for the
+    /// next one (a loop of one operation per transaction on one tree then retains nothing
+    /// per operation); it is dropped when an empty transaction joins another target.
     /// Manually managed storage, so that a target is called in place, without retaining it
     /// or the array holding it.
     @usableFromInline let targets: UnsafeMutablePointer<any BufferTarget>
@@ -99,6 +102,7 @@ public final class Transaction {
     func addTarget(_ target: any BufferTarget) -> Int {
         let t = targetIndex(ObjectIdentifier(target))
         if t >= 0 { return t }
+        if items.isEmpty && !targetIDs.isEmpty { dropTargets() } // the last transaction's
         precondition(targetIDs.count < Transaction.maximumTargets,
                      "a transaction joins buffers of at most \(Transaction.maximumTargets) targets")
         (targets + targetIDs.count).initialize(to: target)
@@ -286,7 +290,12 @@ public final class Transaction {
     /// - Throws: the first verification failure, after every buffer has been detached.
     public func commit() throws(BufferError) {
         var firstFailure: BufferError?
-        for item in items where item.isLogged {
+        // Loops over `items` go by index: a for-in loop would retain the array.
+        var i = 0
+        while i < items.count {
+            let item = items[i]
+            i += 1
+            guard item.isLogged else { continue }
             item.buffer._withUnsafeGuaranteedRef { buffer in
                 if buffer.isDirty && !buffer.isStale {
                     do throws(BufferError) {
@@ -307,8 +316,13 @@ public final class Transaction {
     /// buffer is released unverified. Without before-images nothing is rolled back, as in
     /// the kernel, and the caller must treat the structure as lost.
     public func cancel() {
-        for item in items where item.beforeImage >= 0 {
-            item.buffer._withUnsafeGuaranteedRef { $0.restore(beforeImages[Int(item.beforeImage)]) }
+        var i = 0
+        while i < items.count {
+            let item = items[i]
+            if item.beforeImage >= 0 {
+                item.buffer._withUnsafeGuaranteedRef { $0.restore(beforeImages[Int(item.beforeImage)]) }
+            }
+            i += 1
         }
         releaseAllItems()
     }
@@ -319,15 +333,25 @@ public final class Transaction {
         for t in targetIDs.indices {
             releaseBatch.removeAll(keepingCapacity: true)
             let target = Int32(truncatingIfNeeded: t)
-            for item in items where item.target == target { releaseBatch.append(item.buffer) }
+            var i = 0
+            while i < items.count {
+                if items[i].target == target { releaseBatch.append(items[i].buffer) }
+                i += 1
+            }
             let cache = caches[t]
             releaseBatch.withUnsafeBufferPointer { batch in cache._withUnsafeGuaranteedRef { $0.releaseAll(batch) } }
         }
         items.removeAll(keepingCapacity: true)
         releaseBatch.removeAll(keepingCapacity: true)
+        if targetIDs.count > 1 { dropTargets() }
+        beforeImagesUsed = 0
+    }
+
+    /// Forgets every target (and releases them); no buffer of theirs may be joined.
+    private func dropTargets() {
+        assert(items.isEmpty, "targets dropped while buffers are joined")
         targets.deinitialize(count: targetIDs.count)
         targetIDs.removeAll(keepingCapacity: true)
-        beforeImagesUsed = 0
     }
 }
 

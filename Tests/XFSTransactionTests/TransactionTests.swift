@@ -36,6 +36,40 @@ struct TransactionTests {
         #expect(a.holdCount == 0)
     }
 
+    @Test("a transaction keeps its one target between operations, and drops it for others")
+    func keptTarget() throws {
+        let tx = Transaction()
+        weak var first: MemoryTarget?
+        do {
+            let target = try makeTarget()
+            first = target
+            let buffer = try tx.getBuffer(target, at: address(2), length: page)
+            try tx.commit()
+            #expect(buffer.holdCount == 0)
+        }
+        #expect(first != nil, "kept for the next operation")
+        // One operation each on more targets than a transaction may join at once: each
+        // empty transaction drops the target it kept.
+        for number in 0..<(Transaction.maximumTargets + 3) {
+            let target = try makeTarget()
+            let buffer = try tx.getBuffer(target, at: address(Int64(number)), length: page)
+            tx.log(buffer, range: 0..<1)
+            try tx.commit()
+            #expect(buffer.holdCount == 0 && !buffer.isDirty)
+        }
+        #expect(first == nil, "dropped once the transaction joined another target")
+        // Two targets in one transaction: both are dropped at its end.
+        weak var second: MemoryTarget?
+        do {
+            let a = try makeTarget(), b = try makeTarget()
+            second = b
+            _ = try tx.getBuffer(a, at: address(0), length: page)
+            _ = try tx.getBuffer(b, at: address(0), length: page)
+            tx.cancel()
+        }
+        #expect(second == nil)
+    }
+
     @Test("logging marks a buffer dirty; commit verifies, cleans and releases it; changes stay")
     func logAndCommit() throws {
         let target = try makeTarget()
