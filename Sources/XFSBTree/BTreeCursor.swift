@@ -181,11 +181,29 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         // A block's first search probes sit at fixed places (see `leafBound`): ask for
         // them now, so they arrive with the header instead of after it.
         prefetchProbes(b, layout, level: level)
-        if let fault = headerFault(b, store, layout, pointer, level: level, isRoot: isRoot) {
+        if !headerIsSane(b, store, layout, pointer, level: level, isRoot: isRoot),
+           let fault = headerFault(b, store, layout, pointer, level: level, isRoot: isRoot) {
             store.release(h)
             throw BTreeError.corrupt(btree: Format.name, fault)
         }
         return (h, b)
+    }
+
+    /// Whether `headerFault` would find nothing: the same checks, as one expression with no
+    /// fault to build, for the read path (the fault, with its text, only when this fails).
+    @inlinable @inline(__always)
+    static func headerIsSane(
+        _ b: BTreeBlock, _ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer,
+        level: Int, isRoot: Bool
+    ) -> Bool {
+        let n = b.numrecs
+        let left = b.leftSibling(Store.Pointer.self)
+        let right = b.rightSibling(Store.Pointer.self)
+        return b.magic == Format.magic && b.level == level
+            && n <= layout.limits.maxRecords(level: level) && (n > 0 || (level == 0 && isRoot))
+            && b.blkno(layout.headerFormat) == store.diskAddress(of: pointer)
+            && left != pointer && right != pointer
+            && (left.isNull || store.isValid(left)) && (right.isNull || store.isValid(right))
     }
 
     /// Prefetches the entries of a search's first three probes (all seven candidates),
@@ -224,8 +242,9 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         }
     }
 
-    /// The cheap header checks done on every read: magic, level, numrecs, blkno, siblings.
-    @inlinable
+    /// The header checks of every read (magic, level, numrecs, blkno, siblings), naming the
+    /// first that fails; the read path calls it only when `headerIsSane` says one does.
+    @inlinable @inline(never)
     static func headerFault(
         _ b: BTreeBlock, _ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer,
         level: Int, isRoot: Bool

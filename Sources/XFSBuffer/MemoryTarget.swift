@@ -16,6 +16,8 @@ public final class MemoryTarget: BufferTarget {
     public let partition: MemoryFilePartition?
     /// The target's first byte in the file.
     @usableFromInline let base: Int
+    /// `sectorsPerBlock`, stored: the static is a once-initialized global behind a call.
+    @usableFromInline let sectorsPerPage: Int64
     /// The target's size in bytes: no buffer reaches past it.
     public let size: Int
     /// The target's buffer cache.
@@ -46,6 +48,7 @@ public final class MemoryTarget: BufferTarget {
         self.cache = BufferCache(capacity: cacheCapacity, denseSectorsPerBlock: MemoryTarget.sectorsPerBlock,
                                  shared: !exclusive, dropStale: MemoryTarget.punchAction(file: file, base: 0))
         self.pageOwner = file
+        self.sectorsPerPage = Int64(MemoryTarget.sectorsPerBlock)
     }
 
     /// A target over one partition of a shared file; `exclusive` as for `init(file:)`.
@@ -59,6 +62,7 @@ public final class MemoryTarget: BufferTarget {
                                  shared: !exclusive,
                                  dropStale: MemoryTarget.punchAction(file: partition.file, base: partition.base))
         self.pageOwner = partition
+        self.sectorsPerPage = Int64(MemoryTarget.sectorsPerBlock)
     }
 
     /// A target over a memory file of its own; `exclusive` as for `init(file:)`.
@@ -161,7 +165,7 @@ public final class MemoryTarget: BufferTarget {
     /// Whether `address` can start a buffer of this target (page-aligned, inside it).
     @inlinable
     public func isValid(_ address: DiskAddress) -> Bool {
-        address.sectors >= 0 && address.sectors % Int64(MemoryTarget.sectorsPerBlock) == 0
+        address.sectors >= 0 && address.sectors & (sectorsPerPage &- 1) == 0
             && address.sectors < Int64(size / DiskAddress.basicBlockSize)
     }
 

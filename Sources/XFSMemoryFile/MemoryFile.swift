@@ -74,6 +74,9 @@ public final class MemoryFile: Sendable {
 
     /// The descriptor, window and system calls.
     let mapping: _Mapping
+    /// The address of `mapping.window`, stored here so that inlined code reaches it with
+    /// one load (as an integer: a pointer is not Sendable).
+    @usableFromInline let _windowStart: UInt
     /// Partition bookkeeping: the lowest offset never handed to a partition.
     let partitionTop = Mutex<Int>(0)
 
@@ -104,7 +107,9 @@ public final class MemoryFile: Sendable {
                 self.name = name
                 self.maximumSize = windowSize
                 self.backing = candidate
-                self.mapping = try _Mapping(descriptor: descriptor, windowSize: windowSize)
+                let mapping = try _Mapping(descriptor: descriptor, windowSize: windowSize)
+                self.mapping = mapping
+                self._windowStart = UInt(bitPattern: mapping.window)
                 return
             case let .failure(error):
                 attempts.append("\(candidate): \(error)")
@@ -219,12 +224,8 @@ public final class MemoryFile: Sendable {
     @inlinable @inline(__always)
     public func unsafePrefetchAddress(at offset: Int) -> UnsafeRawPointer {
         precondition(offset >= 0 && offset < maximumSize, "offset \(offset) outside the memory file")
-        return UnsafeRawPointer(_windowStart + offset)
+        return UnsafeRawPointer(bitPattern: _windowStart &+ UInt(offset)).unsafelyUnwrapped
     }
-
-    /// The window's first byte (see `unsafePrefetchAddress`).
-    @usableFromInline
-    var _windowStart: UnsafeMutableRawPointer { mapping.window }
 
     // MARK: Checks
 
