@@ -6,7 +6,7 @@ import XFSBuffer
 /// A transaction is reusable: `commit` and `cancel` leave it empty and ready for the next
 /// operation, so a loop that stashes one record per transaction allocates nothing.
 public final class Transaction {
-    /// One joined buffer. Trivially copyable: the array of items is moved and scanned with
+    /// One joined buffer. Trivially copyable: the list of items is moved and scanned with
     /// plain memory operations, and no reference count changes per join or release.
     @usableFromInline
     struct Item {
@@ -39,7 +39,7 @@ public final class Transaction {
         }
     }
 
-    @usableFromInline @exclusivity(unchecked) var items: [Item] = []
+    @usableFromInline @exclusivity(unchecked) var items = JoinedItems(capacity: 16)
     /// The targets of the joined buffers, each retained once for as long as the transaction
     /// holds buffers of it; `targetIDs` is parallel, for lookups. Cleared when the
     /// transaction ends, except that a transaction that used one target keeps it for the
@@ -67,7 +67,6 @@ public final class Transaction {
     /// first time it is changed, so that `cancel` can put it back.
     public init(keepingBeforeImages: Bool = false) {
         keepsBeforeImages = keepingBeforeImages
-        items.reserveCapacity(16)
         releaseBatch.reserveCapacity(16)
         targets = .allocate(capacity: Transaction.maximumTargets)
         caches = .allocate(capacity: Transaction.maximumTargets)
@@ -78,6 +77,7 @@ public final class Transaction {
         targets.deinitialize(count: targetIDs.count)
         targets.deallocate()
         caches.deallocate()
+        items.deallocate()
     }
 
     /// The number of buffers joined.
@@ -290,7 +290,6 @@ public final class Transaction {
     /// - Throws: the first verification failure, after every buffer has been detached.
     public func commit() throws(BufferError) {
         var firstFailure: BufferError?
-        // Loops over `items` go by index: a for-in loop would retain the array.
         var i = 0
         while i < items.count {
             let item = items[i]
@@ -341,7 +340,7 @@ public final class Transaction {
             let cache = caches[t]
             releaseBatch.withUnsafeBufferPointer { batch in cache._withUnsafeGuaranteedRef { $0.releaseAll(batch) } }
         }
-        items.removeAll(keepingCapacity: true)
+        items.removeAll()
         releaseBatch.removeAll(keepingCapacity: true)
         if targetIDs.count > 1 { dropTargets() }
         beforeImagesUsed = 0
