@@ -202,6 +202,13 @@ public protocol BTreeBlockStore: AnyObject {
     /// it (a memory target's page), for prefetch hints only: the engine never loads or
     /// stores through it. Defaults to nil (no hints).
     func prefetchAddress(of pointer: Pointer) -> UnsafeRawPointer?
+    /// The bytes of the block at `pointer` without holding it, when the store can lend them
+    /// for the rest of one engine operation: the memory stays valid and nothing else
+    /// changes it meanwhile (a single-owner memory target, whose pages stay mapped). A
+    /// descent then reads the nodes above the leaf without a hold, and the engine takes
+    /// the holds (`readBlock`) before it writes to any of them. Nil (the default): every
+    /// block the engine reads is held.
+    func peekBlock(_ pointer: Pointer) -> UnsafeMutableRawPointer?
 
     /// How an insert into a full block makes room. Defaults to `.kernel`.
     var growthPolicy: BTreeGrowthPolicy { get }
@@ -224,6 +231,10 @@ extension BTreeBlockStore {
     /// No prefetch hints.
     @inlinable
     public func prefetchAddress(of pointer: Pointer) -> UnsafeRawPointer? { nil }
+
+    /// Every block is held.
+    @inlinable
+    public func peekBlock(_ pointer: Pointer) -> UnsafeMutableRawPointer? { nil }
 
     /// The header format that follows from the pointer width.
     @inlinable

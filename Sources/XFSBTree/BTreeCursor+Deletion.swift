@@ -17,6 +17,7 @@ extension BTreeCursor {
     @inlinable
     public mutating func delete() throws {
         precondition(isAtRecord, "delete needs a cursor resting on a record")
+        try holdPath()
         let key = Format.loadLowKey(fromRecord: path[0].block.record(path[0].index, layout))
         if try deleteEntry() {
             _ = try lookup(key, .greaterOrEqual)
@@ -84,7 +85,7 @@ extension BTreeCursor {
             }
             store.release(h)
             // Hold the new root at its level so the loop can look at it.
-            if path[level - 1].handle != nil && path[level - 1].pointer != child { unload(level - 1) }
+            if path[level - 1].base != nil && path[level - 1].pointer != child { unload(level - 1) }
             try load(level - 1, child)
             if level - 1 == 0 || path[level - 1].block.numrecs != 1 { return }
         }

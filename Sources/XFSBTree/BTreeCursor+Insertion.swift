@@ -67,6 +67,22 @@ extension BTreeCursor {
     /// Returns true when a split left the path inconsistent (the caller repositions).
     @inlinable
     mutating func insertEntry(_ first: Entry) throws -> Bool {
+        // The common insert changes the leaf alone: it has room, the entry does not go
+        // first, and (overlapping trees) its high key does not pass the leaf's. Anything
+        // else may change blocks above, which a descent may only have visited.
+        if path.count > 1 {
+            let leafOnly: Bool
+            let pos = path[0].index
+            if pos == 0 || path[0].block.numrecs >= layout.limits.maxRecords(level: 0) {
+                leafOnly = false
+            } else if Format.isOverlapping {
+                let parentHigh = Format.loadKey(from: path[1].block.highKey(path[1].index, layout))
+                leafOnly = !(first.keys.1 > parentHigh)
+            } else {
+                leafOnly = true
+            }
+            if !leafOnly { try holdPath() }
+        }
         var entry = first
         var level = 0
         var structural = false

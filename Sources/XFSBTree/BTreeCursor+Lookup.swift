@@ -17,7 +17,7 @@ extension BTreeCursor {
         var ptr = store.root
         var level = h - 1
         while level > 0 {
-            try load(level, ptr)
+            try visit(level, ptr)
             let i = nodeBound(key, level: level)
             path[level].index = i
             ptr = path[level].block.pointer(i, layout, as: Store.Pointer.self)
@@ -90,7 +90,7 @@ extension BTreeCursor {
     /// got again. On nodes with sorted keys (every valid node) this equals the descent.
     @inlinable @inline(__always)
     func heldPathLeads(to key: Format.Key, height h: Int) -> Bool {
-        guard path[h - 1].handle != nil, path[h - 1].pointer == store.root else { return false }
+        guard path[h - 1].base != nil, path[h - 1].pointer == store.root else { return false }
         var level = h - 1
         while level > 0 {
             let b = path[level].block
@@ -98,7 +98,7 @@ extension BTreeCursor {
             guard i >= 0 && i < n else { return false }
             if i > 0 && !(Format.loadKey(from: b.key(i, layout)) <= key) { return false }
             if i + 1 < n && Format.loadKey(from: b.key(i + 1, layout)) <= key { return false }
-            guard path[level - 1].handle != nil,
+            guard path[level - 1].base != nil,
                   path[level - 1].pointer == b.pointer(i, layout, as: Store.Pointer.self) else { return false }
             level -= 1
         }

@@ -96,7 +96,8 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         try duplicate(fromLevel: 0)
     }
 
-    /// A duplicate holding only levels `start...`; lower levels hold nothing.
+    /// A duplicate holding only levels `start...`; lower levels hold nothing. Levels this
+    /// cursor only visits (see `visit`) are visited by the duplicate too.
     @inlinable
     func duplicate(fromLevel start: Int) throws -> BTreeCursor {
         var c = BTreeCursor(store: store, layout: layout)
@@ -277,6 +278,49 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         return nil
     }
 
+    /// Makes `path[level]` show the block at `pointer`, unheld when the store lends blocks
+    /// (`peekBlock`), else held as `load` does. Only for reading: the engine calls
+    /// `holdPath()` before it changes a block above the leaf. The header is checked as on
+    /// every read.
+    @inlinable
+    mutating func visit(_ level: Int, _ pointer: Store.Pointer) throws {
+        if path[level].base != nil && path[level].pointer == pointer { return }
+        guard !pointer.isNull, store.isValid(pointer), let memory = store.peekBlock(pointer) else {
+            try load(level, pointer)
+            return
+        }
+        if let h = path[level].handle {
+            store.release(h)
+            path[level].handle = nil
+        }
+        let b = BTreeBlock(memory)
+        let isRoot = level == path.count - 1
+        Self.prefetchProbes(b, layout, level: level)
+        if !Self.headerIsSane(b, store, layout, pointer, level: level, isRoot: isRoot),
+           let fault = Self.headerFault(b, store, layout, pointer, level: level, isRoot: isRoot) {
+            path[level].base = nil
+            throw BTreeError.corrupt(btree: Format.name, fault)
+        }
+        path[level].pointer = pointer
+        path[level].base = memory
+    }
+
+    /// Takes a hold on every level that a descent only visited (see `visit`), so that
+    /// the path's blocks can be changed and duplicated.
+    @inlinable
+    mutating func holdPath() throws {
+        var level = 1
+        while level < path.count {
+            if path[level].handle == nil, path[level].base != nil {
+                let (h, b) = try Self.readChecked(store, layout, path[level].pointer, level: level,
+                                                  isRoot: level == path.count - 1)
+                path[level].handle = h
+                path[level].base = b.base
+            }
+            level += 1
+        }
+    }
+
     /// Makes `path[level]` hold the block at `pointer` (reusing the hold if it already does).
     @inlinable
     mutating func load(_ level: Int, _ pointer: Store.Pointer) throws {
@@ -292,7 +336,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         path[level].base = b.base
     }
 
-    /// Drops the hold at `level` (used before freeing a block).
+    /// Drops the hold (or the visit) at `level` (used before freeing a block).
     @inlinable
     mutating func unload(_ level: Int) {
         if let h = path[level].handle { store.release(h) }
@@ -409,6 +453,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     @inlinable
     public mutating func update(_ record: Format.Record) throws {
         precondition(isAtRecord, "update needs a cursor resting on a record")
+        try holdPath()
         let i = path[0].index
         Format.storeRecord(record, to: path[0].block.record(i, layout))
         store.markDirty(path[0].handle!, range: BTreeBlock.slotRange(from: i, to: i + 1, level: 0, layout))

@@ -153,6 +153,16 @@ public final class MemoryTarget: BufferTarget {
         return file.unsafePrefetchAddress(at: base + address.byteOffset)
     }
 
+    /// The page at `address` when it is mapped already (nil otherwise, or when the address
+    /// cannot start a buffer of this target), without getting its buffer: for a caller
+    /// that serializes every use of the target's pages itself (an in-memory btree reading
+    /// nodes during a descent). The page stays mapped while the target lives.
+    @inlinable
+    public func unsafeMappedPage(of address: DiskAddress) -> UnsafeMutableRawPointer? {
+        guard isValid(address) else { return nil }
+        return file.unsafeMappedPage(at: base + address.byteOffset)
+    }
+
     /// Bytes of memory the target's pages hold now.
     public func residentBytes() throws(BufferError) -> Int {
         do {

@@ -206,6 +206,15 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         target.unsafePrefetchAddress(of: address(pointer))
     }
 
+    /// The block's page, unheld: the tree has one owner at a time, which serializes every
+    /// operation, and a page of a live tree stays mapped as long as the target. Nil for a
+    /// pointer past the blocks handed out, or a page not mapped yet.
+    @inlinable
+    public func peekBlock(_ pointer: UInt64) -> UnsafeMutableRawPointer? {
+        guard isValid(pointer) else { return nil }
+        return target.unsafeMappedPage(of: address(pointer))
+    }
+
     @inlinable @inline(__always)
     public func memory(of handle: InMemoryBlockHandle) -> UnsafeMutableRawPointer {
         handle.memory

@@ -217,6 +217,20 @@ public final class MemoryFile: Sendable {
     /// Bytes of the window currently mapped onto the file (grows in doubling steps).
     public var mappedSize: Int { mapping.mappedSize }
 
+    /// The page at `offset` (page-aligned) if the window maps it already, else nil: no
+    /// system call, no growth. Pages once mapped stay at the same address while the file
+    /// lives (see `unsafePageAddress`).
+    @inlinable
+    public func unsafeMappedPage(at offset: Int) -> UnsafeMutableRawPointer? {
+        assert(offset % MemoryFile.pageSize == 0, "page offset \(offset) is not a multiple of \(MemoryFile.pageSize)")
+        guard offset >= 0 && offset < _mappedSize else { return nil }
+        return UnsafeMutableRawPointer(bitPattern: _windowStart &+ UInt(offset))
+    }
+
+    /// `mappedSize`, for inlined code.
+    @usableFromInline
+    var _mappedSize: Int { mapping.mappedSize }
+
     /// Where the byte at `offset` is (or would be) in the file's window, for prefetch
     /// hints only: the page may not be mapped yet, so never load or store through it.
     ///

@@ -37,6 +37,10 @@ final class TestStore<Pointer: BTreePointer>: BTreeBlockStore {
     var dirtyBytes = 0
     /// How full blocks make room.
     var growthPolicy: BTreeGrowthPolicy = .kernel
+    /// Whether descents may read nodes without holding them (`peekBlock`), as they do on a
+    /// memory target. A write to a node the engine did not hold would find no handle and
+    /// trap, so the differential tests prove the engine holds before it writes.
+    var lendsBlocks = false
 
     /// A store with `blockSize`-byte blocks and the XFS limits for that size.
     init(blockSize: Int, maxHeight: Int = 12) {
@@ -70,6 +74,12 @@ final class TestStore<Pointer: BTreePointer>: BTreeBlockStore {
     func diskAddress(of pointer: Pointer) -> UInt64 { UInt64(pointer) &* 8 &+ 1000 }
 
     func isValid(_ pointer: Pointer) -> Bool { pointer >= 1 && Int(pointer) < blocks.count }
+
+    func peekBlock(_ pointer: Pointer) -> UnsafeMutableRawPointer? {
+        let i = Int(pointer)
+        guard lendsBlocks, i >= 1 && i < blocks.count && !isFree[i] else { return nil }
+        return blocks[i]
+    }
 
     func readBlock(_ pointer: Pointer) throws -> Int {
         if pointer == failingRead { throw TestStoreError.injected(UInt64(pointer)) }
