@@ -1,3 +1,5 @@
+import XFSBuffer
+
 extension Transaction {
     /// The joined buffers of a transaction, in join order: storage the transaction owns
     /// and frees (`deallocate()` in its deinit), grown by doubling and never shrunk.
@@ -9,6 +11,8 @@ extension Transaction {
     @usableFromInline
     struct JoinedItems {
         @usableFromInline var base: UnsafeMutablePointer<Item>
+        /// Scratch room for one batch of buffers to release (as many as there are items).
+        @usableFromInline var batch: UnsafeMutablePointer<Unmanaged<Buffer>>
         @usableFromInline var capacity: Int
         @usableFromInline private(set) var count = 0
 
@@ -16,11 +20,28 @@ extension Transaction {
         init(capacity: Int) {
             self.capacity = max(capacity, 1)
             base = .allocate(capacity: self.capacity)
+            batch = .allocate(capacity: self.capacity)
         }
 
         /// Frees the storage; the list is not used afterwards.
         func deallocate() {
             base.deallocate()
+            batch.deallocate()
+        }
+
+        /// Calls `body` with the buffers of the items from target `target`, in join order.
+        @inlinable
+        func withBuffers(ofTarget target: Int32, _ body: (UnsafeBufferPointer<Unmanaged<Buffer>>) -> Void) {
+            var found = 0
+            var i = 0
+            while i < count {
+                if base[i].target == target {
+                    (batch + found).initialize(to: base[i].buffer)
+                    found += 1
+                }
+                i += 1
+            }
+            body(UnsafeBufferPointer(start: batch, count: found))
         }
 
         @inlinable var isEmpty: Bool { count == 0 }
@@ -53,6 +74,8 @@ extension Transaction {
             larger.moveInitialize(from: base, count: count)
             base.deallocate()
             base = larger
+            batch.deallocate()
+            batch = .allocate(capacity: capacity * 2)
             capacity *= 2
         }
 

@@ -54,11 +54,9 @@ public final class Transaction {
     @usableFromInline @exclusivity(unchecked) var targetIDs: [ObjectIdentifier] = []
     /// The most targets one transaction may join buffers from.
     @usableFromInline static let maximumTargets = 8
-    /// Scratch list for batch releases, reused across transactions.
-    @usableFromInline @exclusivity(unchecked) var releaseBatch: [Unmanaged<Buffer>] = []
     /// Saved pages for undoable transactions, reused across transactions.
-    @usableFromInline var beforeImages: [[UInt8]] = []
-    @usableFromInline var beforeImagesUsed = 0
+    @usableFromInline @exclusivity(unchecked) var beforeImages: [[UInt8]] = []
+    @usableFromInline @exclusivity(unchecked) var beforeImagesUsed = 0
 
     /// Whether `cancel` restores the bytes of every buffer changed through this transaction.
     public let keepsBeforeImages: Bool
@@ -67,7 +65,6 @@ public final class Transaction {
     /// first time it is changed, so that `cancel` can put it back.
     public init(keepingBeforeImages: Bool = false) {
         keepsBeforeImages = keepingBeforeImages
-        releaseBatch.reserveCapacity(16)
         targets = .allocate(capacity: Transaction.maximumTargets)
         caches = .allocate(capacity: Transaction.maximumTargets)
     }
@@ -329,19 +326,15 @@ public final class Transaction {
     /// Releases every joined buffer to its target, in join order, one batch per target,
     /// and leaves the transaction empty.
     private func releaseAllItems() {
-        for t in targetIDs.indices {
-            releaseBatch.removeAll(keepingCapacity: true)
-            let target = Int32(truncatingIfNeeded: t)
-            var i = 0
-            while i < items.count {
-                if items[i].target == target { releaseBatch.append(items[i].buffer) }
-                i += 1
-            }
+        var t = 0
+        while t < targetIDs.count {
             let cache = caches[t]
-            releaseBatch.withUnsafeBufferPointer { batch in cache._withUnsafeGuaranteedRef { $0.releaseAll(batch) } }
+            items.withBuffers(ofTarget: Int32(truncatingIfNeeded: t)) { batch in
+                cache._withUnsafeGuaranteedRef { $0.releaseAll(batch) }
+            }
+            t += 1
         }
         items.removeAll()
-        releaseBatch.removeAll(keepingCapacity: true)
         if targetIDs.count > 1 { dropTargets() }
         beforeImagesUsed = 0
     }
