@@ -28,3 +28,10 @@
 //
 // Threading: a transaction belongs to one thread at a time. Callers serialise operations
 // on one in-memory btree, as the kernel's callers do with a mutex.
+//
+// Cost: a transaction is reused from operation to operation and allocates nothing once
+// warm. Its joined buffers live in storage it owns (no copy-on-write checks on the hot
+// path), buffers go back through each target's cache without touching the existential
+// target, and a transaction that used one target keeps it (retained) for the next
+// operation, so a loop of one insert per transaction on one tree retains nothing per
+// operation.
