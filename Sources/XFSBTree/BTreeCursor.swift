@@ -70,6 +70,45 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         path.reserveCapacity(max(1, min(store.maxHeight, 32)))
     }
 
+    /// A cursor whose path lives in `storage`, taken from a closed cursor with
+    /// `takePathStorage()`: a caller that makes a cursor per operation then allocates
+    /// nothing per operation.
+    @inlinable
+    public init(store: Store, layout: BTreeLayout, reusing storage: consuming PathStorage) {
+        self.store = store
+        self.layout = layout
+        self.maxHeight = store.maxHeight
+        self.path = storage.levels
+        if path.capacity == 0 { path.reserveCapacity(max(1, min(store.maxHeight, 32))) }
+    }
+
+    /// The memory of a closed cursor's path (see `init(store:layout:reusing:)`).
+    public struct PathStorage {
+        /// Hands over the memory, leaving none here.
+        @inlinable
+        public mutating func take() -> PathStorage {
+            var taken = PathStorage()
+            swap(&taken.levels, &levels)
+            return taken
+        }
+
+        @usableFromInline var levels: [Level]
+
+        /// No memory: a cursor made with it allocates its own.
+        @inlinable
+        public init() { levels = [] }
+    }
+
+    /// Closes the cursor and hands over its path's memory; the cursor is left closed, with
+    /// no memory of its own.
+    @inlinable
+    public mutating func takePathStorage() -> PathStorage {
+        close()
+        var storage = PathStorage()
+        swap(&storage.levels, &path)
+        return storage
+    }
+
     @inlinable
     deinit {
         var i = 0

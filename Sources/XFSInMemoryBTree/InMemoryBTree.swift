@@ -19,6 +19,9 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
     public let layout: BTreeLayout
     /// Set once a cancel without before-images left the tree unusable.
     @exclusivity(unchecked) public private(set) var isLost = false
+    /// The path memory of the last cursor `withCursor` closed, for the next one.
+    @usableFromInline @exclusivity(unchecked)
+    var spareCursorPath = BTreeCursor<Format, InMemoryBlockStore<Format>>.PathStorage()
 
     /// An empty tree (one empty leaf at block 0) on `target`.
     ///
@@ -72,8 +75,9 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
     ) throws -> Result {
         precondition(!isLost, "in-memory \(Format.name) used after a cancel without before-images")
         store.begin(transaction)
-        var cursor = BTreeCursor<Format, InMemoryBlockStore<Format>>(store: store, layout: layout)
-        defer { cursor.close() }
+        var cursor = BTreeCursor<Format, InMemoryBlockStore<Format>>(
+            store: store, layout: layout, reusing: spareCursorPath.take())
+        defer { spareCursorPath = cursor.takePathStorage() }
         return try body(&cursor)
     }
 
