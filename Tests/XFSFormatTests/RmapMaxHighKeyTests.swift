@@ -4,7 +4,7 @@ import XFSTestSupport
 
 @Suite("rmap: largest high key of a leaf")
 struct RmapMaxHighKeyTests {
-    @Test("the two-pass scan equals decoding every record, edge cases included")
+    @Test("the scan equals decoding every record, ties and wrapping included")
     func matchesBruteForce() {
         var random = SeededRandom(seed: 0x4A11)
         for round in 0..<2_000 {

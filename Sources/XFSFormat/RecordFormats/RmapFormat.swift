@@ -211,32 +211,43 @@ public enum RmapFormat: BTreeRecordFormat {
         if r.isFileMapping { key.packedOffset &+= UInt64(adjust) }
         return key
     }
-    /// The largest high key of a leaf's records, in two passes: the largest last block
-    /// (the key's first field) from two 32-bit loads per record, then whole high keys only
-    /// for the records that end there. Same result as decoding every record.
+    /// The largest high key of a leaf's records: one pass finds the largest last block (the
+    /// key's first field) from two 32-bit loads per record, and where it is; only when
+    /// several records end on that block are their whole high keys compared, in a second
+    /// pass. Same result as decoding every record.
     @inlinable
     public static func maxHighKey(ofRecords records: UnsafeRawPointer, count: Int) -> RmapKey {
         precondition(count >= 1, "the largest high key of \(count) records")
         @inline(__always) func lastBlock(_ p: UnsafeRawPointer) -> UInt32 {
-            BigEndian.u32(p, 0) &+ (max(BigEndian.u32(p, 4), 1) - 1)
+            BigEndian.u32(p, 0) &+ (max(BigEndian.u32(p, 4), 1) &- 1)
         }
-        var maxLast: UInt32 = 0
-        var i = 0
+        var maxLast = lastBlock(records)
+        var first = 0
+        var tied = false
+        var i = 1
         while i < count {
-            maxLast = max(maxLast, lastBlock(records + i &* 24))
+            let last = lastBlock(records + i &* 24)
+            if last > maxLast {
+                maxLast = last
+                first = i
+                tied = false
+            } else if last == maxLast {
+                tied = true
+            }
             i &+= 1
         }
-        var best: RmapKey?
-        i = 0
+        var best = highKey(of: loadRecord(from: records + first &* 24))
+        guard tied else { return best }
+        i = first &+ 1
         while i < count {
             let p = records + i &* 24
             if lastBlock(p) == maxLast {
                 let h = highKey(of: loadRecord(from: p))
-                if best.map({ h > $0 }) ?? true { best = h }
+                if h > best { best = h }
             }
             i &+= 1
         }
-        return best.unsafelyUnwrapped
+        return best
     }
 
     /// Contiguous by startblock only: the next range starts right after this one's last block.
