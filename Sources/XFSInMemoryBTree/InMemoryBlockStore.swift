@@ -50,11 +50,12 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     @usableFromInline @exclusivity(unchecked) var allocator: BlockAllocator
     @usableFromInline let sectorsPerBlock: UInt64
 
-    /// The transaction blocks join; set for the length of one operation.
-    @usableFromInline @exclusivity(unchecked) var transaction: Transaction? {
-        didSet { unretainedTransaction = transaction.map { Unmanaged.passUnretained($0) } }
-    }
-    /// `transaction`, unretained, for the hot paths: valid while `transaction` keeps it.
+    /// The last transaction the store was bound to, kept (retained) after it ends so that
+    /// a loop of operations through one transaction does not retain and release it each
+    /// time.
+    @usableFromInline @exclusivity(unchecked) var lastTransaction: Transaction?
+    /// The transaction blocks join, unretained (`lastTransaction` keeps it): set for the
+    /// length of one operation, nil between operations.
     @usableFromInline @exclusivity(unchecked) var unretainedTransaction: Unmanaged<Transaction>?
     /// Whether the tree's RAM state has changed since the last commit, and what it was.
     @exclusivity(unchecked) private var isInTransaction = false
@@ -100,7 +101,8 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     /// first time in a transaction.
     @usableFromInline
     func begin(_ transaction: Transaction) {
-        self.transaction = transaction
+        if lastTransaction !== transaction { lastTransaction = transaction }
+        unretainedTransaction = Unmanaged.passUnretained(transaction)
         if !isInTransaction {
             isInTransaction = true
             rootAtBegin = root
@@ -112,7 +114,7 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     func commitState() {
         allocator.commit()
         isInTransaction = false
-        transaction = nil
+        unretainedTransaction = nil
     }
 
     /// Puts the RAM state back as it was when the transaction began.
@@ -123,13 +125,13 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         }
         allocator.rollback()
         isInTransaction = false
-        transaction = nil
+        unretainedTransaction = nil
     }
 
     @inlinable @inline(__always)
     var openTransaction: Transaction {
-        guard let transaction else { preconditionFailure("in-memory btree used outside a transaction") }
-        return transaction
+        guard let unretainedTransaction else { preconditionFailure("in-memory btree used outside a transaction") }
+        return unretainedTransaction.takeUnretainedValue()
     }
 
     /// Runs `body` on the open transaction without retaining it (`transaction` owns it).
