@@ -68,20 +68,19 @@ extension BTreeCursor {
     @inlinable
     mutating func insertEntry(_ first: Entry) throws -> Bool {
         // The common insert changes the leaf alone: it has room, the entry does not go
-        // first, and (overlapping trees) its high key does not pass the leaf's. Anything
-        // else may change blocks above, which a descent may only have visited.
+        // first (so the leaf's low key stays), and (overlapping trees) its high key does
+        // not pass the leaf's (so the high keys above stay too). Anything else may change
+        // blocks above, which a descent may only have visited: hold them first.
         if path.count > 1 {
-            let leafOnly: Bool
             let pos = path[0].index
-            if pos == 0 || path[0].block.numrecs >= layout.limits.maxRecords(level: 0) {
-                leafOnly = false
-            } else if Format.isOverlapping {
-                let parentHigh = Format.loadKey(from: path[1].block.highKey(path[1].index, layout))
-                leafOnly = !(first.keys.1 > parentHigh)
-            } else {
-                leafOnly = true
+            let b = path[0].block
+            if pos > 0 && b.numrecs < layout.limits.maxRecords(level: 0)
+                && (!Format.isOverlapping
+                    || !(first.keys.1 > Format.loadKey(from: path[1].block.highKey(path[1].index, layout)))) {
+                putEntry(first, into: b, handle: path[0].handle!, level: 0, at: pos)
+                return false
             }
-            if !leafOnly { try holdPath() }
+            try holdPath()
         }
         var entry = first
         var level = 0

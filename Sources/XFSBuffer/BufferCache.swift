@@ -275,15 +275,6 @@ public final class BufferCache: @unchecked Sendable {
         return wake
     }
 
-    /// Asks for the memory of the buffer cached at `address`, if any, ahead of a `get`: a
-    /// hint, in caches with a single owner only (a shared cache's table may be changing).
-    @usableFromInline
-    func prefetchBuffer(at address: DiskAddress) {
-        guard !isShared, let buffer = state.table.findUnretained(address) else { return }
-        cxfs_prefetch(buffer.toOpaque())
-        cxfs_prefetch(buffer.toOpaque() + 64)
-    }
-
     /// Adds a hold to a buffer the caller already holds (no lock is taken).
     func addHold(_ buffer: Buffer) {
         withLock { _ in

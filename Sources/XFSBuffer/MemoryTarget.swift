@@ -149,7 +149,6 @@ public final class MemoryTarget: BufferTarget {
     @inlinable @inline(__always)
     public func unsafePrefetchAddress(of address: DiskAddress) -> UnsafeRawPointer? {
         guard isValid(address) else { return nil }
-        cache.prefetchBuffer(at: address)
         return file.unsafePrefetchAddress(at: base + address.byteOffset)
     }
 
