@@ -67,26 +67,27 @@ public final class Buffer: @unchecked Sendable {
     /// The buffer's flags. Guarded by the buffer lock.
     @exclusivity(unchecked) public internal(set) var flags: Flags = []
     /// The verifier attached by the last read that named one. Guarded by the buffer lock.
-    public var verifier: (any BufferVerifier)? {
-        get { attachedVerifier?.verifier }
-        set {
-            attachedVerifier = newValue.map(AttachedVerifier.init)
-            attachedVerifierReference = attachedVerifier.map { Unmanaged.passUnretained($0) }
-            if newValue != nil { flags.insert(.verifierAttached) } else { flags.remove(.verifierAttached) }
+    @exclusivity(unchecked) public var verifier: (any BufferVerifier)? {
+        didSet {
+            if verifier != nil { flags.insert(.verifierAttached) } else { flags.remove(.verifierAttached) }
+            sharedVerifier = nil
+            sharedVerifierReference = nil
         }
     }
+    /// The box `attach(_:)` attached the verifier from, if it did. Guarded by the buffer lock.
+    @exclusivity(unchecked) private var sharedVerifier: BufferVerifierBox?
+    /// `sharedVerifier`, unretained, for `verifyStructure`. Guarded by the buffer lock.
+    @exclusivity(unchecked) private var sharedVerifierReference: Unmanaged<BufferVerifierBox>?
 
-    /// The verifier in a box of its own, so that commit calls it in place: copying the
-    /// existential out of a stored property would retain and release its storage on
-    /// every verification.
-    private final class AttachedVerifier {
-        let verifier: any BufferVerifier
-        init(_ verifier: any BufferVerifier) { self.verifier = verifier }
+    /// Attaches the verifier `box` holds, and the box: `verifyStructure` then calls the
+    /// verifier in place (copying the existential out of `verifier` would retain and release
+    /// its storage on every verification). The box is shared, so attaching allocates
+    /// nothing. The caller holds the buffer.
+    public func attach(_ box: BufferVerifierBox) {
+        verifier = box.verifier
+        sharedVerifier = box
+        sharedVerifierReference = Unmanaged.passUnretained(box)
     }
-    /// The box, owned. Guarded by the buffer lock.
-    @exclusivity(unchecked) private var attachedVerifier: AttachedVerifier?
-    /// The box, unretained (`attachedVerifier` keeps it). Guarded by the buffer lock.
-    @exclusivity(unchecked) private var attachedVerifierReference: Unmanaged<AttachedVerifier>?
     /// Whether `verifier` is set, readable without copying the existential. Guarded by the
     /// buffer lock.
     @inlinable public var hasVerifier: Bool { flags.contains(.verifierAttached) }
@@ -218,11 +219,19 @@ public final class Buffer: @unchecked Sendable {
     /// Runs the attached verifier's structure check (as an in-memory transaction does at
     /// commit). Passes when no verifier is attached.
     public func verifyStructure() throws(BufferError) {
-        guard let box = attachedVerifierReference else { return }
-        let outcome = box._withUnsafeGuaranteedRef { box in
-            Result { () throws(VerificationFailure) in try box.verifier.verifyStructure(self) }
+        if let box = sharedVerifierReference {
+            let outcome = box._withUnsafeGuaranteedRef { box in
+                Result { () throws(VerificationFailure) in try box.verifier.verifyStructure(self) }
+            }
+            if case .failure(let failure) = outcome { throw .verificationFailed(failure) }
+            return
         }
-        if case .failure(let failure) = outcome { throw .verificationFailed(failure) }
+        guard let verifier else { return }
+        do {
+            try verifier.verifyStructure(self)
+        } catch {
+            throw .verificationFailed(error)
+        }
     }
 }
 

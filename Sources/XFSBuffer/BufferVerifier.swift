@@ -57,3 +57,15 @@ public struct VerificationFailure: Error, Equatable, Sendable, CustomStringConve
         "\(verifier) verifier: check '\(check)' failed at \(diskAddress)"
     }
 }
+
+/// A verifier boxed once, to attach to many buffers (`Buffer.attach(_:)`) without copying
+/// the existential at each verification or allocating per buffer.
+public final class BufferVerifierBox: Sendable {
+    /// The verifier.
+    public let verifier: any BufferVerifier
+
+    /// Boxes `verifier`.
+    public init(_ verifier: any BufferVerifier) {
+        self.verifier = verifier
+    }
+}

@@ -44,9 +44,9 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     /// The limits every block of this tree uses.
     let limits: BTreeRecordLimits
     let verifier: InMemoryBlockVerifier<Format>
-    /// `verifier`, boxed once: the verifier is too large for an existential's inline
-    /// buffer, so passing it as `any BufferVerifier` per read would allocate a box each time.
-    @usableFromInline let anyVerifier: any BufferVerifier
+    /// `verifier`, boxed once and attached to every block's buffer: attaching allocates
+    /// nothing, and commit calls it in place (see `Buffer.attach(_:)`).
+    @usableFromInline let sharedVerifier: BufferVerifierBox
     @usableFromInline @exclusivity(unchecked) var allocator: BlockAllocator
     @usableFromInline let sectorsPerBlock: UInt64
 
@@ -78,7 +78,7 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         self.verifier = InMemoryBlockVerifier(
             uuid: uuid, limits: limits, maxHeight: maxHeight, blockCount: capacity,
             sectorsPerBlock: UInt64(MemoryTarget.sectorsPerBlock))
-        self.anyVerifier = verifier
+        self.sharedVerifier = BufferVerifierBox(verifier)
     }
 
     /// The tallest tree `blocks` blocks could hold with every block at its minimum fill
@@ -191,13 +191,13 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
             }
             buffer.markDone()
         }
-        if !buffer.hasVerifier { buffer.verifier = anyVerifier }
+        if !buffer.hasVerifier { buffer.attach(sharedVerifier) }
     }
 
     public func newBlock(_ pointer: UInt64) throws -> InMemoryBlockHandle {
         let transaction = openTransaction
         let buffer = try transaction.getBufferUnretained(target, at: address(pointer), length: blockSize)
-        buffer._withUnsafeGuaranteedRef { $0.verifier = anyVerifier }
+        buffer._withUnsafeGuaranteedRef { $0.attach(sharedVerifier) }
         if transaction.keepsBeforeImages { transaction.willChange(unretained: buffer) }
         return InMemoryBlockHandle(buffer)
     }
