@@ -2,6 +2,7 @@
 #include "CXFSShims.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <string.h>
 #include <linux/futex.h>
@@ -104,7 +105,9 @@ void cxfs_guarded_wake(uint32_t *word) {
 
 static uint32_t crc_table[8][256];
 static uint32_t shift_table[4][256]; // multiply by x^(8*STREAM_BYTES*8) mod P, per byte lane
-static int tables_ready;
+// Built once, by the first caller; others wait for it (two threads building the tables at
+// once wrote the same bytes concurrently: a data race ThreadSanitizer reports).
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 #define STREAM_BYTES 1024 // bytes per stream per round (3 streams = 3 KiB)
 
@@ -144,11 +147,10 @@ static void build_tables(void) {
     for (int lane = 0; lane < 4; lane++)
         for (uint32_t n = 0; n < 256; n++)
             shift_table[lane][n] = gf2_multiply(n << (8 * lane), factor);
-    __atomic_store_n(&tables_ready, 1, __ATOMIC_RELEASE);
 }
 
 static inline void ensure_tables(void) {
-    if (!__atomic_load_n(&tables_ready, __ATOMIC_ACQUIRE)) build_tables();
+    pthread_once(&tables_once, build_tables);
 }
 
 static inline uint32_t shift_crc(uint32_t crc) {
