@@ -42,8 +42,9 @@
 // the owner's serialization is the lock); its bytes, flags and verifier belong to the
 // caller until `release`. The bytes of a memory-target buffer are valid while the buffer
 // is held (and stay mapped while the target lives). A memory target also tells where a
-// page is without getting its buffer (`unsafePrefetchAddress`), so a btree can ask for a
-// child block's lines while it looks the buffer up.
+// page is without getting its buffer: `unsafePrefetchAddress` for prefetch hints, and
+// `unsafeMappedPage` for a single owner that reads a page unheld (an in-memory btree's
+// descent visits its nodes that way and holds them only to change them).
 //
 // The hot path, a cached buffer got and released, allocates nothing and makes no system
 // call: two short critical sections of the cache lock (get: table probe, hold, take the
