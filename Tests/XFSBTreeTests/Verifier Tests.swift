@@ -166,6 +166,27 @@ struct VerifierTests {
         #expect(tree.store.holds == 0)
     }
 
+    @Test("a node visited unheld (a store that lends its blocks) is checked like a read one")
+    func visitedNodeThrows() throws {
+        let tree = try corruptibleTree()
+        tree.store.lendsBlocks = true
+        let nodes = try blocksByLevel(tree)[1]
+        tree.store.block(nodes[1]).magic = 0x1234_5678
+        var c = tree.makeCursor()
+        var seen: BTreeFault? = nil
+        // Every key reaches the damaged node through the root; some lookup must meet it.
+        for k in stride(from: UInt64(0), to: 600, by: 10) where seen == nil {
+            do {
+                _ = try c.lookup(k, .equal)
+            } catch BTreeError.corrupt(_, let fault) {
+                seen = fault
+            }
+        }
+        #expect(seen?.check == .magic && seen?.pointer == UInt64(nodes[1]) && seen?.level == 1)
+        c.close()
+        #expect(tree.store.holds == 0)
+    }
+
     @Test("out of space during a split throws and leaves a valid tree")
     func noSpace() throws {
         let tree = try makeKVTree()
