@@ -63,11 +63,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     /// A cursor with a precomputed layout (saves recomputing limits per cursor).
     @inlinable
     public init(store: Store, layout: BTreeLayout) {
-        self.store = store
-        self.layout = layout
-        self.maxHeight = store.maxHeight
-        self.path = []
-        path.reserveCapacity(max(1, min(store.maxHeight, 32)))
+        self.init(store: store, layout: layout, reusing: PathStorage())
     }
 
     /// A cursor whose path lives in `storage`, taken from a closed cursor with
@@ -79,6 +75,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         self.layout = layout
         self.maxHeight = store.maxHeight
         self.path = storage.levels
+        assert(path.isEmpty, "path storage handed over with levels in it")
         if path.capacity == 0 { path.reserveCapacity(max(1, min(store.maxHeight, 32))) }
     }
 

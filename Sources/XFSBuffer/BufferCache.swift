@@ -43,14 +43,13 @@ public struct BufferCacheStatistics: Sendable, Equatable {
 public final class BufferCache: @unchecked Sendable {
     /// The memory cap in bytes (eviction starts above it).
     public let capacity: Int
-    /// Whether several threads may use the cache at once, so that it takes its lock. A cache
-    /// made with `shared: false` belongs to a caller that serializes every use of it (and
-    /// of its buffers) itself, such as an in-memory btree used under its owner's lock, and
-    /// takes no lock of its own.
+    /// Whether several threads may use the cache at once, so that it takes its lock and
+    /// locks the buffers it hands out. A cache made with `shared: false` belongs to a caller
+    /// that serializes every use of it (and of its buffers) itself, such as an in-memory
+    /// btree used under its owner's lock: it takes no lock of its own and locks no buffer
+    /// (the owner's serialization is the lock, and a second get of a held buffer cannot
+    /// deadlock).
     public let isShared: Bool
-    /// Whether buffers are locked when got (only in shared caches: a single owner's
-    /// serialization is the lock, and a second get of a held buffer cannot deadlock).
-    private let locksBuffers: Bool
 
     /// Everything the cache lock guards.
     struct State {
@@ -81,7 +80,6 @@ public final class BufferCache: @unchecked Sendable {
         precondition(capacity >= 0, "a cache capacity cannot be negative (\(capacity))")
         self.capacity = capacity
         self.isShared = shared
-        self.locksBuffers = shared
         self.state = State()
         self.dropStale = dropStale
         self.lockWord = .allocate(capacity: 1)
@@ -143,7 +141,7 @@ public final class BufferCache: @unchecked Sendable {
     @inline(__always)
     func getCached(_ address: DiskAddress, length: Int) throws(BufferError) -> Unmanaged<Buffer>? {
         if isShared { cxfs_lock_acquire(lockWord) }
-        let found = state.holdCached(address, length: length, locking: locksBuffers)
+        let found = state.holdCached(address, length: length, locking: isShared)
         if isShared { cxfs_lock_release(lockWord) }
         switch found {
         case let .held(buffer, locked):
@@ -163,9 +161,9 @@ public final class BufferCache: @unchecked Sendable {
         let fresh = try make()
         assert(fresh.diskAddress == address && fresh.length == length)
         let found: Lookup = withLock { state in
-            let existing = state.holdCached(address, length: length, locking: locksBuffers)
+            let existing = state.holdCached(address, length: length, locking: isShared)
             guard case .missing = existing else { return existing }
-            if locksBuffers {
+            if isShared {
                 let taken = fresh.tryLockGuarded()
                 assert(taken, "a new buffer's lock is free")
             }
@@ -257,7 +255,7 @@ public final class BufferCache: @unchecked Sendable {
     private func releaseLocked(_ state: inout State, _ buffer: Buffer, unlocking: Bool) -> Bool {
         precondition(buffer.holds > 0, "release of \(buffer.diskAddress), which nobody holds")
         assert(buffer.isCached, "release of \(buffer.diskAddress), which is not cached")
-        let wake = unlocking && locksBuffers && buffer.unlockGuarded()
+        let wake = unlocking && isShared && buffer.unlockGuarded()
         buffer.holds -= 1
         guard buffer.holds == 0 else { return wake }
         // Nobody else holds the buffer, so nobody can change its flags now; their last
