@@ -203,11 +203,11 @@ public protocol BTreeBlockStore: AnyObject {
     /// stores through it. Defaults to nil (no hints).
     func prefetchAddress(of pointer: Pointer) -> UnsafeRawPointer?
     /// The bytes of the block at `pointer` without holding it, when the store can lend them
-    /// for the rest of one engine operation: the memory stays valid and nothing else
-    /// changes it meanwhile (a single-owner memory target, whose pages stay mapped). A
-    /// descent then reads the nodes above the leaf without a hold, and the engine takes
-    /// the holds (`readBlock`) before it writes to any of them. Nil (the default): every
-    /// block the engine reads is held.
+    /// while a cursor rests on the block: the memory stays valid as long as the store, and
+    /// nothing but the tree's cursors changes it (a single-owner memory target, whose pages
+    /// stay mapped). A descent then reads its nodes, and a lookup its leaf, without a hold,
+    /// and the engine takes the holds (`readBlock`) before it writes to any of them. Nil
+    /// (the default): every block the engine reads is held.
     func peekBlock(_ pointer: Pointer) -> UnsafeMutableRawPointer?
 
     /// How an insert into a full block makes room. Defaults to `.kernel`.

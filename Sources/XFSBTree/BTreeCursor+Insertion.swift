@@ -23,7 +23,7 @@ extension BTreeCursor {
     @inlinable
     public mutating func insert(_ record: Format.Record) throws {
         let key = Format.lowKey(of: record)
-        try descend(to: key)
+        try descend(to: key, forInsert: true)
         path[0].index = leafBound(key, strict: false)
         try insertRecordAtPath(record, key: key)
     }
@@ -40,7 +40,7 @@ extension BTreeCursor {
     ///   key and one with a key at least as large (checked in debug builds within the leaf).
     @inlinable
     public mutating func insertAtCursor(_ record: Format.Record) throws {
-        precondition(!path.isEmpty && path[0].handle != nil, "insertAtCursor on an unpositioned btree cursor")
+        precondition(!path.isEmpty && path[0].base != nil, "insertAtCursor on an unpositioned btree cursor")
         let key = Format.lowKey(of: record)
         let b = path[0].block
         let i = max(0, path[0].index)
@@ -77,10 +77,13 @@ extension BTreeCursor {
             if pos > 0 && b.numrecs < layout.limits.maxRecords(level: 0)
                 && (!Format.isOverlapping
                     || !(first.keys.1 > Format.loadKey(from: path[1].block.highKey(path[1].index, layout)))) {
+                try hold(0)
                 putEntry(first, into: b, handle: path[0].handle!, level: 0, at: pos)
                 return false
             }
             try holdPath()
+        } else {
+            try hold(0)
         }
         var entry = first
         var level = 0

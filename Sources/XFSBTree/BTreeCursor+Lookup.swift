@@ -2,13 +2,19 @@ import CXFSShims
 
 extension BTreeCursor {
     /// Descends from the root to the leaf that may hold `key`: at each node, the last entry
-    /// whose low key is <= `key` (or the first entry when none is). Returns with the leaf held.
+    /// whose low key is <= `key` (or the first entry when none is). Returns with the leaf
+    /// held for an insert, else visited (see `visit`): a lookup that only reads, as most do,
+    /// then touches no buffer at all on a store that lends blocks.
     ///
     /// When the blocks the cursor already holds are the ones this descent would choose (see
     /// `heldPathLeads(to:height:)`), nothing is searched again: a caller's lookups near
     /// each other (the rmap `map` operation makes four) cost a few key comparisons.
+    ///
+    /// With `forInsert`, the leaf's whole block is asked for as soon as its parent names
+    /// it: an insert shifts the records after its place, on average half the leaf, and
+    /// those lines then arrive with the search's instead of one after another in the shift.
     @inlinable
-    mutating func descend(to key: Format.Key) throws {
+    mutating func descend(to key: Format.Key, forInsert: Bool = false) throws {
         let h = try preparePath()
         if h > 1 && heldPathLeads(to: key, height: h) {
             assert(searchedIndicesMatchPath(key), "the held path disagrees with a searched descent")
@@ -22,9 +28,13 @@ extension BTreeCursor {
             path[level].index = i
             ptr = path[level].block.pointer(i, layout, as: Store.Pointer.self)
             level -= 1
-            Self.prefetchBlock(store, layout, ptr, level: level)
+            if forInsert && level == 0 {
+                Self.prefetchWholeBlock(store, layout, ptr)
+            } else {
+                Self.prefetchBlock(store, layout, ptr, level: level)
+            }
         }
-        try load(0, ptr)
+        if forInsert { try load(0, ptr) } else { try visit(0, ptr) }
     }
 
     /// The entry a descent to `key` takes at `level`: the last whose low key is <= `key`,
@@ -81,6 +91,18 @@ extension BTreeCursor {
         let b = BTreeBlock(UnsafeMutableRawPointer(mutating: address))
         cxfs_prefetch(address)
         prefetchProbes(b, layout, level: level)
+    }
+
+    /// Asks for every line of the block at `pointer`, for writing, when the store can say
+    /// where it is.
+    @inlinable @inline(__always)
+    static func prefetchWholeBlock(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer) {
+        guard let address = store.prefetchAddress(of: pointer) else { return }
+        var offset = 0
+        while offset < layout.blockSize {
+            cxfs_prefetch_for_write(address + offset)
+            offset &+= 64
+        }
     }
 
     /// Whether a descent to `key` would choose exactly the entries and blocks the cursor

@@ -171,7 +171,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     /// Whether the cursor rests on a record.
     @inlinable
     public var isAtRecord: Bool {
-        guard let first = path.first, first.handle != nil else { return false }
+        guard let first = path.first, first.base != nil else { return false }
         return first.index >= 0 && first.index < first.block.numrecs
     }
 
@@ -193,7 +193,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     /// record (libxfs `xfs_btree_get_rec`).
     @inlinable
     public var record: Format.Record? {
-        guard !path.isEmpty, path[0].handle != nil else { return nil }
+        guard !path.isEmpty, path[0].base != nil else { return nil }
         let b = path[0].block
         let i = path[0].index
         guard i >= 0 && i < b.numrecs else { return nil }
@@ -316,8 +316,8 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
 
     /// Makes `path[level]` show the block at `pointer`, unheld when the store lends blocks
     /// (`peekBlock`), else held as `load` does. Only for reading: the engine calls
-    /// `holdPath()` before it changes a block above the leaf. The header is checked as on
-    /// every read.
+    /// `hold` or `holdPath()` before it changes a block. The header is checked as on every
+    /// read.
     @inlinable
     mutating func visit(_ level: Int, _ pointer: Store.Pointer) throws {
         if path[level].base != nil && path[level].pointer == pointer { return }
@@ -345,15 +345,21 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     /// the path's blocks can be changed and duplicated.
     @inlinable
     mutating func holdPath() throws {
-        var level = 1
+        var level = 0
         while level < path.count {
-            if path[level].handle == nil, path[level].base != nil {
-                let (h, b) = try Self.readChecked(store, layout, path[level].pointer, level: level,
-                                                  isRoot: level == path.count - 1)
-                path[level].handle = h
-                path[level].base = b.base
-            }
+            try hold(level)
             level += 1
+        }
+    }
+
+    /// Takes a hold on `path[level]` if it is only visited.
+    @inlinable @inline(__always)
+    mutating func hold(_ level: Int) throws {
+        if path[level].handle == nil, path[level].base != nil {
+            let (h, b) = try Self.readChecked(store, layout, path[level].pointer, level: level,
+                                              isRoot: level == path.count - 1)
+            path[level].handle = h
+            path[level].base = b.base
         }
     }
 
@@ -459,7 +465,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     /// rests after the last record). libxfs `xfs_btree_increment`.
     @inlinable
     public mutating func increment() throws -> Bool {
-        precondition(!path.isEmpty && path[0].handle != nil, "increment on an unpositioned btree cursor")
+        precondition(!path.isEmpty && path[0].base != nil, "increment on an unpositioned btree cursor")
         let n = path[0].block.numrecs
         let i = path[0].index + 1
         if i < n {
@@ -474,7 +480,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     /// cursor then rests before the first record). libxfs `xfs_btree_decrement`.
     @inlinable
     public mutating func decrement() throws -> Bool {
-        precondition(!path.isEmpty && path[0].handle != nil, "decrement on an unpositioned btree cursor")
+        precondition(!path.isEmpty && path[0].base != nil, "decrement on an unpositioned btree cursor")
         let i = path[0].index - 1
         if i >= 0 && i < path[0].block.numrecs {
             path[0].index = i

@@ -68,9 +68,10 @@
 // The cursor is ~Copyable: it holds each block of its path through the store and releases
 // the holds exactly once (close() or deinit). A store that can lend its blocks
 // (peekBlock: an in-memory tree, whose one owner serializes every operation and whose
-// pages stay mapped) lets a descent *visit* the nodes above the leaf without holding
-// them; the engine takes the holds (holdPath) before it changes any node, so an insert
-// that changes only its leaf holds nothing above it. duplicate() makes a second cursor with its own
+// pages stay mapped) lets a descent *visit* its blocks without holding them: every node
+// above the leaf, and the leaf too for a lookup. The engine takes the holds (holdPath)
+// before it changes a block, so a lookup holds nothing and an insert that changes only its
+// leaf holds nothing above it. duplicate() makes a second cursor with its own
 // holds, as xfs_btree_dup_cursor re-reads buffers; the engine uses duplicates internally to
 // reach a sibling through its own parent when shifting, borrowing or joining.
 //
