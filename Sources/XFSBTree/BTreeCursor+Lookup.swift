@@ -15,6 +15,7 @@ extension BTreeCursor {
     /// those lines then arrive with the search's instead of one after another in the shift.
     @inlinable
     mutating func descend(to key: Format.Key, forInsert: Bool = false) throws {
+        leafGuess = -1
         let h = try preparePath()
         if h > 1 && heldPathLeads(to: key, height: h) {
             assert(searchedIndicesMatchPath(key), "the held path disagrees with a searched descent")
@@ -28,10 +29,17 @@ extension BTreeCursor {
             path[level].index = i
             ptr = path[level].block.pointer(i, layout, as: Store.Pointer.self)
             level -= 1
-            if forInsert && level == 0 {
-                Self.prefetchWholeBlock(store, layout, ptr)
-            } else {
+            if level > 0 {
                 Self.prefetchBlock(store, layout, ptr, level: level)
+                continue
+            }
+            leafGuess = Self.leafFraction(of: key, entry: i, of: path[1].block, layout)
+            if forInsert {
+                Self.prefetchWholeBlock(store, layout, ptr)
+            } else if leafGuess >= 0 {
+                Self.prefetchGuessedRecords(store, layout, ptr, fraction: leafGuess)
+            } else {
+                Self.prefetchBlock(store, layout, ptr, level: 0)
             }
         }
         if forInsert { try load(0, ptr) } else { try visit(0, ptr) }
@@ -93,6 +101,50 @@ extension BTreeCursor {
         prefetchProbes(b, layout, level: level)
     }
 
+    /// How far (in records) a leaf search trusts a guess: it looks within this many records
+    /// on either side of the guessed place before it falls back to the binary search.
+    @inlinable
+    static var guessRadius: Int { 8 }
+
+    /// Where a search for `key` should land in the leaf under entry `i` of `node`, as a
+    /// fraction of the leaf's records (0 at the first, 1 past the last), interpolated from
+    /// the key range the entry gives the leaf: its low key and its high key (overlapping
+    /// trees) or the next entry's low key. Negative when the format makes no guesses
+    /// (`interpolationPosition`) or the range is empty.
+    @inlinable @inline(__always)
+    static func leafFraction(of key: Format.Key, entry i: Int, of node: BTreeBlock, _ layout: BTreeLayout) -> Double {
+        guard let position = Format.interpolationPosition(of: key),
+              let low = Format.interpolationPosition(of: Format.loadKey(from: node.key(i, layout)))
+        else { return -1 }
+        let bound: Format.Key
+        if Format.isOverlapping {
+            bound = Format.loadKey(from: node.highKey(i, layout))
+        } else if i + 1 < node.numrecs {
+            bound = Format.loadKey(from: node.key(i + 1, layout))
+        } else {
+            return -1
+        }
+        guard let high = Format.interpolationPosition(of: bound), high > low else { return -1 }
+        if position <= low { return 0 }
+        if position >= high { return 1 }
+        return Double(position - low) / Double(high - low)
+    }
+
+    /// Asks for the header line of the leaf at `pointer` and the lines of the records a
+    /// search guided by `fraction` can look at: whatever the leaf's record count (between
+    /// the minimum and the maximum), the guessed place and `guessRadius` records around it.
+    /// One wait for memory instead of the binary search's two.
+    @inlinable @inline(__always)
+    static func prefetchGuessedRecords(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, fraction: Double) {
+        guard let address = store.prefetchAddress(of: pointer) else { return }
+        cxfs_prefetch(address)
+        let limits = layout.limits
+        let lo = max(0, Int(fraction * Double(limits.minRecords(level: 0))) &- guessRadius)
+        let hi = min(limits.maxRecords(level: 0), Int(fraction * Double(limits.maxRecords(level: 0))) &+ guessRadius)
+        prefetchRange(BTreeBlock(UnsafeMutableRawPointer(mutating: address)), layout,
+                      stride: layout.slotSize(level: 0), lo, hi)
+    }
+
     /// Asks for every line of the block at `pointer`, for writing, when the store can say
     /// where it is.
     @inlinable @inline(__always)
@@ -150,12 +202,57 @@ extension BTreeCursor {
     /// `countPreceding`): its first probes are at fixed places, whose lines were asked for
     /// with the header (`prefetchProbes`), and the lines of the range left after three
     /// probes are asked for at once: about two waits for memory instead of seven.
+    ///
+    /// When the descent guessed where the key sits (`leafGuess`), the search starts there
+    /// (`countPrecedingNear`).
     @inlinable @inline(__always)
     func leafBound(_ key: Format.Key, strict: Bool) -> Int {
         if strict {
-            return Self.countPreceding(path[0].block, layout, level: 0) { Format.loadLowKey(fromRecord: $0) <= key }
+            return leafSearch { Format.loadLowKey(fromRecord: $0) <= key }
         }
-        return Self.countPreceding(path[0].block, layout, level: 0) { Format.loadLowKey(fromRecord: $0) < key }
+        return leafSearch { Format.loadLowKey(fromRecord: $0) < key }
+    }
+
+    /// `countPreceding` over the leaf, from the descent's guess when it made one.
+    @inlinable @inline(__always)
+    func leafSearch(_ precedes: (UnsafeMutableRawPointer) -> Bool) -> Int {
+        let b = path[0].block
+        guard leafGuess >= 0 else { return Self.countPreceding(b, layout, level: 0, precedes) }
+        let guess = Int(leafGuess * Double(b.numrecs))
+        return Self.countPrecedingNear(b, layout, guess: guess, precedes)
+    }
+
+    /// `countPreceding` at a leaf, for a search that guesses the answer is near `guess`:
+    /// when the records just outside `guess ± guessRadius` show that the count lies
+    /// inside, a binary search of that window (whose lines the descent asked for); else
+    /// the whole search. The answer is the same either way, as long as `precedes` holds
+    /// for a prefix of the records.
+    @inlinable @inline(__always)
+    static func countPrecedingNear(
+        _ b: BTreeBlock, _ layout: BTreeLayout, guess: Int, _ precedes: (UnsafeMutableRawPointer) -> Bool
+    ) -> Int {
+        let n = b.numrecs
+        let stride = layout.slotSize(level: 0)
+        let first = b.base + layout.headerSize
+        let lo = max(0, min(n, guess &- guessRadius))
+        let hi = max(0, min(n, guess &+ guessRadius))
+        // The count is at least lo when record lo - 1 precedes, at most hi when record hi
+        // does not.
+        guard lo == 0 || precedes(first + (lo &- 1) &* stride),
+              hi == n || !precedes(first + hi &* stride)
+        else { return countPreceding(b, layout, level: 0, precedes) }
+        var base = lo
+        var length = hi &- lo
+        while length > 0 {
+            let half = length &>> 1
+            if precedes(first + (base &+ half) &* stride) {
+                base &+= half &+ 1
+                length &-= half &+ 1
+            } else {
+                length = half
+            }
+        }
+        return base
     }
 
     /// Positions the cursor by `key` (libxfs `xfs_btree_lookup`) and says whether a record

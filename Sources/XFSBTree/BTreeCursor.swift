@@ -53,6 +53,10 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     @usableFromInline var path: [Level]
     /// The deepest tree this cursor will walk (the store's `maxHeight`).
     @usableFromInline let maxHeight: Int
+    /// Where the last descent expects its key in the leaf, as a fraction of the leaf's
+    /// records (see `leafFraction`); negative when it has no guess. Only `leafBound`, right
+    /// after the descent, reads it.
+    @usableFromInline var leafGuess: Double = -1
 
     /// A cursor on the tree in `store`, not yet positioned.
     @inlinable

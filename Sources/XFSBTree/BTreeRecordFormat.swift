@@ -64,12 +64,23 @@ public protocol BTreeRecordFormat: Sendable {
     associatedtype CoverageKey: Comparable = Key
     /// Projects a key onto the part `hasRecords` compares.
     static func coverageKey(_ key: Key) -> CoverageKey
+
+    /// Where `key` lies on a number line along which the format's keys spread about
+    /// evenly (for the rmapbt, its start block), so that a search can guess a record's
+    /// place in a leaf from the leaf's key range, as an interpolation search does. It must
+    /// never decrease as keys grow; a poor spread only makes guesses miss, and a missed
+    /// guess falls back to the binary search. Nil (the default): no guesses.
+    static func interpolationPosition(of key: Key) -> UInt64?
 }
 
 extension BTreeRecordFormat {
     /// A non-overlapping format's high key is its low key.
     @inlinable
     public static func highKey(of record: Record) -> Key { lowKey(of: record) }
+
+    /// No guesses: every leaf search is a binary search.
+    @inlinable
+    public static func interpolationPosition(of key: Key) -> UInt64? { nil }
 
     /// Decodes the whole record and takes its low key.
     @inlinable

@@ -243,6 +243,9 @@ enum ExtentFormat: BTreeRecordFormat {
                   offset: UInt64(bigEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
     }
     static func lowKey(of r: Extent) -> ExtentKey { ExtentKey(start: r.start, owner: r.owner, offset: r.offset) }
+    /// Leaf searches start from an interpolated guess, as the rmapbt's do (plain keys,
+    /// `KVFormat`, keep the binary search).
+    static func interpolationPosition(of key: ExtentKey) -> UInt64? { UInt64(key.start) }
     static func highKey(of r: Extent) -> ExtentKey {
         ExtentKey(start: r.start &+ r.length &- 1, owner: r.owner, offset: r.offset &+ UInt64(r.length) &- 1)
     }

@@ -158,6 +158,11 @@ public enum RmapFormat: BTreeRecordFormat {
     /// kernel masks owner and offset out of rmap key comparisons there).
     public static func coverageKey(_ key: RmapKey) -> UInt32 { key.startBlock }
 
+    /// The start block: an AG's extents spread over its blocks, so a leaf's records are
+    /// about evenly spaced between its first and last start block.
+    @inlinable @inline(__always)
+    public static func interpolationPosition(of key: RmapKey) -> UInt64? { UInt64(key.startBlock) }
+
     public typealias Record = RmapRecord
     public typealias Key = RmapKey
     @inlinable public static var name: String { "rmapbt" }
