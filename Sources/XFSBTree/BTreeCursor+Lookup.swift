@@ -10,9 +10,11 @@ extension BTreeCursor {
     /// `heldPathLeads(to:height:)`), nothing is searched again: a caller's lookups near
     /// each other (the rmap `map` operation makes four) cost a few key comparisons.
     ///
-    /// With `forInsert`, the leaf's whole block is asked for as soon as its parent names
-    /// it: an insert shifts the records after its place, on average half the leaf, and
-    /// those lines then arrive with the search's instead of one after another in the shift.
+    /// The parent of the leaf guesses where in the leaf the key sits (`leafFraction`), and
+    /// the lines the leaf's search will read are asked for at once. With `forInsert`, the
+    /// lines from there to the leaf's end are asked for, for writing: an insert shifts the
+    /// records after its place, on average half the leaf, and those lines then arrive with
+    /// the search's instead of one after another in the shift.
     @inlinable
     mutating func descend(to key: Format.Key, forInsert: Bool = false) throws {
         leafGuess = -1
@@ -35,7 +37,7 @@ extension BTreeCursor {
             }
             leafGuess = Self.leafFraction(of: key, entry: i, of: path[1].block, layout)
             if forInsert {
-                Self.prefetchWholeBlock(store, layout, ptr)
+                Self.prefetchTailForInsert(store, layout, ptr, fraction: leafGuess)
             } else if leafGuess >= 0 {
                 Self.prefetchGuessedRecords(store, layout, ptr, fraction: leafGuess)
             } else {
@@ -145,13 +147,21 @@ extension BTreeCursor {
                       stride: layout.slotSize(level: 0), lo, hi)
     }
 
-    /// Asks for every line of the block at `pointer`, for writing, when the store can say
-    /// where it is.
+    /// Asks, for writing, for the lines an insert into the leaf at `pointer` touches: from
+    /// the first record a search guided by `fraction` can look at (the header and the whole
+    /// block without a guess) to the end of the leaf's records, which the insert shifts.
     @inlinable @inline(__always)
-    static func prefetchWholeBlock(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer) {
+    static func prefetchTailForInsert(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, fraction: Double) {
         guard let address = store.prefetchAddress(of: pointer) else { return }
+        let limits = layout.limits
         var offset = 0
-        while offset < layout.blockSize {
+        if fraction >= 0 {
+            cxfs_prefetch_for_write(address)
+            let first = max(0, Int(fraction * Double(limits.minRecords(level: 0))) &- guessRadius)
+            offset = (layout.headerSize &+ first &* layout.slotSize(level: 0)) & ~63
+        }
+        let end = layout.headerSize &+ limits.maxRecords(level: 0) &* layout.slotSize(level: 0)
+        while offset < end {
             cxfs_prefetch_for_write(address + offset)
             offset &+= 64
         }

@@ -56,4 +56,17 @@ struct DifferentialTests {
         var d = try Differential<ExtentFormat, UInt32>(seed: seed, store: store, blockSpace: 50_000, maxSize: 6000)
         try d.run(differentialOps, verifyEvery: 5000)
     }
+
+    /// Leaf searches start from a guess interpolated from the parent's keys
+    /// (`ExtentFormat.interpolationPosition`); crowded keys make most guesses miss, so the
+    /// fallback to the binary search answers as often as the guess does.
+    @Test("overlapping extents crowded towards block 0, 4 KiB blocks (interpolated guesses miss)",
+          arguments: [UInt64(33), 34])
+    func overlappingSkewed4K(seed: UInt64) throws {
+        let store = TestStore<UInt32>(blockSize: 4096)
+        store.lendsBlocks = seed % 2 == 0
+        var d = try Differential<ExtentFormat, UInt32>(seed: seed, store: store, blockSpace: 50_000, maxSize: 6000,
+                                                       skewed: true)
+        try d.run(differentialOps / 2, verifyEvery: 5000)
+    }
 }

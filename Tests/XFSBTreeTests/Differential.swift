@@ -209,16 +209,22 @@ extension Differential where Format == KVFormat {
 let maxExtentLength: UInt32 = 16
 
 extension Differential where Format == ExtentFormat {
-    /// Overlapping extents starting in [0, blockSpace).
-    init(seed: UInt64, store: Store, blockSpace: UInt32, maxSize: Int) throws {
+    /// Overlapping extents starting in [0, blockSpace): uniformly, or `skewed` (crowded
+    /// towards 0, the cube of a uniform fraction) so that interpolated guesses miss.
+    init(seed: UInt64, store: Store, blockSpace: UInt32, maxSize: Int, skewed: Bool = false) throws {
+        let space = UInt64(blockSpace)
+        let place: (UInt64) -> UInt32 = { u in
+            let x = u % space
+            return UInt32(skewed ? x * x / space * x / space : x)
+        }
         self.init(
             tree: try BTree.createEmpty(in: store), rng: SeededRandom(seed: seed), seed: seed,
             makeRecord: { g in
-                Extent(start: UInt32(g.next() % UInt64(blockSpace)), length: UInt32(1 + g.next() % UInt64(maxExtentLength)),
+                Extent(start: place(g.next()), length: UInt32(1 + g.next() % UInt64(maxExtentLength)),
                        owner: g.next() % 4, offset: g.next() % 64)
             },
             makeKey: { g in
-                ExtentKey(start: UInt32(g.next() % UInt64(blockSpace + 20)), owner: g.next() % 5, offset: g.next() % 70)
+                ExtentKey(start: place(g.next()) + UInt32(g.next() % 21), owner: g.next() % 5, offset: g.next() % 70)
             },
             mutate: { r, g in
                 var n = r
