@@ -100,6 +100,15 @@
 // where a block is before getting it (a memory target) lets a descent ask for the child's
 // header and probe lines as soon as the parent names it, while the buffer is looked up.
 //
+// A format whose keys spread about evenly along a number (interpolationPosition: the
+// rmapbt's start block) lets the leaf's parent guess where in the leaf the key sits, from
+// the key range its entry gives the leaf. The descent then asks for the lines around that
+// place only, and the leaf search looks in a window of ±8 records there first; the records
+// just outside the window say whether the answer is inside, and when it is not, the binary
+// search runs as above. The answer never depends on the guess, only the number of waits
+// for memory does: one instead of two. An insert asks, for writing, for the lines from the
+// guessed place to the leaf's end, which its shift moves.
+//
 // Overlapping keys
 // ----------------
 // In an overlapping btree (the rmapbt) a record covers an interval, and records may overlap.
