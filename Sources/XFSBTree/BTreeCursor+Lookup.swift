@@ -140,11 +140,18 @@ extension BTreeCursor {
     static func prefetchGuessedRecords(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, fraction: Double) {
         guard let address = store.prefetchAddress(of: pointer) else { return }
         cxfs_prefetch(address)
-        let limits = layout.limits
-        let lo = max(0, Int(fraction * Double(limits.minRecords(level: 0))) &- guessRadius)
-        let hi = min(limits.maxRecords(level: 0), Int(fraction * Double(limits.maxRecords(level: 0))) &+ guessRadius)
+        let window = guessedRecords(fraction: fraction, layout)
         prefetchRange(BTreeBlock(UnsafeMutableRawPointer(mutating: address)), layout,
-                      stride: layout.slotSize(level: 0), lo, hi)
+                      stride: layout.slotSize(level: 0), window.lowerBound, window.upperBound)
+    }
+
+    /// The records a search guided by `fraction` can look at in a leaf of any valid fill:
+    /// `guessRadius` around the guessed place in a leaf at its minimum and at its maximum.
+    @inlinable @inline(__always)
+    static func guessedRecords(fraction: Double, _ layout: BTreeLayout) -> Range<Int> {
+        let minr = layout.limits.minRecords(level: 0), maxr = layout.limits.maxRecords(level: 0)
+        let lo = max(0, Int(fraction * Double(minr)) &- guessRadius)
+        return lo..<max(lo, min(maxr, Int(fraction * Double(maxr)) &+ guessRadius))
     }
 
     /// Asks, for writing, for the lines an insert into the leaf at `pointer` touches: from
@@ -153,14 +160,13 @@ extension BTreeCursor {
     @inlinable @inline(__always)
     static func prefetchTailForInsert(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, fraction: Double) {
         guard let address = store.prefetchAddress(of: pointer) else { return }
-        let limits = layout.limits
         var offset = 0
         if fraction >= 0 {
             cxfs_prefetch_for_write(address)
-            let first = max(0, Int(fraction * Double(limits.minRecords(level: 0))) &- guessRadius)
+            let first = guessedRecords(fraction: fraction, layout).lowerBound
             offset = (layout.headerSize &+ first &* layout.slotSize(level: 0)) & ~63
         }
-        let end = layout.headerSize &+ limits.maxRecords(level: 0) &* layout.slotSize(level: 0)
+        let end = layout.headerSize &+ layout.limits.maxRecords(level: 0) &* layout.slotSize(level: 0)
         while offset < end {
             cxfs_prefetch_for_write(address + offset)
             offset &+= 64
