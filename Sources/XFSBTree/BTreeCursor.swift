@@ -10,6 +10,9 @@ import CXFSShims
 ///
 /// A cursor holds each block of its path through the store until it moves away, ``close()``
 /// is called, or it is destroyed; it is non-copyable so that holds are released exactly once.
+/// On a store that lends its blocks (`peekBlock`), a descent only visits them: nodes always,
+/// and the leaf too when the descent is a lookup; the cursor holds a block before it
+/// changes it.
 /// Use ``duplicate()`` for a second, independently held cursor.
 ///
 /// Every operation that reads blocks can throw: `BTreeError.corrupt` for a block that fails a
@@ -24,7 +27,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         @usableFromInline var pointer: Store.Pointer
         /// The engine's hold on the block; nil when this level holds nothing.
         @usableFromInline var handle: Store.BlockHandle?
-        /// The block's memory while held.
+        /// The block's memory while held or visited.
         @usableFromInline var base: UnsafeMutableRawPointer?
         /// The entry index (0-based; see the type's documentation).
         @usableFromInline var index: Int
@@ -37,7 +40,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
             self.index = index
         }
 
-        /// The block view; only while held.
+        /// The block view; only while held or visited.
         @inlinable
         var block: BTreeBlock {
             @inline(__always) get { BTreeBlock(base!) }
