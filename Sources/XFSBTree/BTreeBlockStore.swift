@@ -202,6 +202,10 @@ public protocol BTreeBlockStore: AnyObject {
     /// it (a memory target's page), for prefetch hints only: the engine never loads or
     /// stores through it. Defaults to nil (no hints).
     func prefetchAddress(of pointer: Pointer) -> UnsafeRawPointer?
+    /// Asks for what holding the block at `pointer` touches besides its bytes (a cached
+    /// buffer's own fields), as a hint: the engine calls it when it knows the block it will
+    /// hold next. Defaults to nothing.
+    func prefetchHold(of pointer: Pointer)
     /// The bytes of the block at `pointer` without holding it, when the store can lend them
     /// while a cursor rests on the block: the memory stays valid as long as the store, and
     /// nothing but the tree's cursors changes it (a single-owner memory target, whose pages
@@ -231,6 +235,10 @@ extension BTreeBlockStore {
     /// No prefetch hints.
     @inlinable
     public func prefetchAddress(of pointer: Pointer) -> UnsafeRawPointer? { nil }
+
+    /// No prefetch hints.
+    @inlinable
+    public func prefetchHold(of pointer: Pointer) {}
 
     /// Every block is held.
     @inlinable

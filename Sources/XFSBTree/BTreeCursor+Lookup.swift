@@ -14,7 +14,8 @@ extension BTreeCursor {
     /// the lines the leaf's search will read are asked for at once. With `forInsert`, the
     /// lines from there to the leaf's end are asked for, for writing: an insert shifts the
     /// records after its place, on average half the leaf, and those lines then arrive with
-    /// the search's instead of one after another in the shift.
+    /// the search's instead of one after another in the shift; the leaf's buffer, which the
+    /// insert holds at once, is asked for too (`prefetchHold`).
     @inlinable
     mutating func descend(to key: Format.Key, forInsert: Bool = false) throws {
         leafGuess = -1
@@ -37,6 +38,7 @@ extension BTreeCursor {
             }
             leafGuess = Self.leafFraction(of: key, entry: i, of: path[1].block, layout)
             if forInsert {
+                store.prefetchHold(of: ptr)
                 Self.prefetchTailForInsert(store, layout, ptr, fraction: leafGuess)
             } else if leafGuess >= 0 {
                 Self.prefetchGuessedRecords(store, layout, ptr, fraction: leafGuess)

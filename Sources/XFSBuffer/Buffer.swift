@@ -31,6 +31,12 @@ public final class Buffer: @unchecked Sendable {
         @inlinable public static var verifierAttached: Flags { Flags(rawValue: 1 << 7) }
     }
 
+    // Stored properties are laid out in declaration order. The ones a cache hit, a
+    // transaction's join and log, and a commit's verification touch come first, so that
+    // they share the object's first line or two (and one prefetch brings them); the LRU
+    // links, the memory's owner and the verifier existential, which the hot paths leave
+    // alone, come last.
+
     /// Where the buffer starts.
     public let diskAddress: DiskAddress
     /// The buffer's length in bytes.
@@ -38,17 +44,10 @@ public final class Buffer: @unchecked Sendable {
     /// The buffer's first byte: its own allocation (file target) or a page of the memory
     /// file's window (memory target).
     @usableFromInline let memory: UnsafeMutableRawPointer
-    /// Whether `memory` was allocated for this buffer (and is freed with it).
-    private let ownsMemory: Bool
-    /// What keeps borrowed memory alive (the memory file or partition), if any.
-    private let memoryOwner: AnyObject?
-    /// The buffer lock's word (see CXFSShims: 0 free, 1 taken, 2 taken with sleepers).
-    private let lockWord: UnsafeMutablePointer<UInt32>
-
-    // MARK: State under the cache's lock
-
     /// How many users hold the buffer. Guarded by the cache lock.
     @exclusivity(unchecked) var holds = 0
+    /// The buffer's flags. Guarded by the buffer lock.
+    @exclusivity(unchecked) public internal(set) var flags: Flags = []
     /// Whether the buffer is in its cache's table. Guarded by the cache lock.
     @exclusivity(unchecked) var isCached = false
     /// Whether the buffer is on its cache's LRU list. Guarded by the cache lock.
@@ -56,16 +55,19 @@ public final class Buffer: @unchecked Sendable {
     /// Whether the buffer was got since it joined the LRU list (eviction's second chance).
     /// Guarded by the cache lock.
     @exclusivity(unchecked) var usedSinceQueued = false
+    /// Whether `memory` was allocated for this buffer (and is freed with it).
+    private let ownsMemory: Bool
+    /// `sharedVerifier`, unretained, for `verifyStructure`. Guarded by the buffer lock.
+    @exclusivity(unchecked) private var sharedVerifierReference: Unmanaged<BufferVerifierBox>?
+    /// The buffer lock's word (see CXFSShims: 0 free, 1 taken, 2 taken with sleepers).
+    private let lockWord: UnsafeMutablePointer<UInt32>
     /// LRU neighbours. Unowned: every buffer on the list is also in the table, which owns it,
     /// and leaves the list before the table. Guarded by the cache lock.
     @exclusivity(unchecked) var lruPrevious: Unmanaged<Buffer>?
     /// See `lruPrevious`.
     @exclusivity(unchecked) var lruNext: Unmanaged<Buffer>?
-
-    // MARK: State under the buffer's lock
-
-    /// The buffer's flags. Guarded by the buffer lock.
-    @exclusivity(unchecked) public internal(set) var flags: Flags = []
+    /// What keeps borrowed memory alive (the memory file or partition), if any.
+    private let memoryOwner: AnyObject?
     /// The verifier attached by the last read that named one. Guarded by the buffer lock.
     @exclusivity(unchecked) public var verifier: (any BufferVerifier)? {
         didSet {
@@ -76,8 +78,6 @@ public final class Buffer: @unchecked Sendable {
     }
     /// The box `attach(_:)` attached the verifier from, if it did. Guarded by the buffer lock.
     @exclusivity(unchecked) private var sharedVerifier: BufferVerifierBox?
-    /// `sharedVerifier`, unretained, for `verifyStructure`. Guarded by the buffer lock.
-    @exclusivity(unchecked) private var sharedVerifierReference: Unmanaged<BufferVerifierBox>?
 
     /// Attaches the verifier `box` holds, and the box: `verifyStructure` then calls the
     /// verifier in place (copying the existential out of `verifier` would retain and release

@@ -153,6 +153,19 @@ public final class BufferCache: @unchecked Sendable {
         }
     }
 
+    /// Asks the processor for the buffer cached at `address` (the fields a `get` and a
+    /// release touch), a hint only. A single-owner cache looks it up; a shared one does
+    /// nothing, since its table may only be read under its lock.
+    @inline(__always)
+    func prefetchCached(_ address: DiskAddress) {
+        guard !isShared, let found = state.table.findUnretained(address) else { return }
+        // The fields those paths use are declared first (see `Buffer`): with the object's
+        // 16-byte header they fill its first 64 bytes, which span at most two lines.
+        let object = UnsafeRawPointer(found.toOpaque())
+        cxfs_prefetch_for_write(object)
+        cxfs_prefetch_for_write(object + 63)
+    }
+
     /// The miss path: create, then insert unless another thread won the race.
     @inline(never)
     private func insert(

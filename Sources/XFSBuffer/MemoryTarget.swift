@@ -143,6 +143,14 @@ public final class MemoryTarget: BufferTarget {
         }
     }
 
+    /// Asks the processor for what getting the buffer at `address` will touch besides its
+    /// page (the cached buffer's own fields), as a hint: a caller that knows which block it
+    /// will hold next calls this first, and the buffer arrives with the page's lines
+    /// instead of after them. Does nothing on a shared cache or for an uncached block.
+    public func prefetchBuffer(at address: DiskAddress) {
+        cache.prefetchCached(address)
+    }
+
     /// Where the page at `address` is in the memory file's window, for prefetch hints only
     /// (never loaded or stored through: the page may not be mapped yet); nil when the
     /// address cannot start a buffer of this target.

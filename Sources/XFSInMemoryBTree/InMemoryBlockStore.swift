@@ -208,6 +208,12 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         target.unsafePrefetchAddress(of: address(pointer))
     }
 
+    /// The block's buffer, when the target caches it (see `MemoryTarget.prefetchBuffer`).
+    @inlinable
+    public func prefetchHold(of pointer: UInt64) {
+        target.prefetchBuffer(at: address(pointer))
+    }
+
     /// The block's page, unheld: the tree has one owner at a time, which serializes every
     /// operation, and a page of a live tree stays mapped as long as the target. Nil for a
     /// pointer past the blocks handed out, or a page not mapped yet.

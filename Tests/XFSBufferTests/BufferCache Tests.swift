@@ -95,6 +95,20 @@ struct BufferCacheTests {
         #expect(first.holdCount == 0 && target.cache.statistics.evictableBuffers == 1)
     }
 
+    @Test("a prefetch hint creates, holds and counts nothing, on single-owner and shared caches alike")
+    func prefetchHintChangesNothing() throws {
+        for exclusive in [true, false] {
+            let target = try target(capacityInPages: 8, exclusive: exclusive)
+            let buffer = try target.getBuffer(at: block(2), length: pageSize)
+            target.release(buffer)
+            let before = target.cache.statistics
+            // Cached, uncached, past the table's end and not a page boundary.
+            for address in [block(2), block(3), block(100_000), DiskAddress(1)] { target.prefetchBuffer(at: address) }
+            #expect(target.cache.statistics == before, "exclusive: \(exclusive)")
+            #expect(buffer.holdCount == 0 && !target.cache.contains(block(3)))
+        }
+    }
+
     @Test("an evicted memory buffer's page keeps its bytes")
     func evictionKeepsPages() throws {
         let target = try target(capacityInPages: 1)
