@@ -258,11 +258,18 @@ extension BTreeCursor {
         return high
     }
 
-    /// Whether the sibling block at `pointer` has room for one more entry. Read and released
-    /// at once: when it is full (the common case once random inserts have filled the
-    /// leaves) this saves duplicating the whole path only to find that out.
+    /// Whether the sibling block at `pointer` has room for one more entry. Only looked at
+    /// (a store that lends blocks), or read and released at once: when it is full this
+    /// saves duplicating the whole path only to find that out.
     @inlinable
     func siblingHasRoom(_ pointer: Store.Pointer, level: Int) throws -> Bool {
+        if store.isValid(pointer), let memory = store.peekBlock(pointer) {
+            let b = BTreeBlock(memory)
+            if Self.headerIsSane(b, store, layout, pointer, level: level, isRoot: false) {
+                return b.numrecs < layout.limits.maxRecords(level: level)
+            }
+        }
+        // Not lent, or damaged: the checked read says what is wrong.
         let (h, b) = try Self.readChecked(store, layout, pointer, level: level, isRoot: false)
         defer { store.release(h) }
         return b.numrecs < layout.limits.maxRecords(level: level)
