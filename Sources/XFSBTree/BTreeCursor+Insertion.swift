@@ -194,8 +194,38 @@ extension BTreeCursor {
         let right = b.rightSibling(Store.Pointer.self)
         if right.isNull || path[level].index >= n - 1 { return nil }
         guard try siblingHasRoom(right, level: level) else { return nil }
+        // Usually the sibling hangs off the same parent, in the next slot: it is held alone
+        // and its keys go up through that slot of this cursor's (held) path. Otherwise a
+        // cursor is moved to it, through its own parent.
+        let parent = path[level + 1]
+        if parent.index + 1 < parent.block.numrecs {
+            guard parent.block.pointer(parent.index + 1, layout, as: Store.Pointer.self) == right else {
+                throw corrupt(.siblings, level: level, "right sibling \(right) is not the next block under the parent")
+            }
+            let (rh, rb) = try Self.readChecked(store, layout, right, level: level, isRoot: false)
+            defer { store.release(rh) }
+            guard let (low, movedHigh) = moveLastEntries(of: level, into: rb, handle: rh) else { return nil }
+            path[level + 1].index += 1
+            updateKeysAfterAdding(level: level, index: 0, low: low, high: movedHigh)
+            path[level + 1].index -= 1
+            return movedHigh
+        }
         let t = try siblingCursor(right, rightward: true, level: level)
-        let rb = t.path[level].block
+        guard let (low, movedHigh) = moveLastEntries(of: level, into: t.path[level].block,
+                                                     handle: t.path[level].handle!) else { return nil }
+        t.updateKeysAfterAdding(level: level, index: 0, low: low, high: movedHigh)
+        return movedHigh
+    }
+
+    /// The right shift's move: the last entries of the block at `level` (one, or under
+    /// `.batchedShifts` those after the insert position, up to half the sibling's room) go
+    /// to the start of the right sibling `rb`; both are logged. Returns the sibling's new
+    /// low key and the moved entries' largest high key (the sibling only gained entries,
+    /// at its start, so its keys follow without a rescan), or nil when it is full.
+    @inlinable
+    func moveLastEntries(of level: Int, into rb: BTreeBlock, handle rh: Store.BlockHandle) -> (Format.Key, Format.Key)? {
+        let b = path[level].block
+        let n = b.numrecs
         let rn = rb.numrecs
         if rn >= layout.limits.maxRecords(level: level) { return nil }
         let k = store.growthPolicy == .batchedShifts
@@ -205,12 +235,9 @@ extension BTreeCursor {
         rb.copyEntries(from: b, at: n - k, to: 0, count: k, level: level, layout)
         rb.numrecs = rn + k
         b.numrecs = n - k
-        logEntries(t.path[level].handle!, level: level, from: 0, to: rn + k)
+        logEntries(rh, level: level, from: 0, to: rn + k)
         store.markDirty(path[level].handle!, range: 0..<layout.headerSize)
-        // The sibling only gained entries, at its start: its keys follow without a rescan.
-        let low = entryKeys(rb, 0, level: level).0
-        t.updateKeysAfterAdding(level: level, index: 0, low: low, high: movedHigh)
-        return movedHigh
+        return (entryKeys(rb, 0, level: level).0, movedHigh)
     }
 
     /// Moves the first entry of the full block at `level` into its left sibling, if the
