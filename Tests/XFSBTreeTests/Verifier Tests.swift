@@ -92,6 +92,43 @@ struct VerifierTests {
         #expect(report.faults.contains { $0.check == .siblings && $0.pointer == leaves[2] && $0.detail.contains("itself") })
     }
 
+    @Test("a shift refuses a right sibling that is not the parent's next child", arguments: [false, true])
+    func shiftIntoWrongSibling(lendsBlocks: Bool) throws {
+        let tree = try corruptibleTree()
+        tree.store.lendsBlocks = lendsBlocks
+        let node = try blocksByLevel(tree)[1][0]
+        let nb = tree.store.block(node)
+        #expect(nb.numrecs >= 2)
+        let leaf = nb.pointer(0, tree.layout, as: UInt64.self), next = nb.pointer(1, tree.layout, as: UInt64.self)
+        // Fill the leaf (keys between its first and its neighbour's first, gaps left), so
+        // that the next insert into its middle must shift.
+        let first = KVFormat.loadRecord(from: tree.store.block(leaf).record(0, tree.layout)).key
+        var c = tree.makeCursor()
+        var key = first + 2
+        while tree.store.block(leaf).numrecs < 4 {
+            try c.insert(KV(key: key, value: 0))
+            key += 2
+        }
+        // Make room in the last leaf (60 ascending inserts leave every leaf full).
+        #expect(try c.lookup(590, .equal))
+        try c.delete()
+        c.close()
+        #expect(tree.verify().isClean)
+        // Point the full leaf's right sibling at another leaf with room.
+        let other = try #require(try blocksByLevel(tree)[0].first {
+            $0 != leaf && $0 != next && tree.store.block($0).numrecs < 4
+        })
+        tree.store.block(leaf).setRightSibling(other)
+        c = tree.makeCursor()
+        do {
+            try c.insert(KV(key: first + 1, value: 0))
+            Issue.record("the insert went through a wrong sibling")
+        } catch BTreeError.corrupt(_, let fault) {
+            #expect(fault.check == .siblings && fault.detail.contains("not the next block under the parent"))
+        }
+        c.close()
+    }
+
     @Test("pointer cycles: a child pointing at the root, a child shared by two slots")
     func cycles() throws {
         let tree = try corruptibleTree()
