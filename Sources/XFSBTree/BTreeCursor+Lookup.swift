@@ -26,27 +26,31 @@ extension BTreeCursor {
         }
         var ptr = store.root
         var level = h - 1
+        // Whether the lines the search of the block at `level` reads were asked for from
+        // the level above (the store says where its blocks are); else the read asks for
+        // its search's first probes.
+        var prefetched = false
         while level > 0 {
-            try visit(level, ptr)
+            try visit(level, ptr, probes: !prefetched)
             let i = nodeBound(key, level: level)
             path[level].index = i
             ptr = path[level].block.pointer(i, layout, as: Store.Pointer.self)
             level -= 1
             if level > 0 {
-                Self.prefetchBlock(store, layout, ptr, level: level)
+                prefetched = Self.prefetchBlock(store, layout, ptr, level: level)
                 continue
             }
             leafGuess = Self.leafFraction(of: key, entry: i, of: path[1].block, layout)
             if forInsert {
                 store.prefetchHold(of: ptr)
-                Self.prefetchTailForInsert(store, layout, ptr, fraction: leafGuess)
+                prefetched = Self.prefetchTailForInsert(store, layout, ptr, fraction: leafGuess)
             } else if leafGuess >= 0 {
-                Self.prefetchGuessedRecords(store, layout, ptr, fraction: leafGuess)
+                prefetched = Self.prefetchGuessedRecords(store, layout, ptr, fraction: leafGuess)
             } else {
-                Self.prefetchBlock(store, layout, ptr, level: 0)
+                prefetched = Self.prefetchBlock(store, layout, ptr, level: 0)
             }
         }
-        if forInsert { try load(0, ptr) } else { try visit(0, ptr) }
+        if forInsert { try load(0, ptr, probes: !prefetched) } else { try visit(0, ptr, probes: !prefetched) }
     }
 
     /// The entry a descent to `key` takes at `level`: the last whose low key is <= `key`,
@@ -97,12 +101,14 @@ extension BTreeCursor {
     /// first (the header; at a leaf, the first probes' records), when the store can say
     /// where the block is before it is got: the memory then arrives while the store finds
     /// the block's buffer.
-    @inlinable @inline(__always)
-    static func prefetchBlock(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, level: Int) {
-        guard let address = store.prefetchAddress(of: pointer) else { return }
+    /// Returns whether it could (the store gave the block's address).
+    @inlinable @inline(__always) @discardableResult
+    static func prefetchBlock(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, level: Int) -> Bool {
+        guard let address = store.prefetchAddress(of: pointer) else { return false }
         let b = BTreeBlock(UnsafeMutableRawPointer(mutating: address))
         cxfs_prefetch(address)
         prefetchProbes(b, layout, level: level)
+        return true
     }
 
     /// How far (in records) a leaf search trusts a guess: it looks within this many records
@@ -137,14 +143,16 @@ extension BTreeCursor {
     /// Asks for the header line of the leaf at `pointer` and the lines of the records a
     /// search guided by `fraction` can look at: whatever the leaf's record count (between
     /// the minimum and the maximum), the guessed place and `guessRadius` records around it.
-    /// One wait for memory instead of the binary search's two.
+    /// One wait for memory instead of the binary search's two. Returns whether it could
+    /// (the store gave the block's address).
     @inlinable @inline(__always)
-    static func prefetchGuessedRecords(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, fraction: Double) {
-        guard let address = store.prefetchAddress(of: pointer) else { return }
+    static func prefetchGuessedRecords(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, fraction: Double) -> Bool {
+        guard let address = store.prefetchAddress(of: pointer) else { return false }
         cxfs_prefetch(address)
         let window = guessedRecords(fraction: fraction, layout)
         prefetchRange(BTreeBlock(UnsafeMutableRawPointer(mutating: address)), layout,
                       stride: layout.slotSize(level: 0), window.lowerBound, window.upperBound)
+        return true
     }
 
     /// The records a search guided by `fraction` can look at in a leaf of any valid fill:
@@ -159,9 +167,10 @@ extension BTreeCursor {
     /// Asks, for writing, for the lines an insert into the leaf at `pointer` touches: from
     /// the first record a search guided by `fraction` can look at (the header and the whole
     /// block without a guess) to the end of the leaf's records, which the insert shifts.
+    /// Returns whether it could (the store gave the block's address).
     @inlinable @inline(__always)
-    static func prefetchTailForInsert(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, fraction: Double) {
-        guard let address = store.prefetchAddress(of: pointer) else { return }
+    static func prefetchTailForInsert(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, fraction: Double) -> Bool {
+        guard let address = store.prefetchAddress(of: pointer) else { return false }
         var offset = 0
         if fraction >= 0 {
             cxfs_prefetch_for_write(address)
@@ -173,6 +182,7 @@ extension BTreeCursor {
             cxfs_prefetch_for_write(address + offset)
             offset &+= 64
         }
+        return true
     }
 
     /// Whether a descent to `key` would choose exactly the entries and blocks the cursor

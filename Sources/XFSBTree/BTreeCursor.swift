@@ -210,10 +210,13 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     // MARK: Reading blocks
 
     /// Reads the block at `pointer`, expected at `level`, and checks its header; releases it
-    /// and throws `BTreeError.corrupt` if a check fails.
+    /// and throws `BTreeError.corrupt` if a check fails. With `probes`, the lines of a
+    /// search's first probes are asked for with the header (see `prefetchProbes`); a
+    /// descent that asked for the lines its search needs before the read passes false.
     @inlinable
     static func readChecked(
-        _ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, level: Int, isRoot: Bool
+        _ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, level: Int, isRoot: Bool,
+        probes: Bool = true
     ) throws -> (Store.BlockHandle, BTreeBlock) {
         guard !pointer.isNull, store.isValid(pointer) else {
             throw BTreeError.corrupt(
@@ -224,7 +227,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         let b = BTreeBlock(store.memory(of: h))
         // A block's first search probes sit at fixed places (see `leafBound`): ask for
         // them now, so they arrive with the header instead of after it.
-        prefetchProbes(b, layout, level: level)
+        if probes { prefetchProbes(b, layout, level: level) }
         if !headerIsSane(b, store, layout, pointer, level: level, isRoot: isRoot),
            let fault = headerFault(b, store, layout, pointer, level: level, isRoot: isRoot) {
             store.release(h)
@@ -324,12 +327,12 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     /// Makes `path[level]` show the block at `pointer`, unheld when the store lends blocks
     /// (`peekBlock`), else held as `load` does. Only for reading: the engine calls
     /// `hold` or `holdPath()` before it changes a block. The header is checked as on every
-    /// read.
+    /// read. `probes` as for `readChecked`.
     @inlinable
-    mutating func visit(_ level: Int, _ pointer: Store.Pointer) throws {
+    mutating func visit(_ level: Int, _ pointer: Store.Pointer, probes: Bool) throws {
         if path[level].base != nil && path[level].pointer == pointer { return }
         guard !pointer.isNull, store.isValid(pointer), let memory = store.peekBlock(pointer) else {
-            try load(level, pointer)
+            try load(level, pointer, probes: probes)
             return
         }
         if let h = path[level].handle {
@@ -338,7 +341,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         }
         let b = BTreeBlock(memory)
         let isRoot = level == path.count - 1
-        Self.prefetchProbes(b, layout, level: level)
+        if probes { Self.prefetchProbes(b, layout, level: level) }
         if !Self.headerIsSane(b, store, layout, pointer, level: level, isRoot: isRoot),
            let fault = Self.headerFault(b, store, layout, pointer, level: level, isRoot: isRoot) {
             path[level].base = nil
@@ -371,15 +374,17 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     }
 
     /// Makes `path[level]` hold the block at `pointer` (reusing the hold if it already does).
+    /// `probes` as for `readChecked`.
     @inlinable
-    mutating func load(_ level: Int, _ pointer: Store.Pointer) throws {
+    mutating func load(_ level: Int, _ pointer: Store.Pointer, probes: Bool = true) throws {
         if let h = path[level].handle {
             if path[level].pointer == pointer { return }
             store.release(h)
             path[level].handle = nil
             path[level].base = nil
         }
-        let (h, b) = try Self.readChecked(store, layout, pointer, level: level, isRoot: level == path.count - 1)
+        let (h, b) = try Self.readChecked(store, layout, pointer, level: level, isRoot: level == path.count - 1,
+                                          probes: probes)
         path[level].pointer = pointer
         path[level].handle = h
         path[level].base = b.base
