@@ -170,6 +170,19 @@ public final class MemoryTarget: BufferTarget {
         return file.unsafeMappedPage(at: base + address.byteOffset)
     }
 
+    /// Where the target's first page is in the memory file's window: the page at disk
+    /// address `a` is at `unsafePagesStart + a.byteOffset`, at the same place for the
+    /// target's whole life (the file reserves its window at its maximum size). For a
+    /// caller that serializes every use of the target's pages itself and keeps its own
+    /// page arithmetic, as `unsafeMappedPage` does per call: only bytes below
+    /// `mappedBytes` may be loaded or stored; the rest of the window is reserved, unmapped.
+    public var unsafePagesStart: UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(mutating: file.unsafePrefetchAddress(at: base))
+    }
+
+    /// How many of the target's bytes, from its start, the window maps now. It only grows.
+    public var mappedBytes: Int { min(max(file.mappedSize - base, 0), size) }
+
     /// Bytes of memory the target's pages hold now.
     public func residentBytes() throws(BufferError) -> Int {
         do {

@@ -49,6 +49,13 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     @usableFromInline let sharedVerifier: BufferVerifierBox
     @usableFromInline @exclusivity(unchecked) var allocator: BlockAllocator
     @usableFromInline let sectorsPerBlock: UInt64
+    /// The target's pages in the memory file's window (block `p` at `p * blockSize`), and
+    /// how many blocks from there are known to be mapped: the lent and prefetched
+    /// addresses of a descent are two compares and an add (see `peekBlock`).
+    @usableFromInline let pages: UnsafeMutableRawPointer
+    @usableFromInline @exclusivity(unchecked) var mappedBlocks: UInt64 = 0
+    /// The target's size in blocks.
+    @usableFromInline let capacity: UInt64
 
     /// The last transaction the store was bound to, kept (retained) after it ends so that
     /// a loop of operations through one transaction does not retain and release it each
@@ -71,6 +78,8 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         self.blockSize = MemoryTarget.blockSize
         self.sectorsPerBlock = UInt64(MemoryTarget.sectorsPerBlock)
         let capacity = UInt64(target.size / MemoryTarget.blockSize)
+        self.capacity = capacity
+        self.pages = target.unsafePagesStart
         let limits = limits ?? BTreeRecordLimits.computed(blockSize: blockSize, format: Format.self, pointer: UInt64.self)
         self.limits = limits
         self.maxHeight = Self.maxHeight(blocks: capacity, limits: limits)
@@ -202,10 +211,12 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         return InMemoryBlockHandle(buffer)
     }
 
-    /// The block's page in the memory file's window (the block need not be cached).
+    /// The block's page in the memory file's window (the block need not be cached, nor
+    /// its page mapped: a prefetch never faults).
     @inlinable @inline(__always)
     public func prefetchAddress(of pointer: UInt64) -> UnsafeRawPointer? {
-        target.unsafePrefetchAddress(of: address(pointer))
+        guard pointer < capacity else { return nil }
+        return UnsafeRawPointer(pages + Int(truncatingIfNeeded: pointer) &* blockSize)
     }
 
     /// The block's buffer, when the target caches it (see `MemoryTarget.prefetchBuffer`).
@@ -217,10 +228,19 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     /// The block's page, unheld: the tree has one owner at a time, which serializes every
     /// operation, and a page of a live tree stays mapped as long as the target. Nil for a
     /// pointer past the blocks handed out, or a page not mapped yet.
-    @inlinable
+    @inlinable @inline(__always)
     public func peekBlock(_ pointer: UInt64) -> UnsafeMutableRawPointer? {
         guard isValid(pointer) else { return nil }
-        return target.unsafeMappedPage(of: address(pointer))
+        guard pointer < mappedBlocks || isMapped(pointer) else { return nil }
+        return pages + Int(truncatingIfNeeded: pointer) &* blockSize
+    }
+
+    /// Whether the window maps the page of block `pointer` now (it learns how far the
+    /// target is mapped, which only grows).
+    @usableFromInline @inline(never)
+    func isMapped(_ pointer: UInt64) -> Bool {
+        mappedBlocks = UInt64(target.mappedBytes / blockSize)
+        return pointer < mappedBlocks
     }
 
     @inlinable @inline(__always)

@@ -139,4 +139,25 @@ struct MemoryTargetTests {
         #expect(try first.residentBytes() == 0)
         #expect(throws: BufferError.self) { _ = try target.getBuffer(at: block(64), length: pageSize) }
     }
+
+    @Test("the pages' start and mapped length agree with the page lookup, whole file or partition")
+    func pagesStartAndMappedBytes() throws {
+        let file = try MemoryFile(name: "window", maximumSize: 1 << 26)
+        _ = try file.makePartition(size: 1024 * pageSize)
+        let partition = try file.makePartition(size: 1024 * pageSize)
+        for target in [MemoryTarget(file: file), MemoryTarget(partition: partition)] {
+            for page in [0, 5, 700] {
+                let buffer = try target.getBuffer(at: block(page), length: pageSize)
+                #expect(target.mappedBytes > page * pageSize && target.mappedBytes <= target.size)
+                #expect(target.unsafePagesStart + page * pageSize == buffer.unsafeMutableBytes.baseAddress)
+                #expect(target.unsafeMappedPage(of: block(page)) == target.unsafePagesStart + page * pageSize)
+                target.release(buffer)
+            }
+            let mapped = target.mappedBytes
+            #expect(mapped % pageSize == 0)
+            if mapped < target.size {
+                #expect(target.unsafeMappedPage(of: block(mapped / pageSize)) == nil)
+            }
+        }
+    }
 }
