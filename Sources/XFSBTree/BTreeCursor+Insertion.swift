@@ -248,12 +248,42 @@ extension BTreeCursor {
     @inlinable
     mutating func shiftLeftToMakeRoom(level: Int) throws -> (moved: Int, high: Format.Key)? {
         let b = path[level].block
-        let n = b.numrecs
         let left = b.leftSibling(Store.Pointer.self)
         if left.isNull || path[level].index <= 0 { return nil }
         guard try siblingHasRoom(left, level: level) else { return nil }
+        // As for the right shift: a sibling in the parent's previous slot is held alone, and
+        // its keys go up through that slot of this cursor's path.
+        let parent = path[level + 1]
+        if parent.index > 0 {
+            guard parent.block.pointer(parent.index - 1, layout, as: Store.Pointer.self) == left else {
+                throw corrupt(.siblings, level: level, "left sibling \(left) is not the previous block under the parent")
+            }
+            let (lh, lb) = try Self.readChecked(store, layout, left, level: level, isRoot: false, probes: false)
+            defer { store.release(lh) }
+            guard let (moved, at, low, high) = moveFirstEntries(of: level, into: lb, handle: lh) else { return nil }
+            path[level + 1].index -= 1
+            updateKeysAfterAdding(level: level, index: at, low: low, high: high)
+            path[level + 1].index += 1
+            return (moved, high)
+        }
         let t = try siblingCursor(left, rightward: false, level: level)
-        let lb = t.path[level].block
+        guard let (moved, at, low, high) = moveFirstEntries(of: level, into: t.path[level].block,
+                                                            handle: t.path[level].handle!) else { return nil }
+        t.updateKeysAfterAdding(level: level, index: at, low: low, high: high)
+        return (moved, high)
+    }
+
+    /// The left shift's move: the first entries of the block at `level` (one, or under
+    /// `.batchedShifts` every entry before the insert position that fits) go to the end of
+    /// the left sibling `lb`; both are logged. Returns how many moved, where they start in
+    /// the sibling, and their low key and largest high key (the sibling only gained
+    /// entries, at its end, so its keys follow without a rescan), or nil when it is full.
+    @inlinable
+    func moveFirstEntries(of level: Int, into lb: BTreeBlock, handle lh: Store.BlockHandle)
+        -> (moved: Int, at: Int, low: Format.Key, high: Format.Key)?
+    {
+        let b = path[level].block
+        let n = b.numrecs
         let ln = lb.numrecs
         if ln >= layout.limits.maxRecords(level: level) { return nil }
         let k = store.growthPolicy == .batchedShifts
@@ -264,11 +294,9 @@ extension BTreeCursor {
         lb.numrecs = ln + k
         b.moveEntries(from: k, to: 0, count: n - k, level: level, layout)
         b.numrecs = n - k
-        logEntries(t.path[level].handle!, level: level, from: ln, to: ln + k)
+        logEntries(lh, level: level, from: ln, to: ln + k)
         logEntries(path[level].handle!, level: level, from: 0, to: n - k)
-        // The sibling only gained entries, at its end: its keys follow without a rescan.
-        t.updateKeysAfterAdding(level: level, index: ln, low: movedLow, high: movedHigh)
-        return (k, movedHigh)
+        return (k, ln, movedLow, movedHigh)
     }
 
     /// The largest high key of entries `[from, from + count)` of block `b` at `level` (for

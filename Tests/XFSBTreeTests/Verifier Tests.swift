@@ -129,6 +129,39 @@ struct VerifierTests {
         c.close()
     }
 
+    @Test("a shift refuses a left sibling that is not the parent's previous child", arguments: [false, true])
+    func shiftIntoWrongLeftSibling(lendsBlocks: Bool) throws {
+        let tree = try corruptibleTree()
+        tree.store.lendsBlocks = lendsBlocks
+        let node = try blocksByLevel(tree)[1][0]
+        let nb = tree.store.block(node)
+        #expect(nb.numrecs >= 3)
+        let previous = nb.pointer(0, tree.layout, as: UInt64.self)
+        let leaf = nb.pointer(1, tree.layout, as: UInt64.self), next = nb.pointer(2, tree.layout, as: UInt64.self)
+        // 60 ascending inserts leave every leaf full: the leaf and its right sibling have no
+        // room, so an insert into the leaf's middle must shift left. Make room in the last
+        // leaf, and point the leaf's left sibling there.
+        #expect(tree.store.block(leaf).numrecs == 4 && tree.store.block(next).numrecs == 4)
+        var c = tree.makeCursor()
+        #expect(try c.lookup(590, .equal))
+        try c.delete()
+        c.close()
+        #expect(tree.verify().isClean)
+        let other = try #require(try blocksByLevel(tree)[0].first {
+            $0 != leaf && $0 != previous && $0 != next && tree.store.block($0).numrecs < 4
+        })
+        tree.store.block(leaf).setLeftSibling(other)
+        let first = KVFormat.loadRecord(from: tree.store.block(leaf).record(0, tree.layout)).key
+        c = tree.makeCursor()
+        do {
+            try c.insert(KV(key: first + 1, value: 0))
+            Issue.record("the insert went through a wrong sibling")
+        } catch BTreeError.corrupt(_, let fault) {
+            #expect(fault.check == .siblings && fault.detail.contains("not the previous block under the parent"))
+        }
+        c.close()
+    }
+
     @Test("pointer cycles: a child pointing at the root, a child shared by two slots")
     func cycles() throws {
         let tree = try corruptibleTree()
