@@ -73,7 +73,9 @@
 // before it changes a block, so a lookup holds nothing and an insert that changes only its
 // leaf holds nothing above it. duplicate() makes a second cursor with its own
 // holds, as xfs_btree_dup_cursor re-reads buffers; the engine uses duplicates internally to
-// reach a sibling through its own parent when shifting, borrowing or joining.
+// reach a sibling through its own parent when borrowing or joining, and when shifting into
+// a sibling under another parent (a shift into the parent's next or previous child holds
+// that sibling alone and updates its keys through the cursor's own path).
 //
 // Operations follow xfs_btree.c's decisions: lookup LE/GE/EQ by binary search per level;
 // increment/decrement climb to the first level with room and descend the far edge; insert
