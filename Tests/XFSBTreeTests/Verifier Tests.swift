@@ -119,14 +119,7 @@ struct VerifierTests {
             $0 != leaf && $0 != next && tree.store.block($0).numrecs < 4
         })
         tree.store.block(leaf).setRightSibling(other)
-        c = tree.makeCursor()
-        do {
-            try c.insert(KV(key: first + 1, value: 0))
-            Issue.record("the insert went through a wrong sibling")
-        } catch BTreeError.corrupt(_, let fault) {
-            #expect(fault.check == .siblings && fault.detail.contains("not the next block under the parent"))
-        }
-        c.close()
+        expectShiftRefused(tree, inserting: first + 1, saying: "not the next block under the parent")
     }
 
     @Test("a shift refuses a left sibling that is not the parent's previous child", arguments: [false, true])
@@ -152,12 +145,19 @@ struct VerifierTests {
         })
         tree.store.block(leaf).setLeftSibling(other)
         let first = KVFormat.loadRecord(from: tree.store.block(leaf).record(0, tree.layout)).key
-        c = tree.makeCursor()
+        expectShiftRefused(tree, inserting: first + 1, saying: "not the previous block under the parent")
+    }
+
+    /// Inserts `key`, which must shift into a damaged sibling, and expects the sibling check.
+    func expectShiftRefused(_ tree: KVTree, inserting key: UInt64, saying detail: String) {
+        var c = tree.makeCursor()
         do {
-            try c.insert(KV(key: first + 1, value: 0))
+            try c.insert(KV(key: key, value: 0))
             Issue.record("the insert went through a wrong sibling")
         } catch BTreeError.corrupt(_, let fault) {
-            #expect(fault.check == .siblings && fault.detail.contains("not the previous block under the parent"))
+            #expect(fault.check == .siblings && fault.detail.contains(detail))
+        } catch {
+            Issue.record("unexpected error \(error)")
         }
         c.close()
     }
