@@ -58,8 +58,8 @@ struct DifferentialTests {
     }
 
     /// Leaf searches start from a guess interpolated from the parent's keys
-    /// (`ExtentFormat.interpolationPosition`); crowded keys make most guesses miss, so the
-    /// fallback to the binary search answers as often as the guess does.
+    /// (`ExtentFormat.interpolationPosition`); crowded keys make many guesses miss (one in
+    /// six, counted once), so the fallback to the binary search answers often.
     @Test("overlapping extents crowded towards block 0, 4 KiB blocks (interpolated guesses miss)",
           arguments: [UInt64(33), 34])
     func overlappingSkewed4K(seed: UInt64) throws {
