@@ -258,7 +258,7 @@ extension BTreeCursor {
             guard parent.block.pointer(parent.index - 1, layout, as: Store.Pointer.self) == left else {
                 throw corrupt(.siblings, level: level, "left sibling \(left) is not the previous block under the parent")
             }
-            let (lh, lb) = try Self.readChecked(store, layout, left, level: level, isRoot: false, probes: false)
+            let (lh, lb) = try Self.readChecked(store, layout, left, level: level, isRoot: false)
             defer { store.release(lh) }
             guard let (moved, at, low, high) = moveFirstEntries(of: level, into: lb, handle: lh) else { return nil }
             path[level + 1].index -= 1

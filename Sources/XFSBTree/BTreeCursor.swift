@@ -210,13 +210,14 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     // MARK: Reading blocks
 
     /// Reads the block at `pointer`, expected at `level`, and checks its header; releases it
-    /// and throws `BTreeError.corrupt` if a check fails. With `probes`, the lines of a
-    /// search's first probes are asked for with the header (see `prefetchProbes`); a
-    /// descent that asked for the lines its search needs before the read passes false.
+    /// and throws `BTreeError.corrupt` if a check fails. With `probes` (a descent that is
+    /// about to search the block and could not ask for its lines before the read), the
+    /// lines of the search's first probes are asked for with the header (see
+    /// `prefetchProbes`); every other read walks the block from an end, or not at all.
     @inlinable
     static func readChecked(
         _ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, level: Int, isRoot: Bool,
-        probes: Bool = true
+        probes: Bool = false
     ) throws -> (Store.BlockHandle, BTreeBlock) {
         guard !pointer.isNull, store.isValid(pointer) else {
             throw BTreeError.corrupt(
@@ -376,7 +377,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
     /// Makes `path[level]` hold the block at `pointer` (reusing the hold if it already does).
     /// `probes` as for `readChecked`.
     @inlinable
-    mutating func load(_ level: Int, _ pointer: Store.Pointer, probes: Bool = true) throws {
+    mutating func load(_ level: Int, _ pointer: Store.Pointer, probes: Bool = false) throws {
         if let h = path[level].handle {
             if path[level].pointer == pointer { return }
             store.release(h)
