@@ -43,7 +43,7 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     @exclusivity(unchecked) public private(set) var height: Int = 1
     /// The limits every block of this tree uses.
     let limits: BTreeRecordLimits
-    let verifier: InMemoryBlockVerifier<Format>
+    let verifier: InMemoryBlockVerifier
     /// `verifier`, boxed once and attached to every block's buffer: attaching allocates
     /// nothing, and commit calls it in place (see `Buffer.attach(_:)`).
     @usableFromInline let sharedVerifier: BufferVerifierBox
@@ -85,7 +85,7 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
         self.maxHeight = Self.maxHeight(blocks: capacity, limits: limits)
         self.allocator = BlockAllocator(capacity: capacity)
         self.verifier = InMemoryBlockVerifier(
-            uuid: uuid, limits: limits, maxHeight: maxHeight, blockCount: capacity,
+            format: Format.self, uuid: uuid, limits: limits, maxHeight: maxHeight, blockCount: capacity,
             sectorsPerBlock: UInt64(MemoryTarget.sectorsPerBlock))
         self.sharedVerifier = BufferVerifierBox(verifier)
     }
