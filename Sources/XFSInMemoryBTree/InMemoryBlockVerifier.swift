@@ -14,6 +14,7 @@ import XFSBuffer
 struct InMemoryBlockVerifier: BufferVerifier {
     /// The format's name, for failures.
     let formatName: String
+    /// The format's magic.
     let magic: UInt32
     let uuid: BTreeUUID
     let limits: BTreeRecordLimits

@@ -217,21 +217,42 @@ struct InMemoryBTreeTests {
         #expect(tree.isLost)
     }
 
-    @Test("commit runs the block verifier on dirty blocks and names the failed check")
-    func commitVerifies() throws {
+    /// One damaged header field of the root leaf (block 0 of a 4,096-block target): where,
+    /// how wide, the value written, and what the failure must say.
+    struct HeaderDamage: Sendable, CustomStringConvertible {
+        let field: String, offset: Int, width: Int, value: UInt64, says: String
+        var description: String { field }
+    }
+
+    @Test("commit runs the block verifier on dirty blocks and names the failed check", arguments: [
+        HeaderDamage(field: "magic", offset: 0, width: 4, value: 0xDEAD_BEEF, says: "magic 0xdeadbeef is not rmapbt's"),
+        HeaderDamage(field: "level", offset: 4, width: 2, value: 200, says: "level 200 is not below the height limit"),
+        HeaderDamage(field: "numrecs", offset: 6, width: 2, value: 60_000, says: "60000 entries exceed the maximum"),
+        HeaderDamage(field: "left sibling", offset: 8, width: 8, value: 1 << 40, says: "left sibling 1099511627776 is outside"),
+        HeaderDamage(field: "right sibling", offset: 16, width: 8, value: 0, says: "right sibling points at the block itself"),
+        HeaderDamage(field: "blkno", offset: 24, width: 8, value: 8, says: "header blkno 0x8 is not the block's own address"),
+        HeaderDamage(field: "uuid", offset: 40, width: 8, value: 1, says: "header uuid does not match"),
+    ])
+    func commitVerifies(_ damage: HeaderDamage) throws {
         let tree = try makeTree()
         let transaction = Transaction()
         try tree.withCursor(in: transaction) { cursor in
             try cursor.insert(RmapRecord(startBlock: 1, blockCount: 1, owner: 200))
+            #expect(tree.root == 0)
             let root = try tree.store.readBlock(tree.root)
-            tree.store.memory(of: root).storeBytes(of: UInt32(0xDEAD_BEEF).bigEndian, as: UInt32.self)
-            tree.store.markDirty(root, range: 0..<4)
+            let bytes = tree.store.memory(of: root) + damage.offset
+            switch damage.width {
+            case 2: bytes.storeBytes(of: UInt16(damage.value).bigEndian, as: UInt16.self)
+            case 4: bytes.storeBytes(of: UInt32(damage.value).bigEndian, as: UInt32.self)
+            default: bytes.storeBytes(of: damage.value.bigEndian, as: UInt64.self)
+            }
+            tree.store.markDirty(root, range: damage.offset..<(damage.offset + damage.width))
             tree.store.release(root)
         }
         #expect {
             try tree.commit(transaction)
         } throws: { error in
-            "\(error)".contains("magic")
+            "\(error)".contains("rmapbt (in memory) verifier") && "\(error)".contains(damage.says)
         }
     }
 
