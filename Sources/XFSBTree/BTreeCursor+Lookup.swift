@@ -102,7 +102,7 @@ extension BTreeCursor {
     /// where the block is before it is got: the memory then arrives while the store finds
     /// the block's buffer.
     /// Returns whether it could (the store gave the block's address).
-    @inlinable @inline(__always) @discardableResult
+    @inlinable @inline(__always)
     static func prefetchBlock(_ store: Store, _ layout: BTreeLayout, _ pointer: Store.Pointer, level: Int) -> Bool {
         guard let address = store.prefetchAddress(of: pointer) else { return false }
         let b = BTreeBlock(UnsafeMutableRawPointer(mutating: address))

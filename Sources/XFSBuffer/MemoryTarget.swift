@@ -151,15 +151,6 @@ public final class MemoryTarget: BufferTarget {
         cache.prefetchCached(address)
     }
 
-    /// Where the page at `address` is in the memory file's window, for prefetch hints only
-    /// (never loaded or stored through: the page may not be mapped yet); nil when the
-    /// address cannot start a buffer of this target.
-    @inlinable @inline(__always)
-    public func unsafePrefetchAddress(of address: DiskAddress) -> UnsafeRawPointer? {
-        guard isValid(address) else { return nil }
-        return file.unsafePrefetchAddress(at: base + address.byteOffset)
-    }
-
     /// The page at `address` when it is mapped already (nil otherwise, or when the address
     /// cannot start a buffer of this target), without getting its buffer: for a caller
     /// that serializes every use of the target's pages itself (an in-memory btree reading

@@ -42,11 +42,10 @@
 // the owner's serialization is the lock); its bytes, flags and verifier belong to the
 // caller until `release`. The bytes of a memory-target buffer are valid while the buffer
 // is held (and stay mapped while the target lives). A memory target also tells where a
-// page is without getting its buffer: `unsafePrefetchAddress` for prefetch hints, and
-// `unsafeMappedPage` for a single owner that reads a page unheld (an in-memory btree's
-// descent visits its nodes that way and holds them only to change them), or
-// `unsafePagesStart` and `mappedBytes` for such an owner that keeps its own page
-// arithmetic (the in-memory btree's store, whose descents lend every block). An exclusive
+// page is without getting its buffer: `unsafeMappedPage` for a single owner that reads a
+// page unheld, or `unsafePagesStart` and `mappedBytes` for such an owner that keeps its own
+// page arithmetic (the in-memory btree's store, whose descents visit their nodes unheld,
+// holding them only to change them, and prefetch the pages they will read). An exclusive
 // target can also prefetch a cached buffer's own fields (`prefetchBuffer`): `Buffer`
 // declares the ones a get, a log and a release touch first, so they share the object's
 // first 64 bytes, and a caller that knows the block it will hold next asks for them

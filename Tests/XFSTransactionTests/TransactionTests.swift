@@ -149,7 +149,7 @@ struct TransactionTests {
         let tx = Transaction()
         for block in 0..<8 {
             let buffer = try tx.getBuffer(target, at: address(Int64(block)), length: page)
-            buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 7) }
+            buffer.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 7) }
             tx.log(buffer, range: 0..<page)
         }
         try tx.commit()
@@ -172,7 +172,7 @@ struct TransactionTests {
         let setup = Transaction()
         for block in 0..<3 {
             let buffer = try setup.getBuffer(target, at: address(Int64(block)), length: page)
-            buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: UInt8(block + 1)) }
+            buffer.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: UInt8(block + 1)) }
             setup.log(buffer, range: 0..<page)
         }
         try setup.commit()
