@@ -64,4 +64,53 @@ public struct AGFL: Sendable, Equatable {
         }
         return blocks
     }
+
+    /// The free-list blocks as far as they can be trusted, and what is wrong with the list.
+    ///
+    /// Unlike ``activeBlocks(agf:agno:geometry:)`` this never fails: a check must go on
+    /// reading the rest of the AG, and report a damaged free list as one finding about the
+    /// free list.
+    ///
+    /// - When the window needs a reset (flcount disagrees with flfirst...fllast), the blocks
+    ///   are the slots from flfirst to fllast: what the kernel last put there, and what the
+    ///   rmapbt records as OWN_AG.
+    /// - An entry that is NULLAGBLOCK or outside the AG's free space is skipped and named.
+    public func readableBlocks(agf: AGF, agno: UInt32, geometry g: Geometry) -> FreeListReading {
+        let size = UInt32(slots.count)
+        var reading = FreeListReading()
+        guard agf.flCount != 0 || agf.freeListNeedsReset(agflSize: size) else { return reading }
+        var window: [Int]
+        if agf.freeListNeedsReset(agflSize: size) {
+            let span = agf.flFirst < size && agf.flLast < size
+                ? (agf.flLast >= agf.flFirst ? agf.flLast - agf.flFirst + 1 : size - agf.flFirst + agf.flLast + 1) : 0
+            reading.problems.append("free list needs reset: flcount \(agf.flCount) but flfirst \(agf.flFirst) ... fllast \(agf.flLast) "
+                + (span > 0 ? "spans \(span) slots" : "is outside the \(size) slots"))
+            window = (0 ..< Int(span)).map { (Int(agf.flFirst) + $0) % Int(size) }
+        } else {
+            window = agf.activeFreeListSlots(agflSize: size)
+        }
+        for slot in window {
+            let b = slots[slot]
+            if b == Geometry.nullAGBlock {
+                reading.problems.append("active slot \(slot) is empty (NULLAGBLOCK)")
+            } else if b <= g.agflBlock || b >= agf.length {
+                reading.problems.append("active slot \(slot) holds block \(b), outside the AG's free space")
+            } else {
+                reading.blocks.append(b)
+            }
+        }
+        return reading
+    }
+}
+
+/// The free list of one AG as far as it can be read: its blocks in list order, and one
+/// sentence per thing wrong with it (empty when the list is sound).
+public struct FreeListReading: Sendable, Equatable {
+    /// The blocks on the list that can be trusted, in list order.
+    public var blocks: [UInt32] = []
+    /// What is wrong with the list.
+    public var problems: [String] = []
+
+    /// An empty list with nothing wrong.
+    public init() {}
 }

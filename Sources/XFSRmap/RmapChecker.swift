@@ -18,6 +18,9 @@ public struct RmapFinding: Sendable, Equatable, CustomStringConvertible {
         /// Metadata the scan needed could not be read (an inode, another AG btree), or two
         /// observations collide; the expected record set may be incomplete.
         case observation
+        /// The free-space btrees disagree with the observations (a block both free and in
+        /// use, or neither) or with each other.
+        case freeSpace = "free-space"
     }
 
     /// The AG.
@@ -112,41 +115,69 @@ public struct RmapChecker: Sendable {
         func add(_ kind: RmapFinding.Kind, block: UInt64? = nil, expected: RmapRecord? = nil, found: RmapRecord? = nil, _ detail: String) {
             findings.append(RmapFinding(agno: agno, kind: kind, block: block, expected: expected, found: found, detail: detail))
         }
-        for problem in scanner.problems where problem.agno == agno {
-            add(.observation, problem.detail)
+        let problems = scanner.problems.filter { $0.agno == agno }
+        for problem in problems where problem.kind != .rmapbt {
+            add(problem.kind == .header ? .header : .observation, problem.detail)
         }
         var summary = RmapAGSummary(agno: agno, expectedRecords: 0, onDiskRecords: nil, onDiskBlocks: 0, height: 0, counts: [:])
+        // The expected records are known whatever the state of the disk.
+        try scanner.tree(agno).forEach { _ in summary.expectedRecords += 1; return .proceed }
 
-        let headers: AGHeaders
+        let agf: AGF
         do {
-            headers = try image.agHeaders(agno)
+            agf = try image.agf(agno)
         } catch {
-            add(.header, "AG headers unreadable: \(error)")
+            // The scan read every AG's AGF and reported this one: one fault, one finding.
+            if !findings.contains(where: { $0.kind == .header }) { add(.header, "AGF: \(error)") }
             return finish(summary, findings)
         }
-        summary.height = Int(headers.agf.rmapLevel)
+        summary.height = Int(agf.rmapLevel)
+
+        // Free space against the observations. Leaks (blocks neither free nor in use) are
+        // reported only when nothing the scan needed was unreadable anywhere.
+        /// A free-space tree's records, or nil when they cannot be read: a fault the scan
+        /// met in walking that tree's blocks is already a finding; one only its records
+        /// show (keys out of order) becomes one here.
+        func freeExtents<Format: BTreeRecordFormat>(_ format: Format.Type, _ kind: AGBTreeKind) -> [FreeSpaceRecord]?
+        where Format.Record == FreeSpaceRecord {
+            do {
+                return try image.records(format, AGBTreeRoot(kind, agno: agno, agf: agf))
+            } catch {
+                if !findings.contains(where: { $0.detail.hasPrefix("\(kind.rawValue) blocks:") }) {
+                    add(.freeSpace, "\(kind.rawValue) records unreadable: \(error)")
+                }
+                return nil
+            }
+        }
+        let freeSpaceCheck = FreeSpaceCheck(agno: agno, agLength: agf.length, observations: scanner.tree(agno))
+        let bnobt = freeExtents(FreeSpaceByBlockFormat.self, .bnobt)
+        let cntbt = freeExtents(FreeSpaceByCountFormat.self, .cntbt)
+        findings += try freeSpaceCheck.findings(bnobt: bnobt, cntbt: cntbt, reportLeaks: scanner.problems.isEmpty)
 
         // Structure.
-        let store = AGBTreeStore<RmapFormat>(image: image, agno: agno, root: headers.agf.rmapRoot,
-                                             height: Int(headers.agf.rmapLevel), maxHeight: image.geometry.maxRmapBTreeLevels)
+        let store = AGBTreeStore<RmapFormat>(image: image, agno: agno, root: agf.rmapRoot,
+                                             height: Int(agf.rmapLevel), maxHeight: image.geometry.maxRmapBTreeLevels)
         let report = BTreeVerifier<RmapFormat, AGBTreeStore<RmapFormat>>.verify(store)
         for fault in report.faults {
             add(.structure, block: fault.pointer, "rmapbt \(fault.check.rawValue): \(fault.detail)"
                 + (fault.level.map { " (level \($0)" + (fault.index.map { ", entry \($0)" } ?? "") + ")" } ?? ""))
         }
         summary.onDiskBlocks = report.blocks
+        // The scan met the same fault walking the tree's blocks; say it once.
+        if report.faults.isEmpty {
+            for problem in problems where problem.kind == .rmapbt { add(.structure, problem.detail) }
+        }
         // The block count means something only when the walk reached every block.
         let walkStoppers: Set<BTreeCheck> = [.read, .cycle, .height, .pointer, .level, .magic, .blkno]
         if report.faults.allSatisfy({ !walkStoppers.contains($0.check) }),
-           Int(headers.agf.rmapBlocks) != report.blocks {
-            add(.header, "AGF rmap_blocks is \(headers.agf.rmapBlocks) but the rmapbt has \(report.blocks) blocks")
+           Int(agf.rmapBlocks) != report.blocks {
+            add(.header, "AGF rmap_blocks is \(agf.rmapBlocks) but the rmapbt has \(report.blocks) blocks")
         }
 
         // Records: streamed side by side when the disk tree reads in order (the usual case,
         // and no record lands on the Swift heap); otherwise both sets as arrays, the disk's
         // sorted.
         if let streamed = try streamingDiff(agno, store: store) {
-            summary.expectedRecords = streamed.expected
             summary.onDiskRecords = streamed.found
             findings += streamed.findings
             return finish(summary, findings)
@@ -173,7 +204,6 @@ public struct RmapChecker: Sendable {
         }.map(\.element)
         var next = sorted.makeIterator()
         let walk = try mergeWalk(agno) { next.next().map(DiskRecord.record) ?? .end }
-        summary.expectedRecords = walk?.expected ?? 0
         findings += walk?.findings ?? []
         return finish(summary, findings)
     }

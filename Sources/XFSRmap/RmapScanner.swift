@@ -10,10 +10,31 @@ import XFSTransaction
 /// structure that could not be read or an observation that collides with another. The
 /// checker reports them as damage.
 public struct ScanProblem: Sendable, Equatable, CustomStringConvertible {
+    /// What kind of structure the problem is in.
+    public enum Kind: Sendable, Equatable {
+        /// An AG header (AGF, AGI) or the free list it governs.
+        case header
+        /// The on-disk rmapbt's own blocks (walked for their OWN_AG records): the check's
+        /// structural verification of that tree reports the same fault.
+        case rmapbt
+        /// Anything else the scan reads: an AG btree, an inode, a fork; or two observations
+        /// that collide.
+        case observation
+    }
+
     /// The AG the problem belongs to.
     public var agno: UInt32
+    /// What kind of structure the problem is in.
+    public var kind: Kind = .observation
     /// What could not be read or recorded, and why.
     public var detail: String
+
+    /// A problem of `kind` in AG `agno`.
+    public init(agno: UInt32, kind: Kind = .observation, detail: String) {
+        self.agno = agno
+        self.kind = kind
+        self.detail = detail
+    }
 
     public var description: String { "AG \(agno): \(detail)" }
 }
@@ -130,7 +151,7 @@ public final class RmapScanner: @unchecked Sendable {
     ///   structures become `problems`.
     public func scan(ags: [UInt32]) throws {
         let expected = ags.reduce(0) { total, agno in
-            guard let agi = (try? image.agHeaders(agno))?.agi else { return total }
+            guard let agi = try? image.agi(agno) else { return total }
             return total + Int(agi.count) - Int(min(agi.freeCount, agi.count))
         }
         progressLock.withLock {
@@ -193,8 +214,8 @@ public final class RmapScanner: @unchecked Sendable {
 
     // MARK: One AG
 
-    private func problem(_ agno: UInt32, _ detail: String) {
-        problemsLock.withLock { collectedProblems.append(ScanProblem(agno: agno, detail: detail)) }
+    private func problem(_ agno: UInt32, _ detail: String, kind: ScanProblem.Kind = .observation) {
+        problemsLock.withLock { collectedProblems.append(ScanProblem(agno: agno, kind: kind, detail: detail)) }
     }
 
     /// Stashes one observation into the tree of `agno`, in its own committed transaction.
@@ -236,48 +257,67 @@ public final class RmapScanner: @unchecked Sendable {
             try stash(RmapRecord(startBlock: start, blockCount: length, owner: owner))
         }
         /// Runs a read of one structure; a failure becomes a problem and the scan goes on.
-        func reading<T>(_ what: String, _ body: () throws -> T) -> T? {
+        func reading<T>(_ what: String, kind: ScanProblem.Kind = .observation, _ body: () throws -> T) -> T? {
             do {
                 return try body()
             } catch {
-                problem(agno, "\(what): \(error)")
+                // "AGF: bad CRC" rather than "AGF: AG 1 AGF: bad CRC": the finding names the AG.
+                var text = "\(error)"
+                if text.hasPrefix("AG \(agno) ") { text.removeFirst("AG \(agno) ".count) }
+                problem(agno, text.hasPrefix(what) ? text : "\(what): \(text)", kind: kind)
                 return nil
             }
         }
 
         try special(0, g.ownFSLength, RmapOwner.fs)
         if let log = g.internalLog, log.agno == agno { try special(log.agbno, log.length, RmapOwner.log) }
-        guard let headers = reading("AG headers", { try image.agHeaders(agno) }) else { return [] }
 
-        let inodeRecords = reading("inobt", { try image.inodeBTreeRecords(.inobt, in: headers) }) ?? []
-        for record in inodeRecords {
-            if let chunk = g.inodeChunkExtent(record) { try special(chunk.agbno, chunk.length, RmapOwner.inodes) }
-        }
-        for block in reading("inobt blocks", { try image.inodeBTreeBlocks(.inobt, in: headers) }) ?? [] {
-            try special(block, 1, RmapOwner.inobt)
-        }
-        if g.hasFinobt {
-            for block in reading("finobt blocks", { try image.inodeBTreeBlocks(.finobt, in: headers) }) ?? [] {
+        // Each header is read on its own: the inode btrees need only the AGI and the
+        // free-space, rmap and refcount btrees only the AGF, so one damaged header costs
+        // only what truly depends on it (the AG's inodes are still scanned when its AGF is
+        // damaged, and their mappings in other AGs still observed).
+        let agf = reading("AGF", kind: .header) { try image.agf(agno) }
+        let agi = reading("AGI", kind: .header) { try image.agi(agno) }
+
+        var inodeRecords: [InodeBTreeRecord] = []
+        if let agi {
+            inodeRecords = reading("inobt", { try image.inodeBTreeRecords(AGBTreeRoot(.inobt, agno: agno, agi: agi)) }) ?? []
+            for record in inodeRecords {
+                if let chunk = g.inodeChunkExtent(record) { try special(chunk.agbno, chunk.length, RmapOwner.inodes) }
+            }
+            for block in reading("inobt blocks", { try image.inodeBTreeBlocks(AGBTreeRoot(.inobt, agno: agno, agi: agi)) }) ?? [] {
                 try special(block, 1, RmapOwner.inobt)
             }
-        }
-        for block in reading("bnobt blocks", { try image.blocks(FreeSpaceByBlockFormat.self, .bnobt, in: headers) }) ?? [] {
-            try special(block, 1, RmapOwner.ag)
-        }
-        for block in reading("cntbt blocks", { try image.blocks(FreeSpaceByCountFormat.self, .cntbt, in: headers) }) ?? [] {
-            try special(block, 1, RmapOwner.ag)
-        }
-        for block in reading("rmapbt blocks", { try image.blocks(RmapFormat.self, .rmapbt, in: headers) }) ?? [] {
-            try special(block, 1, RmapOwner.ag)
-        }
-        for block in headers.freeListBlocks { try special(block, 1, RmapOwner.ag) }
-        if g.hasReflink {
-            for block in reading("refcountbt blocks", { try image.blocks(RefcountFormat.self, .refcountbt, in: headers) }) ?? [] {
-                try special(block, 1, RmapOwner.refc)
+            if g.hasFinobt {
+                for block in reading("finobt blocks", { try image.inodeBTreeBlocks(AGBTreeRoot(.finobt, agno: agno, agi: agi)) }) ?? [] {
+                    try special(block, 1, RmapOwner.inobt)
+                }
             }
-            for record in reading("refcountbt", { try image.records(RefcountFormat.self, .refcountbt, in: headers) }) ?? []
-            where record.domain == .cow {
-                try special(record.startBlock, record.blockCount, RmapOwner.cow)
+        }
+        if let agf {
+            func root(_ kind: AGBTreeKind) -> AGBTreeRoot { AGBTreeRoot(kind, agno: agno, agf: agf) }
+            for block in reading("bnobt blocks", { try image.blocks(FreeSpaceByBlockFormat.self, root(.bnobt)) }) ?? [] {
+                try special(block, 1, RmapOwner.ag)
+            }
+            for block in reading("cntbt blocks", { try image.blocks(FreeSpaceByCountFormat.self, root(.cntbt)) }) ?? [] {
+                try special(block, 1, RmapOwner.ag)
+            }
+            for block in reading("rmapbt blocks", kind: .rmapbt, { try image.blocks(RmapFormat.self, root(.rmapbt)) }) ?? [] {
+                try special(block, 1, RmapOwner.ag)
+            }
+            // A damaged free list is one problem about the free list; the blocks it still
+            // names are observed as the kernel last left them.
+            let freeList = image.freeList(agno, agf: agf)
+            for detail in freeList.problems { problem(agno, "AGFL: \(detail)", kind: .header) }
+            for block in freeList.blocks { try special(block, 1, RmapOwner.ag) }
+            if g.hasReflink {
+                for block in reading("refcountbt blocks", { try image.blocks(RefcountFormat.self, root(.refcountbt)) }) ?? [] {
+                    try special(block, 1, RmapOwner.refc)
+                }
+                for record in reading("refcountbt", { try image.records(RefcountFormat.self, root(.refcountbt)) }) ?? []
+                where record.domain == .cow {
+                    try special(record.startBlock, record.blockCount, RmapOwner.cow)
+                }
             }
         }
 

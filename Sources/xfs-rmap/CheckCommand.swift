@@ -41,7 +41,7 @@ struct CheckCommand: ParsableCommand {
             for summary in report.summaries { output.write(summary.line + "\n") }
             output.write(report.isConsistent
                 ? "rmap: consistent in \(ags.count) AGs\n"
-                : "rmap: \(report.findings.count) problems in \(report.summaries.filter { !$0.isConsistent }.count) of \(ags.count) AGs\n")
+                : "rmap: \(report.findings.count) problem\(report.findings.count == 1 ? "" : "s") in \(report.summaries.filter { !$0.isConsistent }.count) of \(ags.count) AGs\n")
         }
         output.flush()
         if !json {

@@ -17,45 +17,103 @@ public struct ForkMappings: Sendable, Equatable {
     public init() {}
 }
 
+/// Where one AG btree starts: its AG, kind, root block and height, as an AG header gives
+/// them. Reading a tree needs only its own header (the AGF or the AGI), so a damaged AGF
+/// does not stop the inode btrees from being read, nor a damaged AGI the free-space trees.
+public struct AGBTreeRoot: Sendable, Equatable {
+    /// The AG.
+    public var agno: UInt32
+    /// Which tree.
+    public var kind: AGBTreeKind
+    /// The root block.
+    public var root: UInt32
+    /// The tree's height (the header's "level").
+    public var height: UInt32
+
+    /// The root of `kind` (bnobt, cntbt, rmapbt or refcountbt) that AG `agno`'s AGF gives.
+    public init(_ kind: AGBTreeKind, agno: UInt32, agf: AGF) {
+        precondition(kind != .inobt && kind != .finobt, "\(kind) is rooted in the AGI")
+        self.agno = agno
+        self.kind = kind
+        (root, height) = switch kind {
+        case .bnobt: (agf.bnoRoot, agf.bnoLevel)
+        case .cntbt: (agf.cntRoot, agf.cntLevel)
+        case .refcountbt: (agf.refcountRoot, agf.refcountLevel)
+        default: (agf.rmapRoot, agf.rmapLevel)
+        }
+    }
+
+    /// The root of `kind` (inobt or finobt) that AG `agno`'s AGI gives.
+    public init(_ kind: AGBTreeKind, agno: UInt32, agi: AGI) {
+        precondition(kind == .inobt || kind == .finobt, "\(kind) is rooted in the AGF")
+        self.agno = agno
+        self.kind = kind
+        (root, height) = kind == .inobt ? (agi.root, agi.level) : (agi.freeRoot, agi.freeLevel)
+    }
+}
+
+extension AGHeaders {
+    /// The root of one of this AG's btrees.
+    public func root(_ kind: AGBTreeKind) -> AGBTreeRoot {
+        kind == .inobt || kind == .finobt ? AGBTreeRoot(kind, agno: agno, agi: agi) : AGBTreeRoot(kind, agno: agno, agf: agf)
+    }
+}
+
 extension XFSImage {
+    /// The most levels a tree of `kind` may have in this filesystem.
+    public func maxHeight(of kind: AGBTreeKind) -> Int {
+        let g = geometry
+        return switch kind {
+        case .bnobt, .cntbt: g.maxAllocBTreeLevels
+        case .inobt, .finobt: g.maxInodeBTreeLevels
+        case .refcountbt: g.maxRefcountBTreeLevels
+        case .rmapbt: g.maxRmapBTreeLevels
+        }
+    }
+
     /// Runs `body` on a cursor over one AG btree, with root and height from `headers`.
     public func withCursor<Format: BTreeRecordFormat, Result>(
         _ format: Format.Type, _ kind: AGBTreeKind, in headers: AGHeaders,
         _ body: (inout BTreeCursor<Format, AGBTreeStore<Format>>) throws -> Result
     ) throws -> Result {
-        let g = geometry
-        let (root, height, maxHeight): (UInt32, UInt32, Int) = switch kind {
-        case .bnobt: (headers.agf.bnoRoot, headers.agf.bnoLevel, g.maxAllocBTreeLevels)
-        case .cntbt: (headers.agf.cntRoot, headers.agf.cntLevel, g.maxAllocBTreeLevels)
-        case .inobt: (headers.agi.root, headers.agi.level, g.maxInodeBTreeLevels)
-        case .finobt: (headers.agi.freeRoot, headers.agi.freeLevel, g.maxInodeBTreeLevels)
-        case .refcountbt: (headers.agf.refcountRoot, headers.agf.refcountLevel, g.maxRefcountBTreeLevels)
-        case .rmapbt: (headers.agf.rmapRoot, headers.agf.rmapLevel, g.maxRmapBTreeLevels)
-        }
-        let store = AGBTreeStore<Format>(image: self, agno: headers.agno, root: root, height: Int(height), maxHeight: maxHeight)
+        try withCursor(format, headers.root(kind), body)
+    }
+
+    /// Runs `body` on a cursor over the AG btree rooted at `tree`.
+    public func withCursor<Format: BTreeRecordFormat, Result>(
+        _ format: Format.Type, _ tree: AGBTreeRoot,
+        _ body: (inout BTreeCursor<Format, AGBTreeStore<Format>>) throws -> Result
+    ) throws -> Result {
+        let store = AGBTreeStore<Format>(image: self, agno: tree.agno, root: tree.root, height: Int(tree.height),
+                                         maxHeight: maxHeight(of: tree.kind))
         var cursor = BTreeCursor<Format, AGBTreeStore<Format>>(store: store)
         defer { cursor.close() }
         do {
             return try body(&cursor)
         } catch BTreeError.corrupt(let name, let fault) {
-            throw XFSFormatError(fault, in: "AG \(headers.agno) \(name)")
+            throw XFSFormatError(fault, in: "AG \(tree.agno) \(name)")
         }
     }
 
     /// Every record of one AG btree, in key order.
+    public func records<Format: BTreeRecordFormat>(
+        _ format: Format.Type, _ kind: AGBTreeKind, in headers: AGHeaders
+    ) throws -> [Format.Record] {
+        try records(format, headers.root(kind))
+    }
+
+    /// Every record of the AG btree rooted at `tree`, in key order.
     ///
     /// - Throws: `XFSFormatError` when a record's low key does not sort strictly after the
     ///   one before it: keys out of order, or a block reached through two pointers. Stopping
     ///   there also bounds the walk of a corrupt tree whose node pointers all lead to the same
     ///   child, which would otherwise visit (entries per node)^(height − 1) leaves.
-    public func records<Format: BTreeRecordFormat>(
-        _ format: Format.Type, _ kind: AGBTreeKind, in headers: AGHeaders
-    ) throws -> [Format.Record] {
-        try withCursor(format, kind, in: headers) { cursor in
+    public func records<Format: BTreeRecordFormat>(_ format: Format.Type, _ tree: AGBTreeRoot) throws -> [Format.Record] {
+        try withCursor(format, tree) { cursor in
             var records: [Format.Record] = []
             _ = try cursor.queryAll { record in
                 if let last = records.last, !(Format.lowKey(of: last) < Format.lowKey(of: record)) {
-                    throw XFSFormatError(.corrupt, "AG \(headers.agno) \(Format.name)",
+                    throw XFSFormatError(.corrupt, "AG \(tree.agno) \(Format.name)",
                                          "record \(records.count) (\(record)) does not sort after record \(records.count - 1) "
                                              + "(\(last)): keys out of order or a block reached twice")
                 }
@@ -70,7 +128,12 @@ extension XFSImage {
     public func blocks<Format: BTreeRecordFormat>(
         _ format: Format.Type, _ kind: AGBTreeKind, in headers: AGHeaders
     ) throws -> [UInt32] {
-        try withCursor(format, kind, in: headers) { cursor in
+        try blocks(format, headers.root(kind))
+    }
+
+    /// The AG block numbers of every block of the AG btree rooted at `tree`.
+    public func blocks<Format: BTreeRecordFormat>(_ format: Format.Type, _ tree: AGBTreeRoot) throws -> [UInt32] {
+        try withCursor(format, tree) { cursor in
             var blocks: [UInt32] = []
             _ = try cursor.visitBlocks { info in
                 blocks.append(UInt32(truncatingIfNeeded: info.pointer))
@@ -87,22 +150,33 @@ extension XFSImage {
 
     /// The inobt (or finobt) records of an AG, in the record form the filesystem uses.
     public func inodeBTreeRecords(_ kind: AGBTreeKind, in headers: AGHeaders) throws -> [InodeBTreeRecord] {
-        precondition(kind == .inobt || kind == .finobt, "\(kind) is not an inode btree")
-        switch (kind, geometry.hasSparseInodes) {
-        case (.inobt, true): return try records(SparseInodeBTreeFormat.self, kind, in: headers)
-        case (.inobt, false): return try records(InodeBTreeFormat.self, kind, in: headers)
-        case (_, true): return try records(SparseFreeInodeBTreeFormat.self, kind, in: headers)
-        case (_, false): return try records(FreeInodeBTreeFormat.self, kind, in: headers)
+        try inodeBTreeRecords(headers.root(kind))
+    }
+
+    /// The records of the inobt (or finobt) rooted at `tree`.
+    public func inodeBTreeRecords(_ tree: AGBTreeRoot) throws -> [InodeBTreeRecord] {
+        switch (tree.kind, geometry.hasSparseInodes) {
+        case (.inobt, true): return try records(SparseInodeBTreeFormat.self, tree)
+        case (.inobt, false): return try records(InodeBTreeFormat.self, tree)
+        case (.finobt, true): return try records(SparseFreeInodeBTreeFormat.self, tree)
+        case (.finobt, false): return try records(FreeInodeBTreeFormat.self, tree)
+        default: preconditionFailure("\(tree.kind) is not an inode btree")
         }
     }
 
     /// The AG block numbers of every block of the inobt (or finobt).
     public func inodeBTreeBlocks(_ kind: AGBTreeKind, in headers: AGHeaders) throws -> [UInt32] {
-        switch (kind, geometry.hasSparseInodes) {
-        case (.inobt, true): return try blocks(SparseInodeBTreeFormat.self, kind, in: headers)
-        case (.inobt, false): return try blocks(InodeBTreeFormat.self, kind, in: headers)
-        case (_, true): return try blocks(SparseFreeInodeBTreeFormat.self, kind, in: headers)
-        case (_, false): return try blocks(FreeInodeBTreeFormat.self, kind, in: headers)
+        try inodeBTreeBlocks(headers.root(kind))
+    }
+
+    /// The AG block numbers of every block of the inobt (or finobt) rooted at `tree`.
+    public func inodeBTreeBlocks(_ tree: AGBTreeRoot) throws -> [UInt32] {
+        switch (tree.kind, geometry.hasSparseInodes) {
+        case (.inobt, true): return try blocks(SparseInodeBTreeFormat.self, tree)
+        case (.inobt, false): return try blocks(InodeBTreeFormat.self, tree)
+        case (.finobt, true): return try blocks(SparseFreeInodeBTreeFormat.self, tree)
+        case (.finobt, false): return try blocks(FreeInodeBTreeFormat.self, tree)
+        default: preconditionFailure("\(tree.kind) is not an inode btree")
         }
     }
 

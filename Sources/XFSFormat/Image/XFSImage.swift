@@ -89,15 +89,56 @@ public final class XFSImage: @unchecked Sendable {
         return try buffer.withUnsafeBytes { bytes throws(XFSFormatError) in try decode(bytes) }
     }
 
-    /// AG `agno`'s headers, each verified (magic, CRC, fields), and its active AGFL blocks.
-    public func agHeaders(_ agno: UInt32) throws -> AGHeaders {
+    /// AG `agno`'s AGF, verified (magic, CRC, fields).
+    public func agf(_ agno: UInt32) throws -> AGF {
         precondition(agno < geometry.agCount, "AG \(agno) of \(geometry.agCount)")
         let g = geometry
-        let agf = try readSector(g.agfByteOffset(agno)) { bytes throws(XFSFormatError) in try AGF.load(from: bytes, agno: agno, geometry: g) }
-        let agi = try readSector(g.agiByteOffset(agno)) { bytes throws(XFSFormatError) in try AGI.load(from: bytes, agno: agno, geometry: g) }
-        let agfl = try readSector(g.agflByteOffset(agno)) { bytes throws(XFSFormatError) in try AGFL.load(from: bytes, agno: agno, geometry: g) }
-        let freeList = try agfl.activeBlocks(agf: agf, agno: agno, geometry: g)
-        return AGHeaders(agno: agno, agf: agf, agi: agi, agfl: agfl, freeListBlocks: freeList)
+        return try readSector(g.agfByteOffset(agno)) { bytes throws(XFSFormatError) in try AGF.load(from: bytes, agno: agno, geometry: g) }
+    }
+
+    /// AG `agno`'s AGI, verified (magic, CRC, fields).
+    public func agi(_ agno: UInt32) throws -> AGI {
+        precondition(agno < geometry.agCount, "AG \(agno) of \(geometry.agCount)")
+        let g = geometry
+        return try readSector(g.agiByteOffset(agno)) { bytes throws(XFSFormatError) in try AGI.load(from: bytes, agno: agno, geometry: g) }
+    }
+
+    /// AG `agno`'s free list under the window `agf` gives, as far as it can be trusted
+    /// (``AGFL/readableBlocks(agf:agno:geometry:)``). An AGFL sector that fails its own
+    /// checks (CRC, seqno, uuid) is still decoded when its magic is right, with the failure
+    /// among the problems; an unreadable sector or a wrong magic gives no blocks.
+    public func freeList(_ agno: UInt32, agf: AGF) -> FreeListReading {
+        let g = geometry
+        do {
+            return try readSector(g.agflByteOffset(agno)) { bytes throws(XFSFormatError) -> FreeListReading in
+                do throws(XFSFormatError) {
+                    return try AGFL.load(from: bytes, agno: agno, geometry: g).readableBlocks(agf: agf, agno: agno, geometry: g)
+                } catch {
+                    let agfl = try AGFL.decode(bytes, agno: agno, agflSize: g.agflSize)
+                    guard agfl.magicnum == AGFL.magic else { throw error }
+                    var reading = agfl.readableBlocks(agf: agf, agno: agno, geometry: g)
+                    reading.problems.insert(error.detail, at: 0)
+                    return reading
+                }
+            }
+        } catch let error as XFSFormatError {
+            var reading = FreeListReading()
+            reading.problems = [error.detail]
+            return reading
+        } catch {
+            var reading = FreeListReading()
+            reading.problems = ["\(error)"]
+            return reading
+        }
+    }
+
+    /// AG `agno`'s AGF and AGI, each verified, and its free list as far as it can be
+    /// trusted (a damaged free list does not stop the rest of the AG from being read: see
+    /// ``AGHeaders/freeList``).
+    public func agHeaders(_ agno: UInt32) throws -> AGHeaders {
+        let agf = try agf(agno)
+        let agi = try agi(agno)
+        return AGHeaders(agno: agno, agf: agf, agi: agi, freeList: freeList(agno, agf: agf))
     }
 }
 
@@ -109,8 +150,17 @@ public struct AGHeaders: Sendable {
     public var agf: AGF
     /// The inode header (inobt and finobt roots).
     public var agi: AGI
-    /// The free list.
-    public var agfl: AGFL
-    /// The AGFL's active entries, in order from `flfirst`.
-    public var freeListBlocks: [UInt32]
+    /// The free list's trusted blocks in order from `flfirst`, and what is wrong with it.
+    public var freeList: FreeListReading
+
+    /// The AGFL's trusted active entries, in order from `flfirst`.
+    public var freeListBlocks: [UInt32] { freeList.blocks }
+
+    /// Headers from their parts.
+    public init(agno: UInt32, agf: AGF, agi: AGI, freeList: FreeListReading) {
+        self.agno = agno
+        self.agf = agf
+        self.agi = agi
+        self.freeList = freeList
+    }
 }

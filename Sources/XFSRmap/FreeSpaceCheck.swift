@@ -1,0 +1,189 @@
+import XFSBTree
+import XFSFormat
+
+/// Checks one AG's free-space btrees against the observations: every block of the AG is
+/// either free or in use, never both and never neither (xfs_repair's block-state map, built
+/// from what the scan observed).
+///
+/// The rmapbt must never hold a record for a block the free-space btrees call free, nor
+/// lack one for a block they do not: so a rebuild may trust its observations only once
+/// this check passes.
+///
+/// - **Overlaps:** each tree's free extents (the bnobt's and the cntbt's, checked one
+///   after the other) against the observed records. One finding per free extent that
+///   covers blocks in use, naming the first record in the way.
+/// - **Leaks:** blocks that neither tree calls free and no observation covers. Reported
+///   only when the observations are complete (`reportLeaks`): an unreadable inode or
+///   btree leaves its blocks unobserved, and they are not the free-space trees' fault.
+/// - **Disagreement:** a free extent one tree holds and the other does not (by start
+///   block), unless an overlap finding already names that extent.
+/// - **Records:** a free extent that is empty, runs past the AG's end, or overlaps the
+///   free extent before it.
+///
+/// Streams the observations (no record lands on the Swift heap); the free extents are
+/// read into arrays (8 bytes each).
+struct FreeSpaceCheck {
+    let agno: UInt32
+    let agLength: UInt32
+    let observations: RmapBTree
+
+    /// The findings for free extents `bnobt` (in start order) and `cntbt` (in (length,
+    /// start) order, as the tree holds them); either may be nil when its tree could not
+    /// be read (that fault is reported where the scan met it).
+    func findings(bnobt: [FreeSpaceRecord]?, cntbt: [FreeSpaceRecord]?, reportLeaks: Bool) throws -> [RmapFinding] {
+        var findings: [RmapFinding] = []
+        var overlapping: [String: Set<UInt32>] = [:]
+        var byStart: [(name: String, extents: [FreeSpaceRecord])] = []
+        if let bnobt { byStart.append(("bnobt", bnobt)) }
+        if let cntbt { byStart.append(("cntbt", cntbt.sorted { ($0.startBlock, $0.blockCount) < ($1.startBlock, $1.blockCount) })) }
+        for (name, extents) in byStart {
+            let valid = recordFindings(name, extents, into: &findings)
+            let conflicts = try overlaps(valid)
+            overlapping[name] = Set(conflicts.map(\.extent.startBlock))
+            for conflict in conflicts {
+                let e = conflict.extent
+                let more = conflict.records > 1 ? " and \(conflict.records - 1) more records" : ""
+                findings.append(RmapFinding(
+                    agno: agno, kind: .freeSpace, block: UInt64(conflict.firstBlock), found: conflict.first,
+                    detail: "\(name) record \(Self.describe(e)) calls blocks \(conflict.firstBlock)-\(conflict.lastBlock) free, "
+                        + "but they are in use: \(RmapText.describe(conflict.first))\(more)"))
+            }
+        }
+        if let bnobt, let cntbt {
+            findings += disagreements(bnobt, cntbt, skipping: overlapping)
+        }
+        if reportLeaks {
+            let free = ((bnobt ?? []) + (cntbt ?? [])).filter { $0.blockCount > 0 && UInt64($0.startBlock) + UInt64($0.blockCount) <= UInt64(agLength) }
+            for (start, end) in try leaks(free.sorted { $0.startBlock < $1.startBlock }) {
+                findings.append(RmapFinding(
+                    agno: agno, kind: .freeSpace, block: UInt64(start),
+                    detail: "blocks \(start)-\(end - 1) are neither free nor in use: no free-space record and no owner covers them"))
+            }
+        }
+        return findings
+    }
+
+    /// "[start 190, len 9]".
+    static func describe(_ e: FreeSpaceRecord) -> String { "[start \(e.startBlock), len \(e.blockCount)]" }
+
+    /// Reports empty extents, extents past the AG's end and extents overlapping the one
+    /// before them; returns the rest, in start order.
+    private func recordFindings(_ name: String, _ extents: [FreeSpaceRecord], into findings: inout [RmapFinding]) -> [FreeSpaceRecord] {
+        var valid: [FreeSpaceRecord] = []
+        valid.reserveCapacity(extents.count)
+        var end: UInt64 = 0
+        for e in extents {
+            let eEnd = UInt64(e.startBlock) + UInt64(e.blockCount)
+            let problem: String? = if e.blockCount == 0 {
+                "is empty"
+            } else if eEnd > UInt64(agLength) {
+                "runs past the end of the AG (\(agLength) blocks)"
+            } else if UInt64(e.startBlock) < end {
+                "overlaps the free extent before it"
+            } else {
+                nil
+            }
+            if let problem {
+                findings.append(RmapFinding(agno: agno, kind: .freeSpace, block: UInt64(e.startBlock),
+                                            detail: "\(name) record \(Self.describe(e)) \(problem)"))
+                continue
+            }
+            valid.append(e)
+            end = eEnd
+        }
+        return valid
+    }
+
+    /// A free extent that covers blocks in use.
+    struct Overlap {
+        var extent: FreeSpaceRecord
+        /// The first observed record in the way, and how many there are.
+        var first: RmapRecord
+        var records: Int
+        /// The blocks of the extent in use: from the first to the last.
+        var firstBlock: UInt32
+        var lastBlock: UInt32
+    }
+
+    /// The free extents (disjoint, in start order) that cover observed blocks.
+    private func overlaps(_ extents: [FreeSpaceRecord]) throws -> [Overlap] {
+        var result: [Overlap] = []
+        // Observations arrive by start block; each overlaps the free extents from the
+        // first one ending after its start to the last one starting before its end.
+        var first = 0
+        try observations.forEach { r in
+            let start = r.startBlock, end = r.startBlock + r.blockCount
+            while first < extents.count && extents[first].startBlock + extents[first].blockCount <= start { first += 1 }
+            var i = first
+            while i < extents.count && extents[i].startBlock < end {
+                let e = extents[i]
+                let low = max(start, e.startBlock), high = min(end, e.startBlock + e.blockCount) - 1
+                if let last = result.last, last.extent == e {
+                    result[result.count - 1].records += 1
+                    result[result.count - 1].firstBlock = min(last.firstBlock, low)
+                    result[result.count - 1].lastBlock = max(last.lastBlock, high)
+                } else {
+                    result.append(Overlap(extent: e, first: r, records: 1, firstBlock: low, lastBlock: high))
+                }
+                i += 1
+            }
+            return .proceed
+        }
+        // Records are visited by start, so an extent may collect records out of order of
+        // its own position in `result`: merge entries for the same extent.
+        var merged: [Overlap] = []
+        for o in result.sorted(by: { $0.extent.startBlock < $1.extent.startBlock }) {
+            if let last = merged.last, last.extent == o.extent {
+                merged[merged.count - 1].records += o.records
+                merged[merged.count - 1].firstBlock = min(last.firstBlock, o.firstBlock)
+                merged[merged.count - 1].lastBlock = max(last.lastBlock, o.lastBlock)
+            } else {
+                merged.append(o)
+            }
+        }
+        return merged
+    }
+
+    /// The free extents one tree holds and the other does not, paired by start block.
+    private func disagreements(_ bnobt: [FreeSpaceRecord], _ cntbt: [FreeSpaceRecord], skipping: [String: Set<UInt32>]) -> [RmapFinding] {
+        var byBlock: [UInt32: UInt32] = [:]
+        for e in bnobt { byBlock[e.startBlock] = e.blockCount }
+        var byCount: [UInt32: UInt32] = [:]
+        for e in cntbt { byCount[e.startBlock] = e.blockCount }
+        let skipped = skipping.values.reduce(into: Set<UInt32>()) { $0.formUnion($1) }
+        var findings: [RmapFinding] = []
+        for start in Set(byBlock.keys).union(byCount.keys).sorted() where byBlock[start] != byCount[start] && !skipped.contains(start) {
+            let detail = switch (byBlock[start], byCount[start]) {
+            case let (b?, c?): "bnobt and cntbt disagree on the free extent at block \(start): length \(b) in the bnobt, \(c) in the cntbt"
+            case let (b?, nil): "bnobt record \(Self.describe(FreeSpaceRecord(startBlock: start, blockCount: b))) is not in the cntbt"
+            case let (nil, c?): "cntbt record \(Self.describe(FreeSpaceRecord(startBlock: start, blockCount: c))) is not in the bnobt"
+            case (nil, nil): ""
+            }
+            findings.append(RmapFinding(agno: agno, kind: .freeSpace, block: UInt64(start), detail: detail))
+        }
+        return findings
+    }
+
+    /// The block ranges [start, end) that no free extent (in start order, may overlap) and
+    /// no observation covers.
+    private func leaks(_ free: [FreeSpaceRecord]) throws -> [(UInt32, UInt32)] {
+        var gaps: [(UInt32, UInt32)] = []
+        var covered: UInt32 = 0
+        var next = 0
+        func cover(_ start: UInt32, _ end: UInt32) {
+            if start > covered { gaps.append((covered, start)) }
+            covered = max(covered, end)
+        }
+        try observations.forEach { r in
+            while next < free.count && free[next].startBlock <= r.startBlock {
+                cover(free[next].startBlock, free[next].startBlock + free[next].blockCount)
+                next += 1
+            }
+            cover(r.startBlock, r.startBlock + r.blockCount)
+            return .proceed
+        }
+        for e in free[next...] { cover(e.startBlock, e.startBlock + e.blockCount) }
+        if covered < agLength { gaps.append((covered, agLength)) }
+        return gaps
+    }
+}
