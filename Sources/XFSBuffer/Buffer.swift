@@ -92,8 +92,10 @@ public final class Buffer: @unchecked Sendable {
     /// buffer lock.
     @inlinable public var hasVerifier: Bool { flags.contains(.verifierAttached) }
 
-    /// A buffer over `length` bytes of its own, zeroed.
-    init(diskAddress: DiskAddress, ownedLength length: Int) {
+    /// A buffer over `length` bytes of its own, zeroed, in no target's cache: for blocks
+    /// staged in memory before they are written (a rebuild formats whole new trees this way
+    /// and writes them only once every one of them is ready).
+    public init(diskAddress: DiskAddress, ownedLength length: Int) {
         self.diskAddress = diskAddress
         self.length = length
         self.memory = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 4096)

@@ -54,6 +54,11 @@ struct BTreeBlockCRCVerifier: BufferVerifier {
             throw failure("bad CRC", in: buffer)
         }
     }
+
+    /// Stamps the CRC over the block as it is about to be written.
+    func verifyWrite(_ buffer: Buffer) throws(VerificationFailure) {
+        CRC32C.update(buffer.unsafeMutableBytes, crcFieldAt: crcOffset)
+    }
 }
 
 /// A read-only store for one AG btree of an image (bnobt, cntbt, inobt, finobt,

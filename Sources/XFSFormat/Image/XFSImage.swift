@@ -89,6 +89,14 @@ public final class XFSImage: @unchecked Sendable {
         return try buffer.withUnsafeBytes { bytes throws(XFSFormatError) in try decode(bytes) }
     }
 
+    /// The bytes of the sector at `byteOffset` (a multiple of the sector size), as on disk.
+    public func sectorBytes(at byteOffset: UInt64) throws -> [UInt8] {
+        precondition(byteOffset % UInt64(geometry.sectorSize) == 0, "byte \(byteOffset) is not at a sector boundary")
+        let buffer = try target.readBuffer(at: DiskAddress(Int64(byteOffset >> 9)), length: Int(geometry.sectorSize), verifier: nil)
+        defer { target.release(buffer) }
+        return buffer.withUnsafeBytes { Array($0) }
+    }
+
     /// AG `agno`'s AGF, verified (magic, CRC, fields).
     public func agf(_ agno: UInt32) throws -> AGF {
         precondition(agno < geometry.agCount, "AG \(agno) of \(geometry.agCount)")

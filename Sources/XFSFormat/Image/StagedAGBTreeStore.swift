@@ -1,0 +1,94 @@
+import XFSBTree
+import XFSBuffer
+
+/// A new AG btree built in memory, block by block, to be written to the image later: the
+/// writing half of the disk stores.
+///
+/// The bulk loader formats each block through `newBlock` (v5 short header: blkno, owner =
+/// the AG, the filesystem's uuid, LSN 0), and the engine can read the staged tree back
+/// (`readBlock`) to verify it before a byte reaches the disk. ``sealedBlocks()`` then runs
+/// the write verifier over every block (its CRC is stamped there, as a file target does
+/// before a `pwrite`) and hands out each block's bytes with its byte offset in the image.
+///
+/// Blocks come only from the loader's claims: the store never allocates nor frees, and a
+/// pointer it has not staged is not part of the tree.
+public final class StagedAGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
+    public typealias Pointer = UInt32
+    public typealias BlockHandle = Buffer
+
+    /// The AG number (and so the header owner).
+    public let agno: UInt32
+    public let blockSize: Int
+    public let maxHeight: Int
+    public let uuid: BTreeUUID
+    public private(set) var root: UInt32 = .null
+    public private(set) var height: Int = 0
+    private let geometry: Geometry
+    private let agLength: UInt32
+    private let verifier: BTreeBlockCRCVerifier
+    /// The staged blocks, by AG block number, in the order they were claimed.
+    private var blocks: [UInt32: Buffer] = [:]
+    private var order: [UInt32] = []
+
+    /// An empty staged tree for AG `agno` of `image`; `maxHeight` is the filesystem's limit
+    /// for this tree type.
+    public init(image: XFSImage, agno: UInt32, maxHeight: Int) {
+        self.agno = agno
+        self.geometry = image.geometry
+        self.blockSize = Int(image.geometry.blockSize)
+        self.maxHeight = maxHeight
+        self.uuid = image.metadataUUID
+        self.agLength = image.geometry.agLength(agno)
+        self.verifier = BTreeBlockCRCVerifier(name: Format.name, crcOffset: BTreeHeaderFormat.short.checksumOffset)
+    }
+
+    public var owner: UInt64 { UInt64(agno) }
+    public func diskAddress(of pointer: UInt32) -> UInt64 { geometry.daddr(agno: agno, agbno: pointer) }
+    public func isValid(_ pointer: UInt32) -> Bool { pointer > geometry.agflBlock && pointer < agLength }
+    public func setRoot(_ root: UInt32, height: Int) {
+        self.root = root
+        self.height = height
+    }
+
+    /// The staged block at `pointer`.
+    ///
+    /// - Throws: `XFSFormatError` when the tree has no block there (a pointer the loader
+    ///   never claimed: the staged tree is wrong).
+    public func readBlock(_ pointer: UInt32) throws -> Buffer {
+        guard let buffer = blocks[pointer] else {
+            throw XFSFormatError(.corrupt, "AG \(agno) new \(Format.name)", "block \(pointer) was never staged")
+        }
+        return buffer
+    }
+
+    /// A zeroed block at `pointer`, staged.
+    public func newBlock(_ pointer: UInt32) throws -> Buffer {
+        precondition(blocks[pointer] == nil, "AG \(agno) new \(Format.name): block \(pointer) claimed twice")
+        let buffer = Buffer(diskAddress: DiskAddress(Int64(diskAddress(of: pointer))), ownedLength: blockSize)
+        blocks[pointer] = buffer
+        order.append(pointer)
+        return buffer
+    }
+
+    public func memory(of handle: Buffer) -> UnsafeMutableRawPointer { handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
+    public func release(_ handle: Buffer) {}
+    public func markDirty(_ handle: Buffer, range: Range<Int>) {}
+    public func allocateBlock() throws -> UInt32? { preconditionFailure("a staged \(Format.name) takes blocks from its loader only") }
+    public func freeBlock(_ handle: Buffer, at pointer: UInt32) throws {
+        preconditionFailure("a staged \(Format.name) never frees a block")
+    }
+
+    /// The AG blocks staged, in the order they were claimed.
+    public var stagedBlocks: [UInt32] { order }
+
+    /// Every staged block with its CRC stamped, as (byte offset in the image, bytes), in
+    /// the order the blocks were claimed.
+    public func sealedBlocks() -> [(byteOffset: UInt64, bytes: [UInt8])] {
+        order.map { pointer in
+            let buffer = blocks[pointer]!
+            // The CRC stamp cannot fail.
+            try? verifier.verifyWrite(buffer)
+            return (geometry.byteOffset(agno: agno, agbno: pointer), buffer.withUnsafeBytes { Array($0) })
+        }
+    }
+}
