@@ -8,7 +8,7 @@ import XFSTestSupport
 struct CrashTests {
     @Test("a crash at every image write k = 1…N: restore gives the original, and the plan then runs again")
     func crashAtEveryImageWrite() throws {
-        let scratch = try Scratch()
+        let scratch = try Scratch("mixed-4k")
         let sample = try SamplePlan(image: scratch.image)
         let writes = sample.plan.writeCount
         #expect(writes == 8)
@@ -104,7 +104,7 @@ struct CrashTests {
 
     @Test("a crash at the undo file's first write leaves an empty file that restore refuses, the image untouched")
     func crashWritingTheHeader() throws {
-        let scratch = try Scratch("empty-4k")
+        let scratch = try Scratch()
         let sample = try SamplePlan(image: scratch.image)
         let undoPath = scratch.path("rebuild.undo")
         let failing = UndoSystemCalls.failing(pwriteNumber: 1, toPath: undoPath)
@@ -121,7 +121,7 @@ struct CrashTests {
 
     @Test("a crash after the last image write, before FINISHED is marked, restores as well")
     func crashBeforeFinished() throws {
-        let scratch = try Scratch("empty-4k")
+        let scratch = try Scratch()
         let sample = try SamplePlan(image: scratch.image)
         let undoPath = scratch.path("rebuild.undo")
         // Undo-file writes: header, table, 8 regions, PREPARED (no blob), then FINISHED.

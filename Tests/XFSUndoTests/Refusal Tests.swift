@@ -4,7 +4,7 @@ import XFSBuffer
 import XFSTestSupport
 @testable import XFSUndo
 
-/// A finished run of the sample plan on a scratch copy of a fixture, with the final
+/// A finished run of the sample plan on a scratch copy of empty-4k, with the final
 /// superblock as the blob. Holds the scratch copy (and so its files) alive.
 struct FinishedRun {
     /// The image copy and undo directory.
@@ -14,9 +14,9 @@ struct FinishedRun {
     /// The undo file's path.
     var undo: String { scratch.path("rebuild.undo") }
 
-    /// Runs the sample plan on a copy of `fixture`.
-    init(_ fixture: String = "empty-4k") throws {
-        scratch = try Scratch(fixture)
+    /// Runs the sample plan on a copy of fixture empty-4k.
+    init() throws {
+        scratch = try Scratch()
         sample = try SamplePlan(image: scratch.image)
         try scratch.writer(blob: sample.finalSuperblock).execute(sample.plan, inUseCheck: notInUse)
     }
@@ -124,7 +124,7 @@ struct RefusalTests {
 
     @Test("restore refuses an image that changed although the run stopped before writing it")
     func imageChangedBeforeRun() throws {
-        let scratch = try Scratch("empty-4k")
+        let scratch = try Scratch()
         let sample = try SamplePlan(image: scratch.image)
         let undoPath = scratch.path("rebuild.undo")
         #expect(throws: UndoError.self) {
@@ -152,7 +152,7 @@ struct RefusalTests {
 
     @Test("the writer refuses an existing undo file, creating and writing nothing")
     func existingUndoFile() throws {
-        let scratch = try Scratch("empty-4k")
+        let scratch = try Scratch()
         let sample = try SamplePlan(image: scratch.image)
         let undoPath = scratch.path("rebuild.undo")
         let kept = Array("an older undo file".utf8)
@@ -186,7 +186,7 @@ struct RefusalTests {
 
     @Test("a plan that would change the identity bytes or write past the image is refused before the undo file exists")
     func badPlans() throws {
-        let scratch = try Scratch("empty-4k")
+        let scratch = try Scratch()
         let size = try fileSize(scratch.image)
         var sector0 = try readBytes(scratch.image, at: 0, count: 512)
         sector0[40] ^= 1 // inside the UUID (32..<48)
@@ -274,7 +274,7 @@ struct RefusalTests {
 
     @Test("a file that is not an undo file is refused by its magic")
     func notAnUndoFile() throws {
-        let scratch = try Scratch("empty-4k")
+        let scratch = try Scratch()
         expectRefused(scratch.original, .magic) // an XFS image: "XFSB", not "XFS-UNDO"
     }
 }

@@ -8,7 +8,7 @@ import XFSTestSupport
 struct RoundTripTests {
     @Test("a four-phase plan leaves its final contents, and restore gives the original byte for byte")
     func roundTrip() throws {
-        let scratch = try Scratch()
+        let scratch = try Scratch("mixed-4k")
         let sample = try SamplePlan(image: scratch.image)
         let summary = try scratch.writer(blob: sample.finalSuperblock).execute(sample.plan, inUseCheck: notInUse)
         #expect(summary.regionCount == 8 && summary.imageWrites == 8)

@@ -20,8 +20,9 @@ final class Scratch {
     /// A fresh directory for undo files.
     let directory: String
 
-    /// Copies `fixture` and makes the directory.
-    init(_ fixture: String = "mixed-4k") throws {
+    /// Copies `fixture` (empty-4k unless told: small, so its first fsync is cheap) and makes
+    /// the directory.
+    init(_ fixture: String = "empty-4k") throws {
         self.fixture = fixture
         original = try Fixtures.imagePath(fixture)
         image = try Fixtures.writableCopy(fixture)
