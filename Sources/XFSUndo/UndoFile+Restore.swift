@@ -81,17 +81,27 @@ extension UndoFile {
     }
 
     /// For a run that never wrote the image: checks that it still holds what the undo file
-    /// saw, writing nothing.
+    /// saw, writing nothing. The image is read 256 sectors at a time: in a file still being
+    /// written the regions' lengths are bounded only by the table, not by saved data.
     private func verifyUntouched(imagePath: String) throws(UndoError) -> RestoreOutcome {
         let image = try OpenFile.image(path: imagePath, writable: false, system: systemCalls)
         try checkIdentityAndSize(of: image)
         guard let regions else { return .nothingToUndo(regionsVerified: nil) }
+        let sectorsPerRead = 256
         for region in regions {
-            let current = try read(image, region)
-            for sector in 0 ..< region.sectorCount {
-                let start = sector * UndoFormat.sectorSize
-                guard RawBytes.crc32c(current[start ..< start + UndoFormat.sectorSize]) == region.oldCRC(ofSector: sector) else {
-                    throw .imageChanged(sectorOffset: region.offset + Int64(start), undoFileState: state)
+            for first in stride(from: 0, to: region.sectorCount, by: sectorsPerRead) {
+                let count = min(sectorsPerRead, region.sectorCount - first)
+                let offset = region.offset + Int64(first * UndoFormat.sectorSize)
+                let current = try image.read(count: count * UndoFormat.sectorSize, at: offset)
+                guard current.count == count * UndoFormat.sectorSize else {
+                    throw .imageSizeChanged(recorded: imageSize, current: offset + Int64(current.count))
+                }
+                for sector in 0 ..< count {
+                    let start = sector * UndoFormat.sectorSize
+                    guard RawBytes.crc32c(current[start ..< start + UndoFormat.sectorSize])
+                        == region.oldCRC(ofSector: first + sector) else {
+                        throw .imageChanged(sectorOffset: offset + Int64(start), undoFileState: state)
+                    }
                 }
             }
         }

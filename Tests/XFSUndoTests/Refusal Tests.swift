@@ -243,6 +243,26 @@ struct RefusalTests {
         expectRefused(undoPath, check)
     }
 
+    @Test("an undo file still being written reads only the sections inside it, whatever its counts say")
+    func hugeCountsWhileWriting() throws {
+        let scratch = try Scratch()
+        let sample = try SamplePlan(image: scratch.image)
+        let undoPath = scratch.path("rebuild.undo")
+        // Undo-file writes: header, table, 8 regions, then the PREPARED word, which fails.
+        #expect(throws: UndoError.self) {
+            try scratch.writer(systemCalls: .failing(pwriteNumber: 11, toPath: undoPath))
+                .execute(sample.plan, inUseCheck: notInUse)
+        }
+        #expect(try UndoFile.open(path: undoPath).regions?.count == 8)
+        try rewriteHeaderField(undoPath, at: UndoFormat.Field.regionCount, to: UInt64(1) << 40)
+        let undo = try UndoFile.open(path: undoPath)
+        #expect(undo.state == .writing && undo.regions == nil)
+        #expect(try undo.restore(imagePath: scratch.image, inUseCheck: notInUse) == .nothingToUndo(regionsVerified: nil))
+        try rewriteHeaderField(undoPath, at: UndoFormat.Field.regionCount, to: UInt64(1) << 62)
+        expectRefused(undoPath, .headerFields)
+        #expect(try scratch.isOriginal())
+    }
+
     @Test("counts that each fit the file but together do not are refused")
     func countsTogetherTooLarge() throws {
         let run = try FinishedRun()
