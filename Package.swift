@@ -11,6 +11,7 @@
 //          │    └─ XFSTransaction    buffers joined, logged, laundered
 //          └─ XFSFormat          on-disk structures, disk btree stores
 //               └─ XFSBTree          the one generic btree engine (CXFSShims: prefetch)
+//   XFSUndo                crash-safe, undoable image writes (undo file written first)
 //   XFSBuffer              buffers, targets, per-target caches, CRC32c
 //     └─ XFSMemoryFile     memfd-backed, sparse, mappable memory
 //          └─ CXFSShims    memfd_create, fallocate flags, hardware CRC32c, prefetch
@@ -25,7 +26,7 @@ let package = Package(
             name: "XFSInMemoryBTrees",
             targets: [
                 "XFSMemoryFile", "XFSBuffer", "XFSTransaction", "XFSBTree",
-                "XFSInMemoryBTree", "XFSFormat", "XFSRmap",
+                "XFSInMemoryBTree", "XFSFormat", "XFSRmap", "XFSUndo",
             ]),
         .executable(name: "xfs-rmap", targets: ["xfs-rmap"]),
     ],
@@ -43,6 +44,7 @@ let package = Package(
             dependencies: ["XFSBTree", "XFSTransaction", "XFSBuffer", "XFSMemoryFile"]),
         .target(name: "XFSFormat", dependencies: ["XFSBTree", "XFSBuffer"]),
         .target(name: "XFSRmap", dependencies: ["XFSFormat", "XFSInMemoryBTree"]),
+        .target(name: "XFSUndo", dependencies: ["XFSBuffer"]),
         .executableTarget(
             name: "xfs-rmap",
             dependencies: [
@@ -58,6 +60,7 @@ let package = Package(
             name: "XFSInMemoryBTreeTests",
             dependencies: ["XFSInMemoryBTree", "XFSTransaction", "XFSFormat", "XFSTestSupport"]),
         .testTarget(name: "XFSFormatTests", dependencies: ["XFSFormat", "XFSBuffer", "XFSTestSupport"]),
+        .testTarget(name: "XFSUndoTests", dependencies: ["XFSUndo", "XFSBuffer", "CXFSShims", "XFSTestSupport"]),
         .testTarget(name: "XFSRmapTests", dependencies: ["XFSRmap", "XFSFormat", "XFSBTree", "XFSTestSupport"]),
         // Runs the built `xfs-rmap` binary (found next to the test bundle) on real and
         // damaged images; the dependency makes `swift test` build it first.
