@@ -61,7 +61,7 @@ let package = Package(
             dependencies: ["XFSInMemoryBTree", "XFSTransaction", "XFSFormat", "XFSTestSupport"]),
         .testTarget(name: "XFSFormatTests", dependencies: ["XFSFormat", "XFSBuffer", "XFSTestSupport"]),
         .testTarget(name: "XFSUndoTests", dependencies: ["XFSUndo", "XFSBuffer", "CXFSShims", "XFSTestSupport"]),
-        .testTarget(name: "XFSRmapTests", dependencies: ["XFSRmap", "XFSFormat", "XFSBTree", "XFSTestSupport"]),
+        .testTarget(name: "XFSRmapTests", dependencies: ["XFSRmap", "XFSFormat", "XFSBTree", "XFSUndo", "XFSTestSupport"]),
         // Runs the built `xfs-rmap` binary (found next to the test bundle) on real and
         // damaged images; the dependency makes `swift test` build it first.
         .testTarget(name: "XFSRmapToolTests", dependencies: ["xfs-rmap", "XFSTestSupport"]),
