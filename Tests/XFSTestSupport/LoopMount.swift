@@ -147,6 +147,28 @@ public struct LogPrint: Equatable, CustomStringConvertible {
     /// "tail T head H CLEAN|DIRTY".
     public var description: String { "tail \(tail) head \(head) \(clean ? "CLEAN" : "DIRTY")" }
 
+    /// Where the internal log of `image` lies, in basic blocks, as xfs_logprint prints it
+    /// ("daddr: D length: L").
+    public static func region(_ image: String) throws -> (daddr: UInt64, length: UInt64) {
+        let output = try Fixtures.runToolAnyStatus("timeout", ["-s", "KILL", "60", "xfs_logprint", "-n", "-s", "0", image])
+        let words = output.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard let d = words.firstIndex(of: "daddr:"), let l = words.firstIndex(of: "length:"),
+              d + 1 < words.count, l + 1 < words.count,
+              let daddr = UInt64(words[d + 1]), let length = UInt64(words[l + 1]) else {
+            throw Fixtures.Failure(description: "xfs_logprint names no log region: \(output.prefix(300))")
+        }
+        return (daddr, length)
+    }
+
+    /// Overwrites the internal log of `image` with `bytes(length)` (the log's length in bytes).
+    public static func overwriteLog(_ image: String, with bytes: (Int) -> [UInt8]) throws {
+        let (daddr, length) = try region(image)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: image))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: daddr * 512)
+        try handle.write(contentsOf: Data(bytes(Int(length) * 512)))
+    }
+
     /// The "log tail: T head: H state: <…>" line of `xfs_logprint -t` on `image` (with its
     /// external log), or nil when xfs_logprint cannot find head and tail. Runs under a
     /// 60-second limit.
