@@ -161,6 +161,14 @@ struct LogStateTests {
             log.stamp(3006 ..< 3021, cycle: 0)
             return log
         }, headCycle: 1),
+        Layout(name: "a record cut short at the head of a wrapped log", build: { n, u in
+            var log = SyntheticLog(size: n, uuid: u)
+            log.records(5000, n, cycle: 2, tail: LogPosition(cycle: 2, block: 5000))
+            log.records(0, 4980, cycle: 3, tail: LogPosition(cycle: 2, block: 60000))
+            log.record(at: 4980, cycle: 3, dataBlocks: 30, tail: LogPosition(cycle: 2, block: 60000))
+            log.stamp(4990 ..< 5011, cycle: 2) // the rest of it never reached the disk
+            return log
+        }, headCycle: 3),
         Layout(name: "a record wrapping round the end, an unmount record", build: { n, u in
             var log = SyntheticLog(size: n, uuid: u)
             log.records(0, n - 3, cycle: 1, tail: LogPosition(cycle: 1, block: 0))

@@ -39,16 +39,25 @@ public struct LogRecordHeader: Sendable, Equatable {
     /// Log version 2 (large records, log stripe units): every v5 filesystem has it.
     public static let version2: UInt32 = 2
 
+    /// The magic (0xFEEDBABE in a header).
     public var magicnum: UInt32
+    /// The cycle the record was written in.
     public var cycle: UInt32
+    /// The record format version: 1, or 2 (large records, log stripe units).
     public var version: UInt32
     /// Bytes of operations after the header blocks (padding to the log stripe unit included).
     public var length: UInt32
+    /// The record's own LSN.
     public var lsn: UInt64
+    /// The LSN of the oldest record whose changes were not yet written in place.
     public var tailLSN: UInt64
+    /// The block of the record before (-1 for none).
     public var previousBlock: UInt32
+    /// How many log operations the record holds.
     public var operationCount: UInt32
+    /// The byte order of the writer (1 little-endian Linux, 2 big-endian Linux, 3 IRIX).
     public var format: UInt32
+    /// The filesystem's `uuid` (not `meta_uuid`), or null in logs of old writers.
     public var uuid: FSUUID
     /// The size of the in-core log buffer the record was written from.
     public var size: UInt32
