@@ -174,6 +174,8 @@ public struct Superblock: Sendable, Equatable {
     public var hasSparseInodes: Bool { featuresIncompat & Incompat.sparseInodes != 0 }
     /// Whether inodes may use 64-bit extent counters (per inode: flags2 NREXT64).
     public var hasNrext64: Bool { featuresIncompat & Incompat.nrext64 != 0 }
+    /// Whether the log has a device of its own (sb_logstart is 0).
+    public var hasExternalLog: Bool { logStart == 0 }
     /// Whether metadata is stamped with `meta_uuid` rather than `uuid`.
     public var hasMetaUUID: Bool { featuresIncompat & Incompat.metaUUID != 0 }
     /// Whether timestamps use the bigtime encoding.
@@ -183,7 +185,8 @@ public struct Superblock: Sendable, Equatable {
 
     /// Throws `.unsupported` for features this code refuses to work on: unknown incompat or
     /// ro-compat bits, NEEDSREPAIR, a nonzero `inprogress`, nonzero log_incompat, a realtime
-    /// volume, an external log. Each message names the feature.
+    /// volume. Each message names the feature. (An external log is accepted here; opening
+    /// the image needs its device, see `XFSImage`.)
     ///
     /// `inprogress` is checked only on the primary (`isPrimary`): mkfs leaves it set to 1 in
     /// the secondary copies, which nothing but growfs and repair rewrite.
@@ -201,7 +204,6 @@ public struct Superblock: Sendable, Equatable {
             throw refuse("log incompat features 0x\(String(featuresLogIncompat, radix: 16)) (log not clean; mount and unmount first)")
         }
         if rtBlocks != 0 || rtExtents != 0 { throw refuse("realtime volume") }
-        if logStart == 0 { throw refuse("external log") }
         if features2 & Superblock.features2CRC == 0 { throw refuse("v5 superblock without the CRC feature bit") }
     }
 
@@ -249,6 +251,8 @@ public struct Superblock: Sendable, Equatable {
             guard logBlocks > 0, logAGBlock + UInt64(logBlocks) <= agLen else {
                 throw bad("internal log (logstart \(logStart), logblocks \(logBlocks)) does not fit in AG \(logAG)")
             }
+        } else {
+            guard logBlocks > 0 else { throw bad("external log of logblocks 0") }
         }
         guard icount >= ifree else { throw bad("ifree \(ifree) exceeds icount \(icount)") }
         guard freeDataBlocks <= dataBlocks else { throw bad("fdblocks \(freeDataBlocks) exceeds dblocks \(dataBlocks)") }

@@ -22,7 +22,7 @@
 // What is verified.
 //   Superblock: magic, version 5 (v4 refused), sector size, CRC over the sector, geometry
 //     consistency, and features (unknown bits, NEEDSREPAIR, inprogress, log_incompat,
-//     realtime, external log are refused by name).
+//     realtime are refused by name; an external log needs its device to open the image).
 //   AGF/AGI/AGFL: magic, version, CRC over the sector, seqno, length, uuid, btree roots and
 //     heights (bounds computed from geometry), free-list window, counters; AGFL active
 //     entries with wrap-around and the kernel's "needs reset" rule.
@@ -31,6 +31,8 @@
 //   Records: each btree type is a `BTreeRecordFormat`; `check(_:)` validates one record.
 //   Inodes: magic, version 3, CRC, ino, uuid, type/format legality, fork geometry, extent
 //     counts against fork sizes (nrext64 per inode), bmbt roots.
+//   Log (Log/): the head and tail, found as xfs_repair finds them, to say whether the log
+//     is clean (`LogState`); nothing is replayed.
 //
 // Bad bytes never trap: they throw `XFSFormatError`, whose description names the structure,
 // its place and the failed check ("AG 1 AGF: bad CRC"). API misuse is a precondition.

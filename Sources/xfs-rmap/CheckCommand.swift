@@ -25,7 +25,9 @@ struct CheckCommand: ParsableCommand {
     @OptionGroup var progressOptions: ProgressOptions
 
     func run() throws {
-        let (image, ags) = try target.open()
+        let opened = try target.openImage()
+        let (image, ags) = (opened.image, opened.ags)
+        let log = LogReport(image)
         let scanner = try RmapScanner(image: image)
         try ProgressReporter.run(enabled: progressOptions.progress, scanner: scanner) {
             try scanner.scan(ags: Array(0..<image.geometry.agCount))
@@ -35,8 +37,10 @@ struct CheckCommand: ParsableCommand {
         let report = RmapCheckReport(summaries: results.map(\.0), findings: results.flatMap(\.1))
         var output = StandardOutput()
         if json {
-            output.write(CheckJSON.document(image: target.image, report: report, peakRSS: peakResidentBytes()) + "\n")
+            output.write(CheckJSON.document(image: target.image, report: report, peakRSS: peakResidentBytes(),
+                                            state: [opened.mountJSONField, log.jsonField]) + "\n")
         } else {
+            for warning in opened.mountWarnings + log.warnings { output.write("warning: \(warning)\n") }
             for finding in report.findings { output.write(finding.description + "\n") }
             for summary in report.summaries { output.write(summary.line + "\n") }
             output.write(report.isConsistent
@@ -61,7 +65,8 @@ func peakResidentBytes() -> Int {
 
 /// The JSON form of a check report.
 enum CheckJSON {
-    static func document(image: String, report: RmapCheckReport, peakRSS: Int) -> String {
+    /// The document; `state` holds more top-level fields (the mount and log states).
+    static func document(image: String, report: RmapCheckReport, peakRSS: Int, state: [String] = []) -> String {
         let ags = report.summaries.map { s in
             var fields = [
                 "\"ag\": \(s.agno)", "\"consistent\": \(s.isConsistent)",
@@ -80,7 +85,7 @@ enum CheckJSON {
             return "{" + fields.joined(separator: ", ") + "}"
         }
         return "{\"image\": \(string(image)), \"consistent\": \(report.isConsistent), \"peak_rss_bytes\": \(peakRSS), "
-            + "\"ags\": [" + ags.joined(separator: ", ") + "], \"findings\": [" + findings.joined(separator: ", ") + "]}"
+            + state.map { $0 + ", " }.joined() + "\"ags\": [" + ags.joined(separator: ", ") + "], \"findings\": [" + findings.joined(separator: ", ") + "]}"
     }
 
     static func record(_ r: RmapRecord) -> String {

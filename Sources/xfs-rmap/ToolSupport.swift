@@ -9,11 +9,12 @@ import XFSRmap
 struct ToolFailure: Error, CustomStringConvertible {
     var description: String
 
-    /// Opens an image, turning any failure into a one-line message naming the file.
-    static func opening(_ path: String) throws -> XFSImage {
+    /// Opens an image (with its external log device, if given), turning any failure into a
+    /// one-line message naming the file.
+    static func opening(_ path: String, logDevice: String? = nil) throws -> XFSImage {
         do {
-            return try XFSImage(path: path)
-        } catch let error as XFSFormatError where error.location == path {
+            return try XFSImage(path: path, logDevicePath: logDevice)
+        } catch let error as XFSFormatError where error.location == path || error.location == logDevice {
             throw ToolFailure(description: error.description)
         } catch BufferError.openFailed(let failed, let code) {
             throw ToolFailure(description: "\(failed): cannot open: \(Errno(code))")
@@ -112,10 +113,28 @@ struct ImageOptions: ParsableArguments {
     @Option(help: "Only this allocation group.")
     var ag: UInt32?
 
-    /// Opens the image and resolves `--ag`.
+    @Option(help: ArgumentHelp("The external log device of a filesystem made with mkfs.xfs -l logdev=... (as xfs_repair -l).",
+                               valueName: "logdev"))
+    var logdev: String?
+
+    @Flag(help: "Read the image even when a mounted filesystem uses it (the results may then show false damage).")
+    var forceMounted = false
+
+    /// Opens the image (refusing one a mounted filesystem uses, unless --force-mounted) and
+    /// resolves `--ag`; when forced, a warning on stderr says the image is in use.
     func open() throws -> (XFSImage, [UInt32]) {
-        let image = try ToolFailure.opening(self.image)
-        return (image, try selectedAGs(ag, in: image))
+        let opened = try openImage()
+        var stderr = StandardError()
+        for warning in opened.mountWarnings { stderr.write("xfs-rmap: warning: \(warning)\n") }
+        return (opened.image, opened.ags)
+    }
+
+    /// Opens the image as `open()` does, returning what was found in use instead of
+    /// printing it.
+    func openImage() throws -> OpenedImage {
+        let image = try ToolFailure.opening(self.image, logDevice: logdev)
+        let inUse = try MountCheck.devicesInUse([self.image] + (logdev.map { [$0] } ?? []), force: forceMounted)
+        return OpenedImage(image: image, ags: try selectedAGs(ag, in: image), inUse: inUse)
     }
 }
 

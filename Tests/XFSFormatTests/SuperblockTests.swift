@@ -144,8 +144,14 @@ struct SuperblockBadInputTests {
         #expect(error(try loadEdited { $0[126] = 1 })?.detail.contains("inprogress") == true)
         #expect(error(try loadEdited { $0[223] = 1 })?.detail.contains("log incompat") == true)
         #expect(error(try loadEdited { $0[23] = 1 })?.description == "superblock: unsupported feature: realtime volume")
-        #expect(error(try loadEdited { for i in 48 ..< 56 { $0[i] = 0 } })?.description
-            == "superblock: unsupported feature: external log")
+    }
+
+    @Test("an external log (logstart 0) is accepted by the superblock; opening the image asks for its device")
+    func externalLog() throws {
+        let external = try loadEdited { for i in 48 ..< 56 { $0[i] = 0 } }.get()
+        #expect(external.hasExternalLog && external.geometry.internalLog == nil)
+        #expect(error(try loadEdited { for i in 48 ..< 56 { $0[i] = 0 }; for i in 96 ..< 100 { $0[i] = 0 } })?.description
+            == "superblock: external log of logblocks 0")
     }
 
     @Test func badGeometry() throws {

@@ -79,12 +79,16 @@ public enum Fixtures {
         return object
     }
 
-    /// Runs a tool found on `PATH`, returning its standard output; throws on a nonzero exit.
+    /// Runs a tool found on `PATH` (with `environment` added to this process's), returning
+    /// its standard output; throws on a nonzero exit.
     @discardableResult
-    public static func runTool(_ tool: String, _ arguments: [String]) throws -> String {
+    public static func runTool(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [tool] + arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -98,6 +102,29 @@ public enum Fixtures {
                 + (String(data: errors, encoding: .utf8) ?? ""))
         }
         return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Runs a tool found on `PATH`, returning its standard output and then its standard
+    /// error, whatever its exit status.
+    public static func runToolAnyStatus(_ tool: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [tool] + arguments
+        let out = Pipe()
+        let errorFile = NSTemporaryDirectory() + "xfs-rmap-tool-stderr-\(UUID().uuidString)"
+        guard FileManager.default.createFile(atPath: errorFile, contents: nil) else {
+            throw Failure(description: "cannot create \(errorFile)")
+        }
+        defer { unlink(errorFile) }
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errorFile))
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try err.close()
+        let errors = try Data(contentsOf: URL(fileURLWithPath: errorFile))
+        return String(decoding: output, as: UTF8.self) + String(decoding: errors, as: UTF8.self)
     }
 
     /// Whether a tool is on `PATH`.

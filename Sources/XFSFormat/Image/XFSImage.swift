@@ -7,13 +7,17 @@ import XFSBuffer
 ///
 /// Opening refuses what this project does not handle, with a message naming the reason:
 /// not a regular file or block device, too small to hold a superblock, no XFS magic, v4,
-/// unknown or unsupported features, a realtime volume, an external log, or an image shorter
-/// than the filesystem it describes.
+/// unknown or unsupported features, a realtime volume, an image shorter than the filesystem
+/// it describes, or an external log whose device was not given (or is too short).
 public final class XFSImage: @unchecked Sendable {
     /// The path the image was opened from.
     public let path: String
     /// The buffer target (its own cache) every read goes through.
     public let target: FileTarget
+    /// The external log device's path, when the filesystem has one.
+    public let logDevicePath: String?
+    /// The external log device's target (nil for an internal log).
+    public let logTarget: FileTarget?
     /// The primary superblock, verified.
     public let superblock: Superblock
     /// Sizes and address conversions derived from the superblock.
@@ -24,25 +28,15 @@ public final class XFSImage: @unchecked Sendable {
     public static let defaultCacheCapacity = 8 << 20
 
     /// Opens and verifies the image at `path`, caching at most `cacheCapacity` bytes of
-    /// clean blocks.
+    /// clean blocks. A filesystem with an external log needs `logDevicePath`, its log
+    /// device (as `xfs_repair -l` does); one with an internal log must not be given one.
     ///
     /// - Throws: `XFSFormatError` naming what is wrong (the file, the superblock, a
-    ///   feature), or a `BufferError` for I/O failures.
-    public init(path: String, cacheCapacity: Int = XFSImage.defaultCacheCapacity) throws {
+    ///   feature, the log device), or a `BufferError` for I/O failures.
+    public init(path: String, logDevicePath: String? = nil, cacheCapacity: Int = XFSImage.defaultCacheCapacity) throws {
         self.path = path
-        var status = stat()
-        guard stat(path, &status) == 0 else {
-            let reason = String(cString: strerror(errno))
-            var link = stat()
-            if errno == ENOENT, lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK {
-                throw XFSFormatError(.unsupported, path, "is a symbolic link to a missing file (\(reason))")
-            }
-            throw XFSFormatError(.unsupported, path, reason)
-        }
-        let type = status.st_mode & S_IFMT
-        guard type == S_IFREG || type == S_IFBLK else {
-            throw XFSFormatError(.unsupported, path, type == S_IFDIR ? "is a directory" : "is not a regular file or block device")
-        }
+        self.logDevicePath = logDevicePath
+        try Self.checkIsFileOrBlockDevice(path)
         let target = try FileTarget(path: path, writable: false, cacheCapacity: cacheCapacity)
         self.target = target
         guard target.deviceSize >= 512 else {
@@ -77,6 +71,47 @@ public final class XFSImage: @unchecked Sendable {
             throw XFSFormatError(.truncated, path,
                                  "the filesystem needs \(needed) bytes but the image has \(target.deviceSize): truncated")
         }
+        logTarget = try Self.openLogDevice(logDevicePath, for: superblock)
+    }
+
+    /// Throws unless `path` names a regular file or a block device (through symbolic links).
+    private static func checkIsFileOrBlockDevice(_ path: String) throws(XFSFormatError) {
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            let reason = String(cString: strerror(errno))
+            var link = stat()
+            if errno == ENOENT, lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK {
+                throw XFSFormatError(.unsupported, path, "is a symbolic link to a missing file (\(reason))")
+            }
+            throw XFSFormatError(.unsupported, path, reason)
+        }
+        let type = status.st_mode & S_IFMT
+        guard type == S_IFREG || type == S_IFBLK else {
+            throw XFSFormatError(.unsupported, path, type == S_IFDIR ? "is a directory" : "is not a regular file or block device")
+        }
+    }
+
+    /// The external log device's target: required when the filesystem's log is external,
+    /// refused when it is internal, and long enough for sb_logblocks.
+    private static func openLogDevice(_ path: String?, for superblock: Superblock) throws -> FileTarget? {
+        guard superblock.hasExternalLog else {
+            if let path {
+                throw XFSFormatError(.unsupported, path, "a log device was given but the filesystem's log is internal")
+            }
+            return nil
+        }
+        guard let path else {
+            throw XFSFormatError(.unsupported, "superblock",
+                                 "the filesystem has an external log: give its device (xfs-rmap --logdev LOGDEV, as xfs_repair -l LOGDEV)")
+        }
+        try checkIsFileOrBlockDevice(path)
+        let target = try FileTarget(path: path, writable: false, cacheCapacity: 1 << 20)
+        let needed = UInt64(superblock.logBlocks) * UInt64(superblock.blockSize)
+        guard UInt64(target.deviceSize) >= needed else {
+            throw XFSFormatError(.truncated, path,
+                                 "the log needs \(needed) bytes but the log device has \(target.deviceSize): truncated or not this filesystem's log")
+        }
+        return target
     }
 
     /// The filesystem uuid stamped in metadata, as the btree engine expects it.
