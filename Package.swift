@@ -48,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "xfs-rmap",
             dependencies: [
-                "XFSRmap",
+                "XFSRmap", "XFSUndo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "XFSTestSupport", path: "Tests/XFSTestSupport"),

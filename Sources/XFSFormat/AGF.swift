@@ -54,7 +54,13 @@ public struct AGF: Sendable, Equatable {
 
     /// Decodes and verifies AG `agno`'s AGF sector: magic, version, CRC over the sector,
     /// seqno, length, uuid, btree roots and heights, free-list window and counters.
-    public static func load(from sector: UnsafeRawBufferPointer, agno: UInt32, geometry g: Geometry) throws(XFSFormatError) -> AGF {
+    ///
+    /// With `checkingRmap` false the rmapbt's fields (root, level, rmap_blocks) are left
+    /// unchecked, for a caller that reads everything else the AGF governs and judges those
+    /// fields on their own (``rmapFieldProblem(geometry:)``): a damaged rmapbt root does not
+    /// make the free-space and refcount btrees unreadable.
+    public static func load(from sector: UnsafeRawBufferPointer, agno: UInt32, geometry g: Geometry,
+                            checkingRmap: Bool = true) throws(XFSFormatError) -> AGF {
         let header = AGHeaderCheck(name: "AGF", agno: agno, geometry: g)
         func bad(_ s: String) -> XFSFormatError { header.corrupt(s) }
         let agf = try decode(sector, agno: agno)
@@ -68,8 +74,7 @@ public struct AGF: Sendable, Equatable {
         try checkTree("bnobt", root: agf.bnoRoot, level: agf.bnoLevel, max: g.maxAllocBTreeLevels)
         try checkTree("cntbt", root: agf.cntRoot, level: agf.cntLevel, max: g.maxAllocBTreeLevels)
         if g.hasRmapBT {
-            try checkTree("rmapbt", root: agf.rmapRoot, level: agf.rmapLevel, max: g.maxRmapBTreeLevels)
-            guard agf.rmapBlocks >= 1, agf.rmapBlocks <= agf.length else { throw bad("rmap_blocks \(agf.rmapBlocks) is outside 1...length") }
+            if checkingRmap, let problem = agf.rmapFieldProblem(geometry: g) { throw bad(problem) }
         }
         if g.hasReflink {
             try checkTree("refcountbt", root: agf.refcountRoot, level: agf.refcountLevel, max: g.maxRefcountBTreeLevels)
@@ -85,6 +90,16 @@ public struct AGF: Sendable, Equatable {
         guard agf.freeBlocks <= agf.length else { throw bad("freeblks \(agf.freeBlocks) exceeds length \(agf.length)") }
         guard agf.btreeBlocks <= agf.length else { throw bad("btreeblks \(agf.btreeBlocks) exceeds length \(agf.length)") }
         return agf
+    }
+
+    /// What is wrong with the rmapbt's fields (root, level, rmap_blocks), or nil.
+    public func rmapFieldProblem(geometry g: Geometry) -> String? {
+        guard rmapLevel >= 1, rmapLevel <= UInt32(g.maxRmapBTreeLevels) else {
+            return "rmapbt level \(rmapLevel) is outside 1...\(g.maxRmapBTreeLevels)"
+        }
+        guard rmapRoot > g.agflBlock, rmapRoot < length else { return "rmapbt root \(rmapRoot) is outside the AG" }
+        guard rmapBlocks >= 1, rmapBlocks <= length else { return "rmap_blocks \(rmapBlocks) is outside 1...length" }
+        return nil
     }
 
     /// Whether the free-list window is inconsistent, so the kernel would reset the AGFL:

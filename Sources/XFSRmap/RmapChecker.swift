@@ -125,7 +125,7 @@ public struct RmapChecker: Sendable {
 
         let agf: AGF
         do {
-            agf = try image.agf(agno)
+            agf = try image.agf(agno, checkingRmap: false)
         } catch {
             // The scan read every AG's AGF and reported this one: one fault, one finding.
             if !findings.contains(where: { $0.kind == .header }) { add(.header, "AGF: \(error)") }
@@ -153,6 +153,12 @@ public struct RmapChecker: Sendable {
         let bnobt = freeExtents(FreeSpaceByBlockFormat.self, .bnobt)
         let cntbt = freeExtents(FreeSpaceByCountFormat.self, .cntbt)
         findings += try freeSpaceCheck.findings(bnobt: bnobt, cntbt: cntbt, reportLeaks: scanner.problems.isEmpty)
+
+        if let problem = agf.rmapFieldProblem(geometry: image.geometry) {
+            // No rmapbt to verify or read: the one finding is the AGF's.
+            add(.header, "AGF \(problem)")
+            return finish(summary, findings)
+        }
 
         // Structure.
         let store = AGBTreeStore<RmapFormat>(image: image, agno: agno, root: agf.rmapRoot,

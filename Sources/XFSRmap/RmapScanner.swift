@@ -276,7 +276,12 @@ public final class RmapScanner: @unchecked Sendable {
         // free-space, rmap and refcount btrees only the AGF, so one damaged header costs
         // only what truly depends on it (the AG's inodes are still scanned when its AGF is
         // damaged, and their mappings in other AGs still observed).
-        let agf = reading("AGF", kind: .header) { try image.agf(agno) }
+        // The rmapbt's own fields are judged apart: the check reports them, and a rebuild
+        // replaces them.
+        let agf = reading("AGF", kind: .header) { try image.agf(agno, checkingRmap: false) }
+        let rmapFieldProblem = agf.flatMap { $0.rmapFieldProblem(geometry: g) }
+        if let rmapFieldProblem { problem(agno, "AGF \(rmapFieldProblem)", kind: .rmapbt) }
+        let rmapFieldsValid = agf != nil && rmapFieldProblem == nil
         let agi = reading("AGI", kind: .header) { try image.agi(agno) }
 
         var inodeRecords: [InodeBTreeRecord] = []
@@ -302,8 +307,10 @@ public final class RmapScanner: @unchecked Sendable {
             for block in reading("cntbt blocks", { try image.blocks(FreeSpaceByCountFormat.self, root(.cntbt)) }) ?? [] {
                 try special(block, 1, RmapOwner.ag)
             }
-            for block in reading("rmapbt blocks", kind: .rmapbt, { try image.blocks(RmapFormat.self, root(.rmapbt)) }) ?? [] {
-                try special(block, 1, RmapOwner.ag)
+            if rmapFieldsValid {
+                for block in reading("rmapbt blocks", kind: .rmapbt, { try image.blocks(RmapFormat.self, root(.rmapbt)) }) ?? [] {
+                    try special(block, 1, RmapOwner.ag)
+                }
             }
             // A damaged free list is one problem about the free list; the blocks it still
             // names are observed as the kernel last left them.

@@ -26,6 +26,18 @@ struct OpenedImage {
 
 /// The refusal of images that mounted filesystems use.
 enum MountCheck {
+    /// Why `path` must not be written, or nil: a mounted filesystem uses it, or whether
+    /// one does cannot be told (a writer refuses then too). The rebuild's and undo's
+    /// writer ask this before they open the image.
+    static func reasonInUse(_ path: String) -> String? {
+        do {
+            let state = try MountState.of(path: path)
+            return state.isInUse ? "\(state): unmount it first" : nil
+        } catch {
+            return "cannot tell whether it is mounted (\(error))"
+        }
+    }
+
     /// The paths among `paths` that a mounted filesystem uses. Unless `force`, the first one
     /// ends the tool (exit 2) with a message naming the mount point; with `force`, a path
     /// whose state cannot be found counts as not in use.

@@ -11,7 +11,7 @@ struct XFSRmapCommand: ParsableCommand {
             Exit codes follow xfs_repair -n: 0 consistent, 1 damage found, 2 could not check.
             """,
         version: XFSRmapVersion.string,
-        subcommands: [CheckCommand.self, ScanCommand.self, DumpCommand.self, BenchCommand.self])
+        subcommands: [CheckCommand.self, ScanCommand.self, DumpCommand.self, RebuildCommand.self, UndoCommand.self, BenchCommand.self])
 
     /// Parses the arguments (a usage error exits as ArgumentParser does), then runs the
     /// chosen subcommand. Any other error ends the tool with one line on stderr and exit

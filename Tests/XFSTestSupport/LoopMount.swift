@@ -17,17 +17,19 @@ public final class LoopMount {
     private var mounted = true
 
     /// Attaches `image` (and `logImage`) to loop devices and mounts the filesystem on a new
-    /// directory under $TMPDIR, or under `directoryName` there when given.
-    public init(image: String, logImage: String? = nil, directoryName: String? = nil) throws {
+    /// directory under $TMPDIR, or under `directoryName` there when given; `readOnly` makes
+    /// read-only loop devices and a read-only mount (the image is never written).
+    public init(image: String, logImage: String? = nil, directoryName: String? = nil, readOnly: Bool = false) throws {
         let directory = NSTemporaryDirectory() + (directoryName ?? "xfs-rmap-mnt-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let data = try Fixtures.runTool("losetup", ["--find", "--show", image]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let loopFlags = readOnly ? ["--find", "--show", "--read-only"] : ["--find", "--show"]
+        let data = try Fixtures.runTool("losetup", loopFlags + [image]).trimmingCharacters(in: .whitespacesAndNewlines)
         var log: String?
         do {
             if let logImage {
-                log = try Fixtures.runTool("losetup", ["--find", "--show", logImage]).trimmingCharacters(in: .whitespacesAndNewlines)
+                log = try Fixtures.runTool("losetup", loopFlags + [logImage]).trimmingCharacters(in: .whitespacesAndNewlines)
             }
-            let options = "nouuid" + (log.map { ",logdev=\($0)" } ?? "")
+            let options = (readOnly ? "ro,nouuid" : "nouuid") + (log.map { ",logdev=\($0)" } ?? "")
             try Fixtures.runTool("mount", ["-t", "xfs", "-o", options, data, directory])
         } catch {
             if let log { _ = try? Fixtures.runTool("losetup", ["--detach", log]) }

@@ -133,10 +133,14 @@ public final class XFSImage: @unchecked Sendable {
     }
 
     /// AG `agno`'s AGF, verified (magic, CRC, fields).
-    public func agf(_ agno: UInt32) throws -> AGF {
+    /// With `checkingRmap` false, the rmapbt's fields are not checked (see
+    /// ``AGF/load(from:agno:geometry:checkingRmap:)``).
+    public func agf(_ agno: UInt32, checkingRmap: Bool = true) throws -> AGF {
         precondition(agno < geometry.agCount, "AG \(agno) of \(geometry.agCount)")
         let g = geometry
-        return try readSector(g.agfByteOffset(agno)) { bytes throws(XFSFormatError) in try AGF.load(from: bytes, agno: agno, geometry: g) }
+        return try readSector(g.agfByteOffset(agno)) { bytes throws(XFSFormatError) in
+            try AGF.load(from: bytes, agno: agno, geometry: g, checkingRmap: checkingRmap)
+        }
     }
 
     /// AG `agno`'s AGI, verified (magic, CRC, fields).

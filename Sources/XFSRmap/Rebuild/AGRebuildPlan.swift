@@ -67,7 +67,7 @@ public struct AGRebuildPlan: Sendable {
     ///   new trees; `XFSFormatError` when a header or the bnobt cannot be read.
     public static func make(image: XFSImage, agno: UInt32, observations: RmapBTree) throws -> AGRebuildPlan {
         let g = image.geometry
-        let agf = try image.agf(agno)
+        let agf = try image.agf(agno, checkingRmap: false)
         let agLength = agf.length
         let oldFree = try image.records(FreeSpaceByBlockFormat.self, AGBTreeRoot(.bnobt, agno: agno, agf: agf))
         let oldFreeList = image.freeList(agno, agf: agf).blocks

@@ -47,7 +47,7 @@ public enum RmapRebuild {
     public static func repairs(_ finding: RmapFinding) -> Bool {
         switch finding.kind {
         case .missing, .extra, .wrong, .structure: true
-        case .header: finding.detail.hasPrefix("AGFL:") || finding.detail.hasPrefix("AGF rmap_blocks")
+        case .header: finding.detail.hasPrefix("AGFL:") || finding.detail.hasPrefix("AGF rmap")
         case .observation, .freeSpace: false
         }
     }
@@ -92,7 +92,7 @@ public enum RmapRebuild {
             if let plan = plans.first(where: { $0.agno == agno }) {
                 free += plan.freeDataBlocks
             } else {
-                let agf = try image.agf(agno)
+                let agf = try image.agf(agno, checkingRmap: false)
                 free += UInt64(agf.freeBlocks) + UInt64(agf.flCount) + UInt64(agf.btreeBlocks)
             }
         }
