@@ -29,9 +29,12 @@ public enum Fixtures {
 
     /// The path of the decompressed image `name` (e.g. "mixed-4k" for `mixed-4k.img.zst`).
     ///
-    /// Images are decompressed into `$TMPDIR/xfs-rmap-fixtures-<uid>/`, named after the
-    /// compressed file's size and modification time, so later test processes reuse them and
-    /// a changed fixture gets a fresh copy. Each is written under a per-process temporary
+    /// Images are decompressed into `$TMPDIR/xfs-rmap-fixtures-<uid>-<checkout>/`, named
+    /// after the compressed file's size and modification time, so later test processes reuse
+    /// them and a changed fixture gets a fresh copy. `<checkout>` is a hash of this
+    /// checkout's fixture directory: each clone or worktree has its own copies, so what
+    /// another one's tests do with theirs (a loop mount makes the tool refuse an image) never
+    /// reaches these. Each is written under a per-process temporary
     /// name and then renamed, so no process ever sees a partial file. Within a process the
     /// lookup runs once per name.
     public static func imagePath(_ name: String) throws -> String {
@@ -41,7 +44,8 @@ public enum Fixtures {
             let attributes = try FileManager.default.attributesOfItem(atPath: source.path)
             let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
             let mtime = Int64((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
-            let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("xfs-rmap-fixtures-\(getuid())")
+            let dir = URL(fileURLWithPath: NSTemporaryDirectory())
+                .appendingPathComponent("xfs-rmap-fixtures-\(getuid())-\(checkoutHash)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let target = dir.appendingPathComponent("\(name)-\(size)-\(mtime).img")
             if !FileManager.default.fileExists(atPath: target.path) {
@@ -55,6 +59,13 @@ public enum Fixtures {
             return target.path
         }
     }
+
+    /// A stable hash (FNV-1a, 32 bits, hex) of the fixture directory's path.
+    private static let checkoutHash: String = {
+        var hash: UInt32 = 0x811C_9DC5
+        for byte in directory.path.utf8 { hash = (hash ^ UInt32(byte)) &* 0x0100_0193 }
+        return String(hash, radix: 16)
+    }()
 
     /// A fresh writable copy of image `name` (sparse), in its own temporary file; the caller
     /// deletes it when done.
