@@ -66,4 +66,24 @@ struct RebuildPlanTests {
             #expect(after.summaries.count == before.summaries.count)
         }
     }
+
+    @Test("a free-list block that a file also maps is refused: it would stay on the free list")
+    func crossLinkedFreeListBlock() throws {
+        try withScratchCopy(of: "mixed-4k") { path in
+            // AG 0's first active free-list slot (103) now names block 13, which inode 141 maps.
+            try xfsDBWrite(path, ["agfl 0", "write -d bno[103] 13"])
+            // The check refuses (block 353, off the list now, is neither free nor in use) ...
+            #expect(throws: RebuildRefusal.self) { try rebuildInPlace(path) }
+            // ... and so does the planner on its own, for the block both claim.
+            let image = try XFSImage(path: path)
+            let scanner = try RmapScanner(image: image)
+            try scanner.scan(ags: Array(0..<image.geometry.agCount))
+            do {
+                _ = try AGRebuildPlan.make(image: image, agno: 0, observations: scanner.tree(0))
+                Issue.record("the plan took a block two owners claim")
+            } catch let refusal as RebuildRefusal {
+                #expect(refusal.reason.contains("claim the same blocks"), "\(refusal)")
+            }
+        }
+    }
 }

@@ -77,20 +77,24 @@ public struct AGRebuildPlan: Sendable {
         var kept = 0
         var f0: [FreeSpaceRecord] = []
         var covered: UInt32 = 0
+        // The record reaching furthest so far, OWN_AG included: an old tree or free-list
+        // block that something else also claims must not be freed or reused.
+        var reach: UInt32 = 0
         var reaching: RmapRecord? = nil
         try observations.forEach { r in
-            guard r.owner != RmapOwner.ag else { return .proceed }
-            kept += 1
             let end = r.startBlock + r.blockCount
-            if r.startBlock < covered, let other = reaching, !(mayShare(r, other, reflink: g.hasReflink)) {
+            if r.startBlock < reach, let other = reaching, !(mayShare(r, other, reflink: g.hasReflink)) {
                 throw RebuildRefusal("AG \(agno): \(RmapText.describe(r)) and \(RmapText.describe(other)) claim the same blocks "
                     + "and cannot share them: run xfs_repair")
             }
-            if r.startBlock > covered { f0.append(FreeSpaceRecord(startBlock: covered, blockCount: r.startBlock - covered)) }
-            if end > covered {
-                covered = end
+            if end > reach {
+                reach = end
                 reaching = r
             }
+            guard r.owner != RmapOwner.ag else { return .proceed }
+            kept += 1
+            if r.startBlock > covered { f0.append(FreeSpaceRecord(startBlock: covered, blockCount: r.startBlock - covered)) }
+            covered = max(covered, end)
             return .proceed
         }
         if covered < agLength { f0.append(FreeSpaceRecord(startBlock: covered, blockCount: agLength - covered)) }
