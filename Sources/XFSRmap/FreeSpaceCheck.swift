@@ -49,8 +49,8 @@ struct FreeSpaceCheck {
                         + "but they are in use: \(RmapText.describe(conflict.first))\(more)"))
             }
         }
-        if let bnobt, let cntbt {
-            findings += disagreements(bnobt, cntbt, skipping: overlapping)
+        if let bnobt, cntbt != nil, let cntbtByStart = byStart.last?.extents {
+            findings += disagreements(bnobt, cntbtByStart, skipping: overlapping)
         }
         if reportLeaks {
             let free = ((bnobt ?? []) + (cntbt ?? [])).filter { $0.blockCount > 0 && UInt64($0.startBlock) + UInt64($0.blockCount) <= UInt64(agLength) }
@@ -144,22 +144,37 @@ struct FreeSpaceCheck {
         return merged
     }
 
-    /// The free extents one tree holds and the other does not, paired by start block.
-    private func disagreements(_ bnobt: [FreeSpaceRecord], _ cntbt: [FreeSpaceRecord], skipping: [String: Set<UInt32>]) -> [RmapFinding] {
-        var byBlock: [UInt32: UInt32] = [:]
-        for e in bnobt { byBlock[e.startBlock] = e.blockCount }
-        var byCount: [UInt32: UInt32] = [:]
-        for e in cntbt { byCount[e.startBlock] = e.blockCount }
+    /// The free extents one tree holds and the other does not, paired by start block: a
+    /// merge of the two lists, both in start order.
+    private func disagreements(_ bnobt: [FreeSpaceRecord], _ byStart: [FreeSpaceRecord], skipping: [String: Set<UInt32>]) -> [RmapFinding] {
         let skipped = skipping.values.reduce(into: Set<UInt32>()) { $0.formUnion($1) }
         var findings: [RmapFinding] = []
-        for start in Set(byBlock.keys).union(byCount.keys).sorted() where byBlock[start] != byCount[start] && !skipped.contains(start) {
-            let detail = switch (byBlock[start], byCount[start]) {
+        func report(_ start: UInt32, _ b: UInt32?, _ c: UInt32?) {
+            guard !skipped.contains(start) else { return }
+            let detail = switch (b, c) {
             case let (b?, c?): "bnobt and cntbt disagree on the free extent at block \(start): length \(b) in the bnobt, \(c) in the cntbt"
             case let (b?, nil): "bnobt record \(Self.describe(FreeSpaceRecord(startBlock: start, blockCount: b))) is not in the cntbt"
             case let (nil, c?): "cntbt record \(Self.describe(FreeSpaceRecord(startBlock: start, blockCount: c))) is not in the bnobt"
             case (nil, nil): ""
             }
             findings.append(RmapFinding(agno: agno, kind: .freeSpace, block: UInt64(start), detail: detail))
+        }
+        var i = 0, j = 0
+        while i < bnobt.count || j < byStart.count {
+            let b = i < bnobt.count ? bnobt[i] : nil, c = j < byStart.count ? byStart[j] : nil
+            switch (b, c) {
+            case let (b?, c?) where b.startBlock == c.startBlock:
+                if b.blockCount != c.blockCount { report(b.startBlock, b.blockCount, c.blockCount) }
+                i += 1; j += 1
+            case let (b?, c?) where b.startBlock < c.startBlock:
+                report(b.startBlock, b.blockCount, nil); i += 1
+            case let (_, c?):
+                report(c.startBlock, nil, c.blockCount); j += 1
+            case let (b?, nil):
+                report(b.startBlock, b.blockCount, nil); i += 1
+            case (nil, nil):
+                break
+            }
         }
         return findings
     }

@@ -79,7 +79,9 @@ extension XFSImage {
         try withCursor(format, headers.root(kind), body)
     }
 
-    /// Runs `body` on a cursor over the AG btree rooted at `tree`.
+    /// Runs `body` on a cursor over the AG btree rooted at `tree`. Inlinable, so that a
+    /// caller's concrete record format specializes the walk.
+    @inlinable
     public func withCursor<Format: BTreeRecordFormat, Result>(
         _ format: Format.Type, _ tree: AGBTreeRoot,
         _ body: (inout BTreeCursor<Format, AGBTreeStore<Format>>) throws -> Result
@@ -108,6 +110,7 @@ extension XFSImage {
     ///   one before it: keys out of order, or a block reached through two pointers. Stopping
     ///   there also bounds the walk of a corrupt tree whose node pointers all lead to the same
     ///   child, which would otherwise visit (entries per node)^(height − 1) leaves.
+    @inlinable
     public func records<Format: BTreeRecordFormat>(_ format: Format.Type, _ tree: AGBTreeRoot) throws -> [Format.Record] {
         try withCursor(format, tree) { cursor in
             var records: [Format.Record] = []
@@ -253,6 +256,7 @@ extension XFSFormatError {
     /// A structural fault the engine found in a disk btree, as a format error whose location
     /// names the tree (`tree`, e.g. "AG 1 rmapbt") and the block: "AG 1 rmapbt block 10:
     /// magic check failed at level 0: magic 0xfc6d7d51, expected 0x524d4233".
+    @usableFromInline
     init(_ fault: BTreeFault, in tree: String) {
         let location = fault.pointer.map { "\(tree) block \($0)" } ?? tree
         var detail = "\(fault.check.rawValue) check failed"
