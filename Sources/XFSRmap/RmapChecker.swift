@@ -138,7 +138,9 @@ public struct UncheckedRecords: Sendable, Equatable, CustomStringConvertible {
     mutating func add(_ record: RmapRecord) {
         records += 1
         firstBlock = min(firstBlock, record.startBlock)
-        lastBlock = max(lastBlock, record.startBlock + max(record.blockCount, 1) - 1)
+        // On-disk records may be garbage: no overflow past the last AG block number.
+        let end = UInt64(record.startBlock) + UInt64(max(record.blockCount, 1)) - 1
+        lastBlock = max(lastBlock, UInt32(clamping: end))
     }
 }
 
@@ -230,6 +232,10 @@ public struct RmapCheckReport: Sendable {
 /// - Records: the exact record set. Every observed record must be on disk and every disk
 ///   record observed; a record with the observed key but another length or unwritten flag
 ///   is reported once as wrong.
+/// - Unchecked records: an on-disk record owned by an inode, fork or AG's inodes that the
+///   scan could not read (`ScanProblem.unreadable`) is not extra, since nothing of its owner
+///   was observed; it is counted in the finding about that cause, with the AG blocks it
+///   covers, instead of one finding per record.
 public struct RmapChecker: Sendable {
     /// The image.
     public let image: XFSImage

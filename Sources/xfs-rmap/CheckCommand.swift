@@ -57,8 +57,8 @@ struct CheckCommand: ParsableCommand, JSONOutputCommand {
             for line in FindingsText.lines(report.findings, limit: maxFindings) { output.write(line + "\n") }
             for summary in report.summaries { output.write(summary.line + "\n") }
             output.write(report.isConsistent
-                ? "rmap: consistent in \(ags.count) AGs\n"
-                : "rmap: \(report.findings.count) problem\(report.findings.count == 1 ? "" : "s") in \(report.summaries.filter { !$0.isConsistent }.count) of \(ags.count) AGs\n")
+                ? "rmap: consistent in \(ags.count) AG\(ags.count == 1 ? "" : "s")\n"
+                : "rmap: \(report.findings.count) problem\(report.findings.count == 1 ? "" : "s") in \(report.summaries.filter { !$0.isConsistent }.count) of \(ags.count) AG\(ags.count == 1 ? "" : "s")\n")
         }
         output.flush()
         if verbose && !json {

@@ -82,7 +82,7 @@ struct RebuildCommand: ParsableCommand, JSONOutputCommand {
         var output = StandardOutput()
         guard !chosen.isEmpty else {
             output.write(json ? RebuildJSON.document(image: path, plan: nil, outcome: "nothing to rebuild") + "\n"
-                              : "rmap: consistent in \(ags.count) AGs: nothing to rebuild\n")
+                              : "rmap: consistent in \(ags.count) AG\(ags.count == 1 ? "" : "s"): nothing to rebuild\n")
             output.flush()
             return
         }

@@ -119,6 +119,13 @@ struct CheckOutputToolTests {
         #expect(verbose.stderrLines.count == 1 && verbose.stderr.hasPrefix("peak RSS ") && verbose.stderr.hasSuffix(" KiB\n"),
                 "\(verbose)")
     }
+
+    @Test("the last line counts the AGs checked, one AG in the singular")
+    func totalLine() throws {
+        let path = try Fixtures.imagePath("mixed-4k")
+        #expect(try ToolRunner.run(["check", path], timeout: 60).stdout.hasSuffix("\nrmap: consistent in 4 AGs\n"))
+        #expect(try ToolRunner.run(["check", "--ag", "1", path], timeout: 60).stdout.hasSuffix("\nrmap: consistent in 1 AG\n"))
+    }
 }
 
 @Suite("xfs-rmap exit codes and errors")
