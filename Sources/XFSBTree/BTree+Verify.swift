@@ -49,6 +49,18 @@ public enum BTreeVerifier<Format: BTreeRecordFormat, Store: BTreeBlockStore> {
 
     /// Verifies with an explicit layout.
     public static func verify(_ store: Store, layout: BTreeLayout) -> BTreeVerifyReport {
+        verify(store, layout: layout, visitingRecords: { _ in })
+    }
+
+    /// Verifies the tree, and hands `visit` every record of every leaf the walk reads, in
+    /// walk order (depth first, key order of the parents' entries): a leaf reached twice or
+    /// that fails its header checks is not visited, one with too many entries only up to
+    /// its maximum. On a damaged tree these are the records that can be read.
+    public static func verify(_ store: Store, visitingRecords visit: (Format.Record) -> Void) -> BTreeVerifyReport {
+        verify(store, layout: BTreeLayout(format: Format.self, store: store), visitingRecords: visit)
+    }
+
+    static func verify(_ store: Store, layout: BTreeLayout, visitingRecords visit: (Format.Record) -> Void) -> BTreeVerifyReport {
         var report = BTreeVerifyReport(faults: [], blocks: 0, records: 0, height: store.height)
         let h = store.height
         let header = layout.headerFormat
@@ -73,7 +85,7 @@ public enum BTreeVerifier<Format: BTreeRecordFormat, Store: BTreeBlockStore> {
             let pp = UInt64(p)
             let level = f.level
             if p.isNull || !store.isValid(p) {
-                fault(.pointer, f.parent, level + 1, "child pointer \(p) is invalid", index: f.parentIndex)
+                fault(.pointer, f.parent, level + 1, "child pointer \(p.pointerText) is invalid", index: f.parentIndex)
                 known[level] = false
                 continue
             }
@@ -129,21 +141,21 @@ public enum BTreeVerifier<Format: BTreeRecordFormat, Store: BTreeBlockStore> {
             let left = b.leftSibling(Store.Pointer.self)
             let right = b.rightSibling(Store.Pointer.self)
             if left == p || right == p {
-                fault(.siblings, pp, level, "sibling points at the block itself (left \(left), right \(right))")
+                fault(.siblings, pp, level, "sibling points at the block itself (left \(left.pointerText), right \(right.pointerText))")
             }
-            if !left.isNull && left != p && !store.isValid(left) { fault(.siblings, pp, level, "left sibling \(left) is invalid") }
-            if !right.isNull && right != p && !store.isValid(right) { fault(.siblings, pp, level, "right sibling \(right) is invalid") }
+            if !left.isNull && left != p && !store.isValid(left) { fault(.siblings, pp, level, "left sibling \(left.pointerText) is invalid") }
+            if !right.isNull && right != p && !store.isValid(right) { fault(.siblings, pp, level, "right sibling \(right.pointerText) is invalid") }
             if isRoot {
                 if !left.isNull || !right.isNull {
-                    fault(.siblings, pp, level, "root has siblings (left \(left), right \(right))")
+                    fault(.siblings, pp, level, "root has siblings (left \(left.pointerText), right \(right.pointerText))")
                 }
             } else if known[level] {
                 let expectedLeft = previous[level] ?? .null
                 if left != expectedLeft {
-                    fault(.siblings, pp, level, "left sibling \(left), expected \(expectedLeft)")
+                    fault(.siblings, pp, level, "left sibling \(left.pointerText), expected \(expectedLeft.pointerText)")
                 }
                 if let prev = previous[level], previousRight[level] != p {
-                    fault(.siblings, UInt64(prev), level, "right sibling \(previousRight[level]), expected \(p)")
+                    fault(.siblings, UInt64(prev), level, "right sibling \(previousRight[level].pointerText), expected \(p)")
                 }
             }
             previous[level] = p
@@ -163,6 +175,7 @@ public enum BTreeVerifier<Format: BTreeRecordFormat, Store: BTreeBlockStore> {
                 prevLow = firstLow
                 for i in 0..<n {
                     let r = i == 0 ? r0 : Format.loadRecord(from: b.record(i, layout))
+                    visit(r)
                     if let why = Format.check(r) { fault(.record, pp, level, why, index: i) }
                     let k = Format.lowKey(of: r)
                     if i > 0 && !(prevLow < k) {
@@ -211,7 +224,7 @@ public enum BTreeVerifier<Format: BTreeRecordFormat, Store: BTreeBlockStore> {
         }
         for level in 0..<h where known[level] {
             if let prev = previous[level], !previousRight[level].isNull, previousRight[level] != prev {
-                fault(.siblings, UInt64(prev), level, "last block at its level has right sibling \(previousRight[level])")
+                fault(.siblings, UInt64(prev), level, "last block at its level has right sibling \(previousRight[level].pointerText)")
             }
         }
         return report

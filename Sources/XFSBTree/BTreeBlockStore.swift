@@ -13,6 +13,10 @@ extension BTreePointer {
     /// Whether this is the null pointer.
     @inlinable @inline(__always)
     public var isNull: Bool { self == Self.max }
+
+    /// The pointer for messages: its value, or "null" for the null pointer, which would
+    /// otherwise print as 4294967295 or 18446744073709551615.
+    public var pointerText: String { isNull ? "null" : String(self) }
 }
 
 /// Which v5 block header a btree uses; it follows from the pointer width.

@@ -157,11 +157,11 @@ extension BTreeCursor {
                 if path[parent].index + 1 < path[parent].block.numrecs {
                     path[parent].index += 1
                 } else if try !stepRight(atLevel: parent) {
-                    throw corrupt(.siblings, level: parent, "no parent entry for right sibling \(rightPointer)")
+                    throw corrupt(.siblings, level: parent, "no parent entry for right sibling \(rightPointer.pointerText)")
                 }
                 let p = path[parent].block.pointer(path[parent].index, layout, as: Store.Pointer.self)
                 guard p == rightPointer else {
-                    throw corrupt(.siblings, level: parent, "next parent entry points at \(p), not right sibling \(rightPointer)")
+                    throw corrupt(.siblings, level: parent, "next parent entry points at \(p.pointerText), not right sibling \(rightPointer.pointerText)")
                 }
                 return .removeParentEntry
             }

@@ -237,3 +237,105 @@ extension BTreeCursor {
         return n
     }
 }
+
+/// The blocks a tree occupies as its nodes' child pointers reach them, and every fault met
+/// on the way (`BTreeCursor.reachableBlocks()`).
+public struct BTreeReachableBlocks: Sendable {
+    /// The blocks, depth first in key order (the root first), each once, widened.
+    public var pointers: [UInt64]
+    /// What the walk met: blocks that could not be read or whose header is wrong (each still
+    /// in `pointers`, since its parent points at it; nothing below it is reached), invalid
+    /// child pointers, blocks reached a second time, and sibling links that disagree with
+    /// the neighbours found through the parents.
+    public var faults: [BTreeFault]
+}
+
+extension BTreeCursor {
+    /// Every block of the tree as its nodes' child pointers reach them, depth first in key
+    /// order, each block once (xfs_repair's walk of a btree's blocks), with every fault met.
+    ///
+    /// Unlike `visitBlocks`, sibling pointers are not followed, so a damaged sibling link
+    /// loses no block; it is a fault. A block that cannot be read or fails its header checks
+    /// still belongs to the tree (a parent points at it): it is listed, with its fault, and
+    /// what lies below it is lost. A block reached a second time is a fault and is not
+    /// re-entered, so the walk ends on any image. Leaves are read for their headers only.
+    /// Nothing is thrown.
+    public func reachableBlocks() -> BTreeReachableBlocks {
+        var result = BTreeReachableBlocks(pointers: [], faults: [])
+        let h = store.height
+        guard h >= 1 && h <= maxHeight else {
+            result.faults.append(BTreeFault(.height, pointer: UInt64(store.root), detail: "height \(h), allowed 1...\(maxHeight)"))
+            return result
+        }
+        func fault(_ check: BTreeCheck, _ pointer: UInt64?, _ level: Int, _ detail: String, index: Int? = nil) {
+            result.faults.append(BTreeFault(check, pointer: pointer, level: level, index: index, detail: detail))
+        }
+        var stack: [(pointer: Store.Pointer, level: Int, parent: UInt64?, index: Int?)] = [(store.root, h - 1, nil, nil)]
+        var visited = Set<UInt64>()
+        // Per level: the block listed last, its right sibling, and whether it is the true left
+        // neighbour of the next one (nothing was skipped in between).
+        var previous = [Store.Pointer?](repeating: nil, count: h)
+        var previousRight = [Store.Pointer](repeating: .null, count: h)
+        var known = [Bool](repeating: true, count: h)
+        /// Forgets the left neighbours at `level` and below: a block there was skipped.
+        func skipped(_ level: Int) {
+            for l in 0...level { known[l] = false }
+        }
+        while let (p, level, parent, index) = stack.popLast() {
+            if p.isNull || !store.isValid(p) {
+                fault(.pointer, parent, level + 1, "child pointer \(p.pointerText) is invalid", index: index)
+                skipped(level)
+                continue
+            }
+            let pp = UInt64(p)
+            if !visited.insert(pp).inserted {
+                fault(.cycle, parent, level + 1, "child pointer \(p) reaches a block already visited", index: index)
+                skipped(level)
+                continue
+            }
+            result.pointers.append(pp)
+            let handle: Store.BlockHandle, block: BTreeBlock
+            do {
+                (handle, block) = try Self.readChecked(store, layout, p, level: level, isRoot: level == h - 1)
+            } catch BTreeError.corrupt(_, let blockFault) {
+                result.faults.append(blockFault)
+                skipped(level)
+                continue
+            } catch {
+                fault(.read, pp, level, "\(error)")
+                skipped(level)
+                continue
+            }
+            defer { store.release(handle) }
+            let left = block.leftSibling(Store.Pointer.self)
+            let right = block.rightSibling(Store.Pointer.self)
+            if level == h - 1 {
+                if !left.isNull || !right.isNull {
+                    fault(.siblings, pp, level, "root has siblings (left \(left.pointerText), right \(right.pointerText))")
+                }
+            } else if known[level] {
+                let expectedLeft = previous[level] ?? .null
+                if left != expectedLeft {
+                    fault(.siblings, pp, level, "left sibling \(left.pointerText), expected \(expectedLeft.pointerText)")
+                }
+                if let prev = previous[level], previousRight[level] != p {
+                    fault(.siblings, UInt64(prev), level, "right sibling \(previousRight[level].pointerText), expected \(p)")
+                }
+            }
+            previous[level] = p
+            previousRight[level] = right
+            known[level] = true
+            if level > 0 {
+                for i in stride(from: block.numrecs - 1, through: 0, by: -1) {
+                    stack.append((block.pointer(i, layout, as: Store.Pointer.self), level - 1, pp, i))
+                }
+            }
+        }
+        for level in 0..<h where known[level] {
+            if let prev = previous[level], !previousRight[level].isNull {
+                fault(.siblings, UInt64(prev), level, "last block at its level has right sibling \(previousRight[level].pointerText)")
+            }
+        }
+        return result
+    }
+}

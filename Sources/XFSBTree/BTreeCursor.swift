@@ -320,7 +320,7 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         if left == pointer || right == pointer
             || (!left.isNull && !store.isValid(left)) || (!right.isNull && !store.isValid(right))
         {
-            return BTreeFault(.siblings, pointer: p, level: level, detail: "bad siblings left \(left) right \(right)")
+            return BTreeFault(.siblings, pointer: p, level: level, detail: "bad siblings left \(left.pointerText) right \(right.pointerText)")
         }
         return nil
     }
@@ -468,8 +468,8 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
         let moved = rightward ? try t.stepRight(atLevel: level) : try t.stepLeft(atLevel: level)
         guard moved, t.path[level].pointer == pointer else {
             throw corrupt(.siblings, level: level, rightward
-                ? "right sibling \(pointer) is not the next block under the parent"
-                : "left sibling \(pointer) is not the previous block under the parent")
+                ? "right sibling \(pointer.pointerText) is not the next block under the parent"
+                : "left sibling \(pointer.pointerText) is not the previous block under the parent")
         }
         return t
     }

@@ -1,3 +1,5 @@
+import XFSBTree
+
 /// The AG free-space header (sector 1 of each AG): free-space, rmap and refcount btree roots,
 /// the free list window, and block counters.
 public struct AGF: Sendable, Equatable {
@@ -69,7 +71,7 @@ public struct AGF: Sendable, Equatable {
 
         func checkTree(_ name: String, root: UInt32, level: UInt32, max: Int) throws(XFSFormatError) {
             guard level >= 1, level <= UInt32(max) else { throw bad("\(name) level \(level) is outside 1...\(max)") }
-            guard root > g.agflBlock, root < agf.length else { throw bad("\(name) root \(root) is outside the AG") }
+            guard root > g.agflBlock, root < agf.length else { throw bad("\(name) root \(root.pointerText) is outside the AG") }
         }
         try checkTree("bnobt", root: agf.bnoRoot, level: agf.bnoLevel, max: g.maxAllocBTreeLevels)
         try checkTree("cntbt", root: agf.cntRoot, level: agf.cntLevel, max: g.maxAllocBTreeLevels)
@@ -97,7 +99,7 @@ public struct AGF: Sendable, Equatable {
         guard rmapLevel >= 1, rmapLevel <= UInt32(g.maxRmapBTreeLevels) else {
             return "rmapbt level \(rmapLevel) is outside 1...\(g.maxRmapBTreeLevels)"
         }
-        guard rmapRoot > g.agflBlock, rmapRoot < length else { return "rmapbt root \(rmapRoot) is outside the AG" }
+        guard rmapRoot > g.agflBlock, rmapRoot < length else { return "rmapbt root \(rmapRoot.pointerText) is outside the AG" }
         guard rmapBlocks >= 1, rmapBlocks <= length else { return "rmap_blocks \(rmapBlocks) is outside 1...length" }
         return nil
     }

@@ -1,3 +1,5 @@
+import XFSBTree
+
 /// The AG inode header (sector 2 of each AG): inobt and finobt roots, inode counters and
 /// the unlinked-inode hash buckets.
 public struct AGI: Sendable, Equatable {
@@ -62,12 +64,12 @@ public struct AGI: Sendable, Equatable {
                           seqno: agi.seqno, length: agi.length, uuid: agi.uuid)
         let maxLevels = g.maxInodeBTreeLevels
         guard agi.level >= 1, agi.level <= UInt32(maxLevels) else { throw bad("inobt level \(agi.level) is outside 1...\(maxLevels)") }
-        guard agi.root > g.agflBlock, agi.root < agi.length else { throw bad("inobt root \(agi.root) is outside the AG") }
+        guard agi.root > g.agflBlock, agi.root < agi.length else { throw bad("inobt root \(agi.root.pointerText) is outside the AG") }
         if g.hasFinobt {
             guard agi.freeLevel >= 1, agi.freeLevel <= UInt32(maxLevels) else {
                 throw bad("finobt level \(agi.freeLevel) is outside 1...\(maxLevels)")
             }
-            guard agi.freeRoot > g.agflBlock, agi.freeRoot < agi.length else { throw bad("finobt root \(agi.freeRoot) is outside the AG") }
+            guard agi.freeRoot > g.agflBlock, agi.freeRoot < agi.length else { throw bad("finobt root \(agi.freeRoot.pointerText) is outside the AG") }
         }
         guard agi.freeCount <= agi.count else { throw bad("freecount \(agi.freeCount) exceeds count \(agi.count)") }
         let maxAGIno = UInt64(agi.length) << g.inodesPerBlockLog

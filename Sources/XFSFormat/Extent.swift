@@ -73,3 +73,10 @@ public struct FileExtent: Sendable, Hashable {
         return nil
     }
 }
+
+extension FileExtent: CustomStringConvertible {
+    /// "[startoff 0, startblock 1234, len 8]", ending ", unwritten" for an unwritten extent.
+    public var description: String {
+        "[startoff \(startOffset), startblock \(startBlock), len \(blockCount)\(isUnwritten ? ", unwritten" : "")]"
+    }
+}

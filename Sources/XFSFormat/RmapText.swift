@@ -15,14 +15,15 @@ public enum RmapText {
         return "\(agno)\t\(r.startBlock)\t\(r.blockCount)\t\(owner)\t\(r.offset)\t\(r.isUnwritten ? 1 : 0)\t\(r.isAttrFork ? 1 : 0)\t\(r.isBmbtBlock ? 1 : 0)"
     }
 
-    /// A record in xfs_db's bracket form for messages: "[startblock,blockcount,owner,offset]"
-    /// with the set flags after the offset ("unwritten", "attr", "bmbt").
+    /// A record for messages, its fields labelled: "[start 5626, len 2, owner 2641, offset 777]",
+    /// special owners by name ("owner AG"), the set flags after the offset ("unwritten",
+    /// "attr", "bmbt").
     public static func describe(_ r: RmapRecord) -> String {
-        var fields = ["\(r.startBlock)", "\(r.blockCount)", RmapOwner.name(r.owner), "\(r.offset)"]
+        var fields = ["start \(r.startBlock)", "len \(r.blockCount)", "owner \(RmapOwner.name(r.owner))", "offset \(r.offset)"]
         if r.isUnwritten { fields.append("unwritten") }
         if r.isAttrFork { fields.append("attr") }
         if r.isBmbtBlock { fields.append("bmbt") }
-        return "[" + fields.joined(separator: ",") + "]"
+        return "[" + fields.joined(separator: ", ") + "]"
     }
 
     /// A whole document: the header and every record, each line ending in "\n".
@@ -125,4 +126,9 @@ extension RmapText {
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(32 - count)...]))
         }
     }
+}
+
+extension RmapRecord: CustomStringConvertible {
+    /// `RmapText.describe(_:)`: "[start 5626, len 2, owner 2641, offset 777]".
+    public var description: String { RmapText.describe(self) }
 }

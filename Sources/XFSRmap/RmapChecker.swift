@@ -23,12 +23,21 @@ public struct RmapFinding: Sendable, Equatable, CustomStringConvertible {
         case freeSpace = "free-space"
     }
 
+    /// What a finding's `block` is.
+    public enum BlockKind: String, Sendable {
+        /// A block of the on-disk rmapbt: the leaf holding an extra or wrong record, or the
+        /// block with a structural fault.
+        case rmapbtBlock = "rmapbt_block"
+        /// A block of the AG's space: the start of a missing record, or the first block a
+        /// free-space finding is about.
+        case dataBlock = "data_block"
+    }
+
     /// The AG.
     public var agno: UInt32
     /// The kind of damage.
     public var kind: Kind
-    /// The AG block concerned: the rmapbt block holding an extra or wrong record or a
-    /// structural fault, or the start of a missing record; nil when none applies.
+    /// The AG block concerned (see `blockKind`); nil when none applies.
     public var block: UInt64?
     /// The record the filesystem implies (missing, wrong).
     public var expected: RmapRecord?
@@ -36,10 +45,102 @@ public struct RmapFinding: Sendable, Equatable, CustomStringConvertible {
     public var found: RmapRecord?
     /// A sentence saying what is wrong.
     public var detail: String
+    /// For an inode or fork the scan could not read: which, and why.
+    public var unreadable: UnreadableInodes?
+    /// For an unreadable inode or fork: the on-disk records it owns, which cannot be checked,
+    /// one entry per AG holding any (this finding's AG only, until a report gathers the
+    /// other AGs' entries into the finding of the inode's own AG).
+    public var unchecked: [UncheckedRecords] = []
 
-    /// "AG 1 block 12: extra record [...]".
+    /// What `block` is: an rmapbt block for extra and wrong records and structural faults,
+    /// an AG block for missing records and free-space findings; nil without a block.
+    public var blockKind: BlockKind? {
+        guard block != nil else { return nil }
+        return kind == .missing || kind == .freeSpace ? .dataBlock : .rmapbtBlock
+    }
+
+    /// "AG 1 rmapbt leaf 9519: extra record [...]", "AG 1 rmapbt block 12: siblings: ...",
+    /// "AG 1: missing record [start 8036, ...]": an rmapbt block is named, an AG block is
+    /// left to the detail, which names it.
     public var description: String {
-        "AG \(agno)" + (block.map { " block \($0)" } ?? "") + ": " + detail
+        let place: String = switch (blockKind, kind) {
+        case (.rmapbtBlock?, .extra), (.rmapbtBlock?, .wrong): " rmapbt leaf \(block!)"
+        case (.rmapbtBlock?, _): " rmapbt block \(block!)"
+        default: ""
+        }
+        return "AG \(agno)\(place): \(detail)"
+    }
+
+    /// A finding of `kind` in AG `agno`.
+    public init(agno: UInt32, kind: Kind, block: UInt64? = nil, expected: RmapRecord? = nil, found: RmapRecord? = nil,
+                detail: String, unreadable: UnreadableInodes? = nil, unchecked: [UncheckedRecords] = []) {
+        self.agno = agno
+        self.kind = kind
+        self.block = block
+        self.expected = expected
+        self.found = found
+        self.detail = detail
+        self.unreadable = unreadable
+        self.unchecked = unchecked
+    }
+
+    /// The structure finding for a fault the verifier found in AG `agno`'s rmapbt:
+    /// "AG 3 rmapbt block 9: read: bad CRC (level 0)".
+    public static func structure(agno: UInt32, fault: BTreeFault) -> RmapFinding {
+        // A read fault's detail is the store's error, which names the block again.
+        var detail = fault.detail
+        if let pointer = fault.pointer, detail.hasPrefix("AG \(agno) rmapbt block \(pointer): ") {
+            detail.removeFirst("AG \(agno) rmapbt block \(pointer): ".count)
+        }
+        let place = fault.level.map { " (level \($0)" + (fault.index.map { ", entry \($0)" } ?? "") + ")" } ?? ""
+        return RmapFinding(agno: agno, kind: .structure, block: fault.pointer, detail: "\(fault.check.rawValue): \(detail)\(place)")
+    }
+
+    /// The finding (of `kind`) about unreadable inodes in AG `agno`, holding the on-disk
+    /// records `unchecked` says they own: "inode 133 data fork unreadable (bmbt block 9: bad
+    /// CRC): its 1913 on-disk records (AG 1 blocks 5706-9541) cannot be checked".
+    public static func unreadable(_ cause: UnreadableInodes, agno: UInt32, kind: Kind = .observation,
+                                  unchecked: [UncheckedRecords]) -> RmapFinding {
+        let records = unchecked.reduce(0) { $0 + $1.records }
+        let whose = if case .inode = cause.scope { "its" } else { "their" }
+        let detail = unchecked.isEmpty
+            ? cause.sentence
+            : "\(cause.name) unreadable (\(cause.reason)): \(whose) \(records) on-disk record\(records == 1 ? "" : "s") ("
+                + unchecked.map(\.description).joined(separator: ", ") + ") cannot be checked"
+        return RmapFinding(agno: agno, kind: kind, detail: detail, unreadable: cause, unchecked: unchecked)
+    }
+}
+
+/// On-disk records of one AG that an unreadable inode or fork owns: how many, and the AG
+/// blocks from the first one's start to the last one's end.
+public struct UncheckedRecords: Sendable, Equatable, CustomStringConvertible {
+    /// The AG.
+    public var agno: UInt32
+    /// How many records.
+    public var records: Int
+    /// The first and last AG block they cover.
+    public var firstBlock: UInt32, lastBlock: UInt32
+
+    /// `records` records of AG `agno` covering blocks `firstBlock` to `lastBlock`.
+    public init(agno: UInt32, records: Int, firstBlock: UInt32, lastBlock: UInt32) {
+        self.agno = agno
+        self.records = records
+        self.firstBlock = firstBlock
+        self.lastBlock = lastBlock
+    }
+
+    /// "AG 1 blocks 5706-9541" (or "AG 1 block 5706").
+    public var description: String {
+        "AG \(agno) " + (firstBlock == lastBlock ? "block \(firstBlock)" : "blocks \(firstBlock)-\(lastBlock)")
+    }
+
+    /// Counts one more record.
+    mutating func add(_ record: RmapRecord) {
+        records += 1
+        firstBlock = min(firstBlock, record.startBlock)
+        // On-disk records may be garbage: no overflow past the last AG block number.
+        let end = UInt64(record.startBlock) + UInt64(max(record.blockCount, 1)) - 1
+        lastBlock = max(lastBlock, UInt32(clamping: end))
     }
 }
 
@@ -57,16 +158,33 @@ public struct RmapAGSummary: Sendable, Equatable {
     public var height: Int
     /// Findings by kind.
     public var counts: [RmapFinding.Kind: Int]
+    /// On-disk records owned by inodes or forks the scan could not read: not checked, and
+    /// reported in those inodes' findings rather than one by one.
+    public var uncheckedRecords: Int = 0
 
-    /// Whether nothing is wrong in this AG.
-    public var isConsistent: Bool { counts.values.allSatisfy { $0 == 0 } }
+    /// A summary of AG `agno`.
+    public init(agno: UInt32, expectedRecords: Int, onDiskRecords: Int?, onDiskBlocks: Int, height: Int,
+                counts: [RmapFinding.Kind: Int], uncheckedRecords: Int = 0) {
+        self.agno = agno
+        self.expectedRecords = expectedRecords
+        self.onDiskRecords = onDiskRecords
+        self.onDiskBlocks = onDiskBlocks
+        self.height = height
+        self.counts = counts
+        self.uncheckedRecords = uncheckedRecords
+    }
 
-    /// "AG 1: 3771 expected, 3770 on disk (9 blocks, height 2): 1 missing, 0 extra, ...".
+    /// Whether nothing is wrong in this AG and every on-disk record was checked.
+    public var isConsistent: Bool { counts.values.allSatisfy { $0 == 0 } && uncheckedRecords == 0 }
+
+    /// "AG 1: 3771 expected, 3770 on disk (9 blocks, height 2): 1 missing, 0 extra, ...",
+    /// ending ", 1913 records unchecked" when some could not be checked.
     public var line: String {
         let found = onDiskRecords.map(String.init) ?? "unreadable"
         let kinds = RmapFinding.Kind.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
+        let unchecked = uncheckedRecords > 0 ? ", \(uncheckedRecords) record\(uncheckedRecords == 1 ? "" : "s") unchecked" : ""
         return "AG \(agno): \(expectedRecords) records expected, \(found) on disk (\(onDiskBlocks) blocks, height \(height)): "
-            + (isConsistent ? "consistent" : kinds)
+            + (isConsistent ? "consistent" : kinds + unchecked)
     }
 }
 
@@ -79,10 +197,27 @@ public struct RmapCheckReport: Sendable {
     /// Whether every checked AG is consistent.
     public var isConsistent: Bool { findings.isEmpty }
 
-    /// A report from per-AG summaries and findings.
+    /// A report from per-AG summaries and findings. An unreadable inode's records in other
+    /// AGs join the finding of the AG that reported the inode, when that AG is in the report:
+    /// one finding per unreadable inode or fork, listing every AG's records.
     public init(summaries: [RmapAGSummary], findings: [RmapFinding]) {
+        var summaries = summaries
+        var findings = findings
+        // The finding of each cause in the inode's own AG.
+        var home: [UnreadableInodes: Int] = [:]
+        for (i, f) in findings.enumerated() {
+            if let cause = f.unreadable, cause.agno == f.agno { home[cause] = i }
+        }
+        var moved = Set<Int>()
+        for (i, f) in findings.enumerated() {
+            guard let cause = f.unreadable, cause.agno != f.agno, let h = home[cause] else { continue }
+            let unchecked = (findings[h].unchecked + f.unchecked).sorted { $0.agno < $1.agno }
+            findings[h] = RmapFinding.unreadable(cause, agno: cause.agno, kind: findings[h].kind, unchecked: unchecked)
+            moved.insert(i)
+            if let s = summaries.firstIndex(where: { $0.agno == f.agno }) { summaries[s].counts[f.kind, default: 0] -= 1 }
+        }
         self.summaries = summaries
-        self.findings = findings
+        self.findings = findings.enumerated().filter { !moved.contains($0.offset) }.map(\.element)
     }
 }
 
@@ -97,6 +232,10 @@ public struct RmapCheckReport: Sendable {
 /// - Records: the exact record set. Every observed record must be on disk and every disk
 ///   record observed; a record with the observed key but another length or unwritten flag
 ///   is reported once as wrong.
+/// - Unchecked records: an on-disk record owned by an inode, fork or AG's inodes that the
+///   scan could not read (`ScanProblem.unreadable`) is not extra, since nothing of its owner
+///   was observed; it is counted in the finding about that cause, with the AG blocks it
+///   covers, instead of one finding per record.
 public struct RmapChecker: Sendable {
     /// The image.
     public let image: XFSImage
@@ -115,10 +254,18 @@ public struct RmapChecker: Sendable {
         func add(_ kind: RmapFinding.Kind, block: UInt64? = nil, expected: RmapRecord? = nil, found: RmapRecord? = nil, _ detail: String) {
             findings.append(RmapFinding(agno: agno, kind: kind, block: block, expected: expected, found: found, detail: detail))
         }
-        let problems = scanner.problems.filter { $0.agno == agno }
+        let allProblems = scanner.problems
+        let problems = allProblems.filter { $0.agno == agno }
         for problem in problems where problem.kind != .rmapbt {
-            add(problem.kind == .header ? .header : .observation, problem.detail)
+            if let cause = problem.unreadable {
+                findings.append(.unreadable(cause, agno: agno, kind: problem.kind == .header ? .header : .observation, unchecked: []))
+            } else {
+                add(problem.kind == .header ? .header : .observation, problem.detail)
+            }
         }
+        // The inodes the scan could not read, anywhere: their on-disk records here are not
+        // extra, only unchecked.
+        let unreadable = UnreadableIndex(allProblems.compactMap(\.unreadable), agno: agno, geometry: image.geometry)
         var summary = RmapAGSummary(agno: agno, expectedRecords: 0, onDiskRecords: nil, onDiskBlocks: 0, height: 0, counts: [:])
         // The expected records are known whatever the state of the disk.
         try scanner.tree(agno).forEach { _ in summary.expectedRecords += 1; return .proceed }
@@ -164,10 +311,7 @@ public struct RmapChecker: Sendable {
         let store = AGBTreeStore<RmapFormat>(image: image, agno: agno, root: agf.rmapRoot,
                                              height: Int(agf.rmapLevel), maxHeight: image.geometry.maxRmapBTreeLevels)
         let report = BTreeVerifier<RmapFormat, AGBTreeStore<RmapFormat>>.verify(store)
-        for fault in report.faults {
-            add(.structure, block: fault.pointer, "rmapbt \(fault.check.rawValue): \(fault.detail)"
-                + (fault.level.map { " (level \($0)" + (fault.index.map { ", entry \($0)" } ?? "") + ")" } ?? ""))
-        }
+        findings += report.faults.map { RmapFinding.structure(agno: agno, fault: $0) }
         summary.onDiskBlocks = report.blocks
         // The scan met the same fault walking the tree's blocks; say it once.
         if report.faults.isEmpty {
@@ -183,9 +327,21 @@ public struct RmapChecker: Sendable {
         // Records: streamed side by side when the disk tree reads in order (the usual case,
         // and no record lands on the Swift heap); otherwise both sets as arrays, the disk's
         // sorted.
-        if let streamed = try streamingDiff(agno, store: store) {
+        /// Adds a walk's findings, and its unchecked records to the findings of their inodes.
+        func take(_ walk: MergeWalk) {
+            findings += walk.findings
+            for (cause, records) in walk.unchecked.sorted(by: { $0.value.firstBlock < $1.value.firstBlock }) {
+                summary.uncheckedRecords += records.records
+                if cause.agno == agno, let i = findings.firstIndex(where: { $0.unreadable == cause }) {
+                    findings[i] = RmapFinding.unreadable(cause, agno: agno, kind: findings[i].kind, unchecked: [records])
+                } else {
+                    findings.append(RmapFinding.unreadable(cause, agno: agno, unchecked: [records]))
+                }
+            }
+        }
+        if let streamed = try streamingDiff(agno, store: store, unreadable: unreadable) {
             summary.onDiskRecords = streamed.found
-            findings += streamed.findings
+            take(streamed.walk)
             return finish(summary, findings)
         }
         var found: [(record: RmapRecord, leaf: UInt64)] = []
@@ -209,9 +365,45 @@ public struct RmapChecker: Sendable {
             return a < b || (a == b && $0.offset < $1.offset)
         }.map(\.element)
         var next = sorted.makeIterator()
-        let walk = try mergeWalk(agno) { next.next().map(DiskRecord.record) ?? .end }
-        findings += walk?.findings ?? []
+        if let walk = try mergeWalk(agno, unreadable: unreadable, next: { next.next().map(DiskRecord.record) ?? .end }) {
+            take(walk)
+        }
         return finish(summary, findings)
+    }
+
+    /// The unreadable inodes of a scan, looked up by the owner of an on-disk record of one AG.
+    private struct UnreadableIndex {
+        /// One inode or fork, by inode number.
+        var byInode: [UInt64: [UnreadableInodes]] = [:]
+        /// Whole AGs' inodes.
+        var wholeAGs: [UnreadableInodes] = []
+        /// The AG whose records are looked up.
+        var agno: UInt32
+        var geometry: Geometry
+
+        init(_ causes: [UnreadableInodes], agno: UInt32, geometry: Geometry) {
+            self.agno = agno
+            self.geometry = geometry
+            for cause in causes {
+                if let ino = cause.ino { byInode[ino, default: []].append(cause) } else { wholeAGs.append(cause) }
+            }
+        }
+
+        /// The cause that owns `record` (of this AG), if any.
+        func cause(of record: RmapRecord) -> UnreadableInodes? {
+            let owns = { (cause: UnreadableInodes) in
+                cause.owns(record, inAG: agno, agnoOfInode: geometry.agNumber(ofInode:))
+            }
+            return byInode[record.owner]?.first(where: owns) ?? wholeAGs.first(where: owns)
+        }
+    }
+
+    /// What the merge walk found: the expected record count, the findings, and the on-disk
+    /// records of unreadable inodes and forks, which it leaves unchecked.
+    private struct MergeWalk {
+        var expected: Int
+        var findings: [RmapFinding]
+        var unchecked: [UnreadableInodes: UncheckedRecords]
     }
 
     /// One disk record pulled by the merge walk.
@@ -228,11 +420,21 @@ public struct RmapChecker: Sendable {
     /// expected set, in key order) against disk records pulled in key order from `next`.
     /// A disk record with a smaller key than the next expected one is extra; an expected one
     /// with no disk record of its key is missing; equal keys with different records are
-    /// wrong. Nil when `next` reports the disk unusable.
-    private func mergeWalk(_ agno: UInt32, next: () -> DiskRecord) throws -> (expected: Int, findings: [RmapFinding])? {
+    /// wrong. A disk record that an inode or fork in `unreadable` (by inode number) owns is
+    /// not extra but unchecked: nothing of that owner was observed. Nil when `next` reports
+    /// the disk unusable.
+    private func mergeWalk(_ agno: UInt32, unreadable: UnreadableIndex, next: () -> DiskRecord) throws -> MergeWalk? {
         var findings: [RmapFinding] = []
+        var unchecked: [UnreadableInodes: UncheckedRecords] = [:]
         func add(_ kind: RmapFinding.Kind, _ block: UInt64?, _ expected: RmapRecord?, _ found: RmapRecord?, _ detail: String) {
             findings.append(RmapFinding(agno: agno, kind: kind, block: block, expected: expected, found: found, detail: detail))
+        }
+        func extra(_ f: RmapRecord, _ leaf: UInt64) {
+            if let cause = unreadable.cause(of: f) {
+                unchecked[cause, default: UncheckedRecords(agno: agno, records: 0, firstBlock: .max, lastBlock: 0)].add(f)
+            } else {
+                add(.extra, leaf, nil, f, "extra record \(RmapText.describe(f))")
+            }
         }
         var current = next()
         var expectedCount = 0
@@ -240,7 +442,7 @@ public struct RmapChecker: Sendable {
             expectedCount += 1
             let ek = RmapFormat.lowKey(of: e)
             while case .record(let f, let leaf) = current, RmapFormat.lowKey(of: f) < ek {
-                add(.extra, leaf, nil, f, "extra record \(RmapText.describe(f))")
+                extra(f, leaf)
                 current = next()
             }
             if case .unusable = current { return .stop }
@@ -255,11 +457,11 @@ public struct RmapChecker: Sendable {
             return .proceed
         }
         while case .record(let f, let leaf) = current {
-            add(.extra, leaf, nil, f, "extra record \(RmapText.describe(f))")
+            extra(f, leaf)
             current = next()
         }
         if case .unusable = current { return nil }
-        return (expectedCount, findings)
+        return MergeWalk(expected: expectedCount, findings: findings, unchecked: unchecked)
     }
 
     private func finish(_ summary: RmapAGSummary, _ findings: [RmapFinding]) -> (RmapAGSummary, [RmapFinding]) {
@@ -271,14 +473,14 @@ public struct RmapChecker: Sendable {
     /// Walks the in-memory tree and the on-disk tree side by side, each in its own cursor
     /// (no record lands on the Swift heap). Nil when the disk tree cannot be read to the end
     /// or its records are out of key order: the caller then compares a sorted array.
-    private func streamingDiff(_ agno: UInt32, store: AGBTreeStore<RmapFormat>)
-        throws -> (expected: Int, found: Int, findings: [RmapFinding])? {
+    private func streamingDiff(_ agno: UInt32, store: AGBTreeStore<RmapFormat>, unreadable: UnreadableIndex)
+        throws -> (found: Int, walk: MergeWalk)? {
         var disk = BTreeCursor<RmapFormat, AGBTreeStore<RmapFormat>>(store: store)
         defer { disk.close() }
         var previous: RmapKey?
         var started = false
         var foundCount = 0
-        let walk = try mergeWalk(agno) {
+        let walk = try mergeWalk(agno, unreadable: unreadable) {
             do {
                 let more = started ? try disk.increment() : try disk.moveToFirst()
                 started = true
@@ -293,7 +495,7 @@ public struct RmapChecker: Sendable {
             }
         }
         guard let walk else { return nil }
-        return (walk.expected, foundCount, walk.findings)
+        return (foundCount, walk)
     }
 
 }

@@ -28,15 +28,78 @@ public struct ScanProblem: Sendable, Equatable, CustomStringConvertible {
     public var kind: Kind = .observation
     /// What could not be read or recorded, and why.
     public var detail: String
+    /// The inode or fork the problem made unreadable, when that is what it is: none of its
+    /// mappings were observed, so its on-disk records cannot be checked.
+    public var unreadable: UnreadableInodes?
 
     /// A problem of `kind` in AG `agno`.
-    public init(agno: UInt32, kind: Kind = .observation, detail: String) {
+    public init(agno: UInt32, kind: Kind = .observation, detail: String, unreadable: UnreadableInodes? = nil) {
         self.agno = agno
         self.kind = kind
         self.detail = detail
+        self.unreadable = unreadable
     }
 
     public var description: String { "AG \(agno): \(detail)" }
+}
+
+/// Inodes the scan could not read: one inode, one fork of it, or every inode of an AG whose
+/// inode btree's records (or AGI) could not be read. None of the mappings they hold were observed,
+/// so every on-disk record they own would look extra; the check reports those records as
+/// one finding about the cause instead.
+public struct UnreadableInodes: Sendable, Hashable {
+    /// Which inodes.
+    public enum Scope: Sendable, Hashable {
+        /// Inode `ino`: the fork named, or the whole inode when `fork` is nil.
+        case inode(UInt64, fork: InodeFork.Which?)
+        /// Every inode of the AG (`agno`): the records of every inode numbered in that AG,
+        /// and the AG's OWN_INODES records (its inode chunks); with `inodeBTrees`, its
+        /// OWN_INOBT records too (the AGI, which roots those trees, could not be read).
+        case allInodesOfAG(inodeBTrees: Bool)
+    }
+
+    /// The AG that reports the cause: the inode's AG, or the AG whose inodes are unknown.
+    public var agno: UInt32
+    /// Which inodes.
+    public var scope: Scope
+    /// Why, without the inode's name: "bmbt block 75059: bad CRC".
+    public var reason: String
+
+    /// Inodes of AG `agno` in `scope` that could not be read, because of `reason`.
+    public init(agno: UInt32, scope: Scope, reason: String) {
+        self.agno = agno
+        self.scope = scope
+        self.reason = reason
+    }
+
+    /// The inode number, for one inode or fork.
+    public var ino: UInt64? {
+        if case .inode(let ino, _) = scope { return ino }
+        return nil
+    }
+
+    /// Whether `record`, found in AG `recordAG`, is one these inodes would have made:
+    /// `agnoOfInode` gives the AG of an inode number.
+    public func owns(_ record: RmapRecord, inAG recordAG: UInt32, agnoOfInode: (UInt64) -> UInt64) -> Bool {
+        switch scope {
+        case let .inode(ino, fork):
+            return record.owner == ino && (fork.map { ($0 == .attr) == record.isAttrFork } ?? true)
+        case let .allInodesOfAG(inodeBTrees):
+            if record.owner == RmapOwner.inodes || (inodeBTrees && record.owner == RmapOwner.inobt) { return recordAG == agno }
+            return !RmapOwner.isSpecial(record.owner) && agnoOfInode(record.owner) == UInt64(agno)
+        }
+    }
+
+    /// "inode 133 data fork", "inode 133", "the inodes of AG 0".
+    public var name: String {
+        switch scope {
+        case let .inode(ino, fork): "inode \(ino)" + (fork.map { " \($0.rawValue) fork" } ?? "")
+        case .allInodesOfAG: "the inodes of AG \(agno)"
+        }
+    }
+
+    /// "inode 133 data fork unreadable: bmbt block 75059: bad CRC".
+    public var sentence: String { "\(name) unreadable: \(reason)" }
 }
 
 /// How far a scan has got, for progress reports.
@@ -218,6 +281,19 @@ public final class RmapScanner: @unchecked Sendable {
         problemsLock.withLock { collectedProblems.append(ScanProblem(agno: agno, kind: kind, detail: detail)) }
     }
 
+    /// Records that inode `ino` (or one fork of it, in AG `agno`) could not be read because
+    /// of `error`.
+    private func unreadable(_ agno: UInt32, _ ino: UInt64, fork: InodeFork.Which?, _ error: any Error) {
+        // "inode 133 bmbt block 9: bad CRC" says "bmbt block 9: bad CRC" about inode 133.
+        var reason = "\(error)"
+        if reason.hasPrefix("inode \(ino): ") { reason.removeFirst("inode \(ino): ".count) }
+        if reason.hasPrefix("inode \(ino) ") { reason.removeFirst("inode \(ino) ".count) }
+        let cause = UnreadableInodes(agno: agno, scope: .inode(ino, fork: fork), reason: reason)
+        problemsLock.withLock {
+            collectedProblems.append(ScanProblem(agno: agno, kind: .observation, detail: cause.sentence, unreadable: cause))
+        }
+    }
+
     /// Stashes one observation into the tree of `agno`, in its own committed transaction.
     private func stash(_ record: RmapRecord, ag agno: UInt32, _ transaction: Transaction) throws {
         guard Int(agno) < trees.count else {
@@ -257,16 +333,34 @@ public final class RmapScanner: @unchecked Sendable {
             try stash(RmapRecord(startBlock: start, blockCount: length, owner: owner))
         }
         /// Runs a read of one structure; a failure becomes a problem and the scan goes on.
-        func reading<T>(_ what: String, kind: ScanProblem.Kind = .observation, _ body: () throws -> T) -> T? {
+        /// `losesInodes`: without this structure the AG's inodes are unknown (the AGI, the
+        /// inobt's records), so the problem names them as unreadable (`scope`).
+        func reading<T>(_ what: String, kind: ScanProblem.Kind = .observation, losesInodes scope: UnreadableInodes.Scope? = nil,
+                        _ body: () throws -> T) -> T? {
             do {
                 return try body()
             } catch {
                 // "AGF: bad CRC" rather than "AGF: AG 1 AGF: bad CRC": the finding names the AG.
                 var text = "\(error)"
                 if text.hasPrefix("AG \(agno) ") { text.removeFirst("AG \(agno) ".count) }
-                problem(agno, text.hasPrefix(what) ? text : "\(what): \(text)", kind: kind)
+                let detail = text.hasPrefix(what) ? text : "\(what): \(text)"
+                let cause = scope.map { UnreadableInodes(agno: agno, scope: $0, reason: detail) }
+                problemsLock.withLock {
+                    collectedProblems.append(ScanProblem(agno: agno, kind: kind, detail: cause?.sentence ?? detail, unreadable: cause))
+                }
                 return nil
             }
+        }
+
+        /// The blocks of one AG btree, reached through child pointers; each fault met on the
+        /// way becomes a problem, and every block a parent points at is still returned.
+        func treeBlocks(_ what: String, kind: ScanProblem.Kind = .observation, _ walk: AGBTreeBlocks) -> [UInt32] {
+            for fault in walk.faults {
+                var text = "\(fault)"
+                if text.hasPrefix("AG \(agno) ") { text.removeFirst("AG \(agno) ".count) }
+                problem(agno, "\(what): \(text)", kind: kind)
+            }
+            return walk.blocks
         }
 
         try special(0, g.ownFSLength, RmapOwner.fs)
@@ -282,33 +376,33 @@ public final class RmapScanner: @unchecked Sendable {
         let rmapFieldProblem = agf.flatMap { $0.rmapFieldProblem(geometry: g) }
         if let rmapFieldProblem { problem(agno, "AGF \(rmapFieldProblem)", kind: .rmapbt) }
         let rmapFieldsValid = agf != nil && rmapFieldProblem == nil
-        let agi = reading("AGI", kind: .header) { try image.agi(agno) }
+        let agi = reading("AGI", kind: .header, losesInodes: .allInodesOfAG(inodeBTrees: true)) { try image.agi(agno) }
 
         var inodeRecords: [InodeBTreeRecord] = []
         if let agi {
-            inodeRecords = reading("inobt", { try image.inodeBTreeRecords(AGBTreeRoot(.inobt, agno: agno, agi: agi)) }) ?? []
+            inodeRecords = reading("inobt", losesInodes: .allInodesOfAG(inodeBTrees: false), { try image.inodeBTreeRecords(AGBTreeRoot(.inobt, agno: agno, agi: agi)) }) ?? []
             for record in inodeRecords {
                 if let chunk = g.inodeChunkExtent(record) { try special(chunk.agbno, chunk.length, RmapOwner.inodes) }
             }
-            for block in reading("inobt blocks", { try image.inodeBTreeBlocks(AGBTreeRoot(.inobt, agno: agno, agi: agi)) }) ?? [] {
+            for block in treeBlocks("inobt blocks", image.inodeBTreeReachableBlocks(AGBTreeRoot(.inobt, agno: agno, agi: agi))) {
                 try special(block, 1, RmapOwner.inobt)
             }
             if g.hasFinobt {
-                for block in reading("finobt blocks", { try image.inodeBTreeBlocks(AGBTreeRoot(.finobt, agno: agno, agi: agi)) }) ?? [] {
+                for block in treeBlocks("finobt blocks", image.inodeBTreeReachableBlocks(AGBTreeRoot(.finobt, agno: agno, agi: agi))) {
                     try special(block, 1, RmapOwner.inobt)
                 }
             }
         }
         if let agf {
             func root(_ kind: AGBTreeKind) -> AGBTreeRoot { AGBTreeRoot(kind, agno: agno, agf: agf) }
-            for block in reading("bnobt blocks", { try image.blocks(FreeSpaceByBlockFormat.self, root(.bnobt)) }) ?? [] {
+            for block in treeBlocks("bnobt blocks", image.reachableBlocks(FreeSpaceByBlockFormat.self, root(.bnobt))) {
                 try special(block, 1, RmapOwner.ag)
             }
-            for block in reading("cntbt blocks", { try image.blocks(FreeSpaceByCountFormat.self, root(.cntbt)) }) ?? [] {
+            for block in treeBlocks("cntbt blocks", image.reachableBlocks(FreeSpaceByCountFormat.self, root(.cntbt))) {
                 try special(block, 1, RmapOwner.ag)
             }
             if rmapFieldsValid {
-                for block in reading("rmapbt blocks", kind: .rmapbt, { try image.blocks(RmapFormat.self, root(.rmapbt)) }) ?? [] {
+                for block in treeBlocks("rmapbt blocks", kind: .rmapbt, image.reachableBlocks(RmapFormat.self, root(.rmapbt))) {
                     try special(block, 1, RmapOwner.ag)
                 }
             }
@@ -318,7 +412,7 @@ public final class RmapScanner: @unchecked Sendable {
             for detail in freeList.problems { problem(agno, "AGFL: \(detail)", kind: .header) }
             for block in freeList.blocks { try special(block, 1, RmapOwner.ag) }
             if g.hasReflink {
-                for block in reading("refcountbt blocks", { try image.blocks(RefcountFormat.self, root(.refcountbt)) }) ?? [] {
+                for block in treeBlocks("refcountbt blocks", image.reachableBlocks(RefcountFormat.self, root(.refcountbt))) {
                     try special(block, 1, RmapOwner.refc)
                 }
                 for record in reading("refcountbt", { try image.records(RefcountFormat.self, root(.refcountbt)) }) ?? []
@@ -366,7 +460,7 @@ public final class RmapScanner: @unchecked Sendable {
         do {
             inode = try image.inode(ino)
         } catch {
-            problem(agno, "\(error)")
+            unreadable(agno, ino, fork: nil, error)
             return
         }
         for fork in [InodeFork.Which.data, .attr] {
@@ -375,7 +469,7 @@ public final class RmapScanner: @unchecked Sendable {
             do {
                 mappings = try image.mappings(of: inode, fork: fork)
             } catch {
-                problem(agno, "inode \(ino) \(fork) fork: \(error)")
+                unreadable(agno, ino, fork: fork, error)
                 continue
             }
             let isAttr = fork == .attr

@@ -5,16 +5,19 @@ import XFSRmap
 
 /// `xfs-rmap check IMAGE [--ag N] [--json]`: compares the reverse mappings the filesystem
 /// implies with its rmap btrees, and verifies their structure.
-struct CheckCommand: ParsableCommand {
+struct CheckCommand: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Check the reverse-mapping btrees of an XFS image.",
         discussion: """
             Scans the image into in-memory rmap btrees (see scan), verifies each AG's on-disk \
             rmapbt with the btree engine's verifier and the AGF's counters, and compares the \
-            record sets exactly. Prints every missing, extra and wrong record and every \
-            structural fault with its AG and block, then one summary line per AG.
-            Exit codes as xfs_repair -n: 0 consistent, 1 damage found, 2 could not check.
+            record sets exactly. Prints the missing, extra and wrong records and the \
+            structural faults with their AG and block (at most --max-findings per AG; --json \
+            lists every one), then one summary line per AG. The records of an inode the scan \
+            could not read are one finding, not one per record.
+            Exit codes as xfs_repair -n: 0 consistent, 1 damage found, 2 could not check \
+            (with --json, 2 prints {"error": MESSAGE}).
             """)
 
     @OptionGroup var target: ImageOptions
@@ -22,7 +25,17 @@ struct CheckCommand: ParsableCommand {
     @Flag(help: "Print one JSON document instead of text.")
     var json = false
 
+    @Option(help: "Text output: at most this many findings per AG, then a count of the rest (0: no limit).")
+    var maxFindings = 50
+
+    @Flag(help: "Print the peak resident memory on stderr.")
+    var verbose = false
+
     @OptionGroup var progressOptions: ProgressOptions
+
+    func validate() throws {
+        guard maxFindings >= 0 else { throw ValidationError("--max-findings must be 0 (no limit) or more, not \(maxFindings)") }
+    }
 
     func run() throws {
         let opened = try target.openImage()
@@ -41,14 +54,14 @@ struct CheckCommand: ParsableCommand {
                                             state: [opened.mountJSONField, log.jsonField]) + "\n")
         } else {
             for warning in opened.mountWarnings + log.warnings { output.write("warning: \(warning)\n") }
-            for finding in report.findings { output.write(finding.description + "\n") }
+            for line in FindingsText.lines(report.findings, limit: maxFindings) { output.write(line + "\n") }
             for summary in report.summaries { output.write(summary.line + "\n") }
             output.write(report.isConsistent
-                ? "rmap: consistent in \(ags.count) AGs\n"
-                : "rmap: \(report.findings.count) problem\(report.findings.count == 1 ? "" : "s") in \(report.summaries.filter { !$0.isConsistent }.count) of \(ags.count) AGs\n")
+                ? "rmap: consistent in \(ags.count) AG\(ags.count == 1 ? "" : "s")\n"
+                : "rmap: \(report.findings.count) problem\(report.findings.count == 1 ? "" : "s") in \(report.summaries.filter { !$0.isConsistent }.count) of \(ags.count) AG\(ags.count == 1 ? "" : "s")\n")
         }
         output.flush()
-        if !json {
+        if verbose && !json {
             var stderr = StandardError()
             stderr.write("peak RSS \(peakResidentBytes() / 1024) KiB\n")
         }
@@ -63,6 +76,27 @@ func peakResidentBytes() -> Int {
     return usage.ru_maxrss * 1024
 }
 
+/// The text lines of findings, at most `limit` per AG (0: all), each AG's rest counted in
+/// one line: "... and 1863 more findings in AG 1".
+enum FindingsText {
+    static func lines(_ findings: [RmapFinding], limit: Int) -> [String] {
+        var lines: [String] = []
+        var index = findings.startIndex
+        while index < findings.endIndex {
+            let agno = findings[index].agno
+            let end = findings[index...].firstIndex { $0.agno != agno } ?? findings.endIndex
+            let shown = limit == 0 ? end - index : min(limit, end - index)
+            lines += findings[index..<(index + shown)].map(\.description)
+            let rest = end - index - shown
+            if rest > 0 {
+                lines.append("... and \(rest) more finding\(rest == 1 ? "" : "s") in AG \(agno) (--max-findings 0 or --json lists every one)")
+            }
+            index = end
+        }
+        return lines
+    }
+}
+
 /// The JSON form of a check report.
 enum CheckJSON {
     /// The document; `state` holds more top-level fields (the mount and log states).
@@ -75,13 +109,19 @@ enum CheckJSON {
                 "\"on_disk_blocks\": \(s.onDiskBlocks)", "\"height\": \(s.height)",
             ]
             fields += RmapFinding.Kind.allCases.map { "\"\($0.rawValue)\": \(s.counts[$0] ?? 0)" }
+            fields.append("\"unchecked_records\": \(s.uncheckedRecords)")
             return "{" + fields.joined(separator: ", ") + "}"
         }
         let findings = report.findings.map { f in
-            var fields = ["\"ag\": \(f.agno)", "\"kind\": \"\(f.kind.rawValue)\"", "\"block\": \(f.block.map(String.init) ?? "null")"]
+            var fields = ["\"ag\": \(f.agno)", "\"kind\": \"\(f.kind.rawValue)\"", "\"block\": \(f.block.map(String.init) ?? "null")",
+                          "\"block_kind\": \(f.blockKind.map { "\"\($0.rawValue)\"" } ?? "null")"]
             fields.append("\"expected\": \(f.expected.map(record) ?? "null")")
             fields.append("\"found\": \(f.found.map(record) ?? "null")")
             fields.append("\"detail\": \(string(f.detail))")
+            let unchecked = f.unchecked.map {
+                "{\"ag\": \($0.agno), \"records\": \($0.records), \"first_block\": \($0.firstBlock), \"last_block\": \($0.lastBlock)}"
+            }
+            fields.append("\"unchecked\": [" + unchecked.joined(separator: ", ") + "]")
             return "{" + fields.joined(separator: ", ") + "}"
         }
         return "{\"image\": \(string(image)), \"consistent\": \(report.isConsistent), \"peak_rss_bytes\": \(peakRSS), "

@@ -7,7 +7,7 @@ import XFSUndo
 
 /// `xfs-rmap rebuild IMAGE`: writes new rmap btrees (with new free-space btrees and free
 /// lists) into the AGs whose rmapbt is damaged, crash-safe and undoable.
-struct RebuildCommand: ParsableCommand {
+struct RebuildCommand: ParsableCommand, JSONOutputCommand {
     static let configuration = CommandConfiguration(
         commandName: "rebuild",
         abstract: "Rebuild the damaged reverse-mapping btrees of an unmounted XFS image.",
@@ -21,7 +21,8 @@ struct RebuildCommand: ParsableCommand {
             inprogress already set, damage outside the rmap btree (run xfs_repair), a read-only \
             image.
             Exit codes as xfs_repair: 0 nothing needed rebuilding, 1 rebuilt (or, with \
-            --dry-run, would rebuild), 2 refused or failed.
+            --dry-run, would rebuild), 2 refused or failed (with --json, 2 prints \
+            {"error": MESSAGE}).
             """)
 
     @OptionGroup var target: ImageOptions
@@ -81,7 +82,7 @@ struct RebuildCommand: ParsableCommand {
         var output = StandardOutput()
         guard !chosen.isEmpty else {
             output.write(json ? RebuildJSON.document(image: path, plan: nil, outcome: "nothing to rebuild") + "\n"
-                              : "rmap: consistent in \(ags.count) AGs: nothing to rebuild\n")
+                              : "rmap: consistent in \(ags.count) AG\(ags.count == 1 ? "" : "s"): nothing to rebuild\n")
             output.flush()
             return
         }

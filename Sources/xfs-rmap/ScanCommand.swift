@@ -8,7 +8,15 @@ struct ScanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan",
         abstract: "Compute the reverse-mapping records an XFS image should hold.",
-        discussion: "Walks the AG headers, every AG btree and every allocated inode, stashing each observation into an in-memory rmap btree per AG (merging as the kernel does), then prints the records in the same text format as dump. On a consistent filesystem the two are equal. Exit 2 when the image cannot be read.")
+        discussion: """
+            Walks the AG headers, every AG btree and every allocated inode, stashing each \
+            observation into an in-memory rmap btree per AG (merging as the kernel does), then \
+            prints the records in the same text format as dump. On a consistent filesystem the \
+            two are equal.
+            Exit 0 when every observation was read; 1 when some could not be (each problem, \
+            then a summary line, on stderr: the records printed leave out what they would have \
+            added); 2 when the image cannot be read.
+            """)
 
     @OptionGroup var target: ImageOptions
 
@@ -31,6 +39,12 @@ struct ScanCommand: ParsableCommand {
         }
         output.flush()
         var stderr = StandardError()
-        for problem in scanner.problems { stderr.write("xfs-rmap: warning: \(problem)\n") }
+        let problems = scanner.problems
+        for problem in problems { stderr.write("xfs-rmap: warning: \(problem)\n") }
+        guard problems.isEmpty else {
+            stderr.write("xfs-rmap: \(problems.count) problem\(problems.count == 1 ? "" : "s") in the scan: "
+                + "the records printed leave out what could not be read\n")
+            throw ExitCode(1)
+        }
     }
 }

@@ -25,12 +25,43 @@ struct ToolFailure: Error, CustomStringConvertible {
     }
 }
 
-/// Runs a command body, mapping every error to the tool's exit code 2.
+/// The tool's exit for errors: code 2.
 extension ParsableCommand {
-    static func exitCouldNotCheck(_ message: String) -> Never {
+    /// Ends the tool with exit code 2 and `message` as one line on stderr; with `json`, the
+    /// message also goes to stdout as `{"error": MESSAGE}`.
+    static func exitCouldNotCheck(_ message: String, json: Bool = false) -> Never {
+        if json { printJSONError(message) }
         var stderr = StandardError()
         stderr.write("xfs-rmap: \(message)\n")
         Glibc.exit(2)
+    }
+
+    /// Prints `{"error": MESSAGE}` and a newline on stdout.
+    static func printJSONError(_ message: String) {
+        var output = StandardOutput()
+        output.write("{\"error\": \(CheckJSON.string(message))}\n")
+        output.flush()
+    }
+}
+
+/// A command with a `--json` flag: when it fails (exit 2) with `--json`, stdout still gets a
+/// JSON document, `{"error": MESSAGE}`.
+protocol JSONOutputCommand {
+    /// Whether `--json` was given.
+    var json: Bool { get }
+}
+
+/// What the raw arguments say before they are parsed (a usage error leaves nothing else).
+enum ToolArguments {
+    /// The subcommands whose `--json` output must stay JSON on a usage error.
+    static let jsonCommands: Set<String> = ["check", "rebuild"]
+
+    /// Whether `arguments` (without the program name) name `check` or `rebuild` and hold
+    /// `--json` before any `--`.
+    static func wantsJSONError<C: Collection>(_ arguments: C) -> Bool where C.Element == String {
+        let options = arguments.prefix { $0 != "--" }
+        guard let command = options.first(where: { !$0.hasPrefix("-") }), jsonCommands.contains(command) else { return false }
+        return options.contains("--json")
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 /// `xfs-rmap`: check, scan and dump the reverse-mapping btrees of XFS images,
 /// built on in-memory btrees as Linux 6.9's online repair is.
@@ -8,30 +9,49 @@ struct XFSRmapCommand: ParsableCommand {
         commandName: "xfs-rmap",
         abstract: "Reverse-mapping btrees of XFS filesystems, built in memory.",
         discussion: """
-            Exit codes follow xfs_repair -n: 0 consistent, 1 damage found, 2 could not check.
+            Exit codes follow xfs_repair -n: 0 consistent, 1 damage found, 2 could not check \
+            (a usage error exits 2 too, with the usage on stderr).
             """,
         version: XFSRmapVersion.string,
         subcommands: [CheckCommand.self, ScanCommand.self, DumpCommand.self, RebuildCommand.self, UndoCommand.self, BenchCommand.self])
 
-    /// Parses the arguments (a usage error exits as ArgumentParser does), then runs the
-    /// chosen subcommand. Any other error ends the tool with one line on stderr and exit
-    /// code 2, which `xfs_repair -n` uses for "could not check".
+    /// Parses the arguments, then runs the chosen subcommand. Help and `--version` exit 0
+    /// as ArgumentParser prints them; a usage error (an unknown option, a missing or bad
+    /// argument) exits 2 with the message and the usage on stderr, and so does any other
+    /// error, in one line: 2 is `xfs_repair -n`'s "could not check". With `--json`, `check`
+    /// and `rebuild` also print `{"error": MESSAGE}` on stdout then.
     static func main() {
         var command: any ParsableCommand
         do {
             command = try parseAsRoot()
         } catch {
-            exit(withError: error)
+            exitOnUsageError(error, wantsJSON: ToolArguments.wantsJSONError(CommandLine.arguments.dropFirst()))
         }
         do {
             try command.run()
         } catch {
-            // ArgumentParser's own outcomes (help, version, exit codes) go back to it.
-            if error is ExitCode || error is CleanExit || String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            let wantsJSON = (command as? any JSONOutputCommand)?.json ?? false
+            // ArgumentParser's own outcomes (help, exit codes) go back to it.
+            if error is ExitCode || error is CleanExit || exitCode(for: error) == .success {
                 exit(withError: error)
             }
-            exitCouldNotCheck("\(error)")
+            // A ValidationError thrown from run() says what was wrong with the values given.
+            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+                exitCouldNotCheck(message(for: error), json: wantsJSON)
+            }
+            exitCouldNotCheck("\(error)", json: wantsJSON)
         }
+    }
+
+    /// Ends the tool for a parse or validation error: exit 0 for help and the version (as
+    /// ArgumentParser does), else exit 2 with the message and the usage on stderr, and the
+    /// message as a JSON document on stdout when `wantsJSON`.
+    static func exitOnUsageError(_ error: any Error, wantsJSON: Bool) -> Never {
+        guard exitCode(for: error) != .success else { exit(withError: error) }
+        if wantsJSON { printJSONError(message(for: error)) }
+        var stderr = StandardError()
+        stderr.write(fullMessage(for: error) + "\n")
+        Glibc.exit(2)
     }
 }
 

@@ -79,6 +79,9 @@ struct AGHeaderTests {
         #expect(load({ $0[39] = 9 })?.description.hasPrefix("AG 1 AGF: rmapbt level 9 is outside 1...") == true)
         #expect(load({ $0[39] = 0 })?.description.hasPrefix("AG 1 AGF: rmapbt level 0") == true)
         #expect(load({ $0[43] = 200 })?.description == "AG 1 AGF: flfirst 200 is not below the AGFL size 119")
+        // A null root (NULLAGBLOCK) is named null, not 4294967295.
+        #expect(load({ for i in 24..<28 { $0[i] = 0xFF } })?.description == "AG 1 AGF: rmapbt root null is outside the AG")
+        #expect(load({ for i in 16..<20 { $0[i] = 0xFF } })?.description == "AG 1 AGF: bnobt root null is outside the AG")
         #expect(load({ $0[64] ^= 0xFF })?.detail.hasPrefix("uuid") == true)
         #expect(load({ $0[15] = 1 })?.detail.hasPrefix("length") == true)
         #expect(load({ _ in }) == nil)

@@ -189,7 +189,8 @@ struct BeyondRepairTests {
             #expect(finding.agno == s.agno)
             #expect(finding.kind == .structure)
             #expect(finding.block == UInt64(s.root))
-            #expect(finding.detail.hasPrefix("rmapbt \(check.rawValue):"), "\(finding)")
+            #expect(finding.detail.hasPrefix("\(check.rawValue):"), "\(finding)")
+            #expect(finding.description.hasPrefix("AG \(s.agno) rmapbt block \(s.root): \(check.rawValue):"), "\(finding)")
             #expect(finding.detail.contains("entry \(s.leaves[entry].rootIndex))"), "\(finding)")
         }
     }

@@ -2,14 +2,30 @@ import Foundation
 import Testing
 import XFSTestSupport
 
-/// One kind of bad input for `xfs-rmap dump`, how to make it, and what the one-line message
-/// must say.
+/// One kind of bad input for `xfs-rmap dump`, how to make it, and what the message must say.
 enum BadInput: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case missingFile, directory, danglingSymlink, unreadable, emptyFile, zeros, randomBytes
     case superblockThenRandom, truncatedHalf, version4, needsRepair, noRmapBT
     case pointerCycle, sharedLeaf, absurdHeight, badLeafCRC, badLeafMagic, badAGFCRC, rootOutsideAG
 
     var testDescription: String { rawValue }
+
+    /// The one AG the damage is in, for damage that leaves the rest of the image readable
+    /// (dump prints what it can and exits 1); nil for input that cannot be read at all.
+    var damagedAG: UInt32? {
+        switch self {
+        case .pointerCycle, .sharedLeaf, .rootOutsideAG, .badLeafMagic: 1
+        case .absurdHeight: 2
+        case .badLeafCRC: 3
+        case .badAGFCRC: 0
+        default: nil
+        }
+    }
+
+    /// The image-wide inputs, which exit 2.
+    static var wholeImage: [BadInput] { allCases.filter { $0.damagedAG == nil } }
+    /// The inputs damaged in one AG, which exit 1.
+    static var damagedInOneAG: [BadInput] { allCases.filter { $0.damagedAG != nil } }
 
     /// A damaged input made in `scratch`: its path, the user to run as (nil: the caller),
     /// and the fragments the message must contain.
@@ -67,35 +83,36 @@ enum BadInput: String, CaseIterable, CustomTestStringConvertible, Sendable {
             try copyFixture(to: path)
             let root = try xfsDBNumber(path, ["agf 1"], "rmaproot")
             try xfsDBWrite(path, ["agf 1", "addr rmaproot", "write ptrs[2] \(root)"])
-            return (path, nil, ["AG 1 rmapbt block \(root): level check failed at level 0: header level 1, expected 0"])
+            return (path, nil, ["AG 1 rmapbt block \(root): cycle: child pointer \(root) reaches a block already visited"])
         case .sharedLeaf:
             // Two pointers of AG 1's root lead to the same leaf.
             try copyFixture(to: path)
+            let root = try xfsDBNumber(path, ["agf 1"], "rmaproot")
             let leaf = try xfsDBNumber(path, ["agf 1", "addr rmaproot"], "ptrs[2]")
             try xfsDBWrite(path, ["agf 1", "addr rmaproot", "write ptrs[3] \(leaf)"])
-            return (path, nil, ["AG 1 rmapbt: record", "keys out of order or a leaf reached twice"])
+            return (path, nil, ["AG 1 rmapbt block \(root): cycle: child pointer \(leaf) reaches a block already visited"])
         case .absurdHeight:
             try copyFixture(to: path)
             try xfsDBWrite(path, ["agf 2", "write -d rmaplevel 50"])
-            return (path, nil, ["AG 2 AGF: rmapbt level 50 is outside 1...4"])
+            return (path, nil, ["AG 2 AGF: rmapbt level 50 is outside 1...4: no records of AG 2 printed"])
         case .badLeafCRC:
             try copyFixture(to: path)
             let leaf = try xfsDBNumber(path, ["agf 3", "addr rmaproot"], "ptrs[3]")
             try xfsDBWrite(path, ["agf 3", "addr rmaproot", "addr ptrs[3]", "fuzz -c crc random"])
-            return (path, nil, ["AG 3 rmapbt block \(leaf): bad CRC"])
+            return (path, nil, ["AG 3 rmapbt block \(leaf): read: bad CRC"])
         case .badLeafMagic:
             try copyFixture(to: path)
             let leaf = try xfsDBNumber(path, ["agf 1", "addr rmaproot"], "ptrs[5]")
             try xfsDBWrite(path, ["agf 1", "addr rmaproot", "addr ptrs[5]", "write -d magic 0x12345678"])
-            return (path, nil, ["AG 1 rmapbt block \(leaf): magic check failed at level 0: magic 0x12345678, expected 0x524d4233"])
+            return (path, nil, ["AG 1 rmapbt block \(leaf): magic: magic 0x12345678, expected 0x524d4233"])
         case .badAGFCRC:
             try copyFixture(to: path)
             try xfsDBWrite(path, ["agf 0", "fuzz -c crc random"])
-            return (path, nil, ["AG 0 AGF: bad CRC"])
+            return (path, nil, ["AG 0 AGF: bad CRC: no records of AG 0 printed"])
         case .rootOutsideAG:
             try copyFixture(to: path)
             try xfsDBWrite(path, ["agf 1", "write -d rmaproot 0"])
-            return (path, nil, ["AG 1 AGF: rmapbt root 0 is outside the AG"])
+            return (path, nil, ["AG 1 AGF: rmapbt root 0 is outside the AG: no records of AG 1 printed"])
         }
     }
 
@@ -106,7 +123,7 @@ enum BadInput: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
 @Suite("xfs-rmap dump on bad input")
 struct BadInputTests {
-    @Test("exit 2, one line on stderr naming what is wrong and where, no crash, no hang", arguments: BadInput.allCases)
+    @Test("exit 2, one line on stderr naming what is wrong and where, no crash, no hang", arguments: BadInput.wholeImage)
     func badInput(_ input: BadInput) throws {
         if input == .unreadable && (getuid() != 0 || !Fixtures.hasTool("runuser")) {
             // Reading a mode-000 file needs a user other than root; without runuser (or as a
@@ -127,5 +144,37 @@ struct BadInputTests {
         }
         // What each case printed, for the record.
         print("bad input \(input): \(run.stderr)", terminator: "")
+    }
+}
+
+@Suite("xfs-rmap dump on an image damaged in one AG")
+struct PartlyDamagedDumpTests {
+    @Test("exit 1: every other AG's records as xfs_db printed them, what can be read of the damaged AG, and stderr naming the damage",
+          arguments: BadInput.damagedInOneAG)
+    func damagedAG(_ input: BadInput) throws {
+        let agno = try #require(input.damagedAG)
+        let scratch = try ScratchDirectory()
+        let (path, user, fragments) = try input.make(in: scratch)
+        let run = try withExtendedLifetime(scratch) { try ToolRunner.run(["dump", path], timeout: 20, user: user) }
+        #expect(!run.timedOut, "\(input): hung")
+        #expect(run.status == 1, "\(input): \(run)")
+        let corpus = try Fixtures.rmapText("mixed-4k").split(separator: "\n")
+        let lines = run.stdout.split(separator: "\n")
+        #expect(lines.first == corpus.first)
+        // The undamaged AGs in full, in order; of the damaged one, only records it holds.
+        let prefix = "\(agno)\t"
+        #expect(lines.dropFirst().filter { !$0.hasPrefix(prefix) } == corpus.dropFirst().filter { !$0.hasPrefix(prefix) }, "\(input)")
+        let damaged = lines.filter { $0.hasPrefix(prefix) }
+        #expect(Set(damaged).isSubset(of: Set(corpus.filter { $0.hasPrefix(prefix) })), "\(input): records not on disk")
+        #expect(Set(damaged).count == damaged.count, "\(input): a record printed twice")
+        for fragment in fragments {
+            #expect(run.stderr.contains(fragment), "\(input): stderr lacks \(fragment.debugDescription): \(run.stderr)")
+        }
+        #expect(run.stderrLines.allSatisfy { $0.hasPrefix("xfs-rmap: AG \(agno)") }, "\(input): \(run.stderr)")
+        if !damaged.isEmpty {
+            #expect(run.stderrLines.last == "xfs-rmap: AG \(agno): printed the \(damaged.count) records that could be read, in tree order",
+                    "\(input): \(run.stderr)")
+        }
+        print("damaged \(input): \(damaged.count) records of AG \(agno) printed; \(run.stderr)", terminator: "")
     }
 }

@@ -40,3 +40,37 @@ struct DumpToolTests {
         #expect(run.stderr == "xfs-rmap: --ag 4: the filesystem has 4 AGs (0...3)\n")
     }
 }
+
+@Suite("xfs-rmap dump on a tree out of key order")
+struct DumpOutOfOrderTests {
+    @Test("two records swapped in a leaf: every record printed in tree order, the fault on stderr, exit 1")
+    func swappedRecords() throws {
+        let scratch = try ScratchDirectory()
+        let path = scratch.file("swapped.img")
+        try Fixtures.runTool("cp", ["--sparse=always", try Fixtures.imagePath("mixed-4k"), path])
+        let leafPath = ["agf 1", "addr rmaproot", "addr ptrs[5]"]
+        let leaf = try xfsDBNumber(path, ["agf 1", "addr rmaproot"], "ptrs[5]")
+        let fields = ["startblock", "blockcount", "owner", "offset", "extentflag", "attrfork", "bmbtblock"]
+        func values(_ slot: Int) throws -> [String] {
+            try fields.map { "\(Int64(bitPattern: try xfsDBNumber(path, leafPath, "recs[\(slot)].\($0)")))" }
+        }
+        let (second, third) = (try values(2), try values(3))
+        try xfsDBWrite(path, leafPath + fields.indices.flatMap { i in
+            ["write -d recs[2].\(fields[i]) -- \(third[i])", "write -d recs[3].\(fields[i]) -- \(second[i])"]
+        })
+        let run = try ToolRunner.run(["dump", path])
+        #expect(run.status == 1, "\(run)")
+        // The same records as xfs_db printed before the damage, two neighbours swapped.
+        let corpus = try Fixtures.rmapText("mixed-4k").split(separator: "\n")
+        let lines = run.stdout.split(separator: "\n")
+        #expect(lines.sorted() == corpus.sorted())
+        let differ = lines.indices.filter { lines[$0] != corpus[$0] }
+        #expect(differ.count == 2 && differ[1] == differ[0] + 1, "\(differ)")
+        if differ.count == 2 {
+            #expect(lines[differ[0]] == corpus[differ[1]] && lines[differ[1]] == corpus[differ[0]])
+        }
+        #expect(run.stderr.contains("xfs-rmap: AG 1 rmapbt block \(leaf): keyOrder: record key"), "\(run.stderr)")
+        #expect(run.stderrLines.last == "xfs-rmap: AG 1: printed the \(corpus.filter { $0.hasPrefix("1\t") }.count) records that could be read, in tree order",
+                "\(run.stderr)")
+    }
+}

@@ -59,6 +59,16 @@ extension AGHeaders {
     }
 }
 
+/// The blocks of one AG btree as its nodes' child pointers reach them, and the faults met
+/// on the way (`XFSImage.reachableBlocks(_:_:)`).
+public struct AGBTreeBlocks: Sendable {
+    /// The AG block numbers, the root first, each once. A block that cannot be read is
+    /// here (its parent points at it); the blocks below it are not.
+    public var blocks: [UInt32]
+    /// One error per fault, each naming its block: "AG 0 bnobt block 7047: bad CRC".
+    public var faults: [XFSFormatError]
+}
+
 extension XFSImage {
     /// The most levels a tree of `kind` may have in this filesystem.
     public func maxHeight(of kind: AGBTreeKind) -> Int {
@@ -143,6 +153,29 @@ extension XFSImage {
                 return .proceed
             }
             return blocks
+        }
+    }
+
+    /// The blocks of the AG btree rooted at `tree` as its nodes' child pointers reach them
+    /// (`BTreeCursor.reachableBlocks()`): a damaged sibling link or an unreadable leaf loses
+    /// no block, only a fault to report. Nothing is thrown.
+    public func reachableBlocks<Format: BTreeRecordFormat>(_ format: Format.Type, _ tree: AGBTreeRoot) -> AGBTreeBlocks {
+        let store = AGBTreeStore<Format>(image: self, agno: tree.agno, root: tree.root, height: Int(tree.height),
+                                         maxHeight: maxHeight(of: tree.kind))
+        let cursor = BTreeCursor<Format, AGBTreeStore<Format>>(store: store)
+        let walk = cursor.reachableBlocks()
+        return AGBTreeBlocks(blocks: walk.pointers.map { UInt32(truncatingIfNeeded: $0) },
+                             faults: walk.faults.map { XFSFormatError($0, in: "AG \(tree.agno) \(Format.name)") })
+    }
+
+    /// `reachableBlocks(_:_:)` of the inobt (or finobt) rooted at `tree`.
+    public func inodeBTreeReachableBlocks(_ tree: AGBTreeRoot) -> AGBTreeBlocks {
+        switch (tree.kind, geometry.hasSparseInodes) {
+        case (.inobt, true): return reachableBlocks(SparseInodeBTreeFormat.self, tree)
+        case (.inobt, false): return reachableBlocks(InodeBTreeFormat.self, tree)
+        case (.finobt, true): return reachableBlocks(SparseFreeInodeBTreeFormat.self, tree)
+        case (.finobt, false): return reachableBlocks(FreeInodeBTreeFormat.self, tree)
+        default: preconditionFailure("\(tree.kind) is not an inode btree")
         }
     }
 
@@ -259,6 +292,11 @@ extension XFSFormatError {
     @usableFromInline
     init(_ fault: BTreeFault, in tree: String) {
         let location = fault.pointer.map { "\(tree) block \($0)" } ?? tree
+        // A read fault's detail is the store's own error, which names the block already.
+        if fault.check == .read, fault.detail.hasPrefix(location + ": ") {
+            self.init(.corrupt, location, String(fault.detail.dropFirst(location.count + 2)))
+            return
+        }
         var detail = "\(fault.check.rawValue) check failed"
         if let level = fault.level { detail += " at level \(level)" }
         if let index = fault.index { detail += ", entry \(index)" }

@@ -117,3 +117,18 @@ public enum FreeSpaceByCountFormat: FreeSpaceRecordFormat {
     /// The cntbt has no notion of contiguous key ranges (libxfs returns "unknown"); never contiguous.
     public static func isContiguous(_ high: Key, followedBy low: Key) -> Bool { false }
 }
+
+extension FreeSpaceRecord: CustomStringConvertible {
+    /// "[start 190, len 9]".
+    public var description: String { "[start \(startBlock), len \(blockCount)]" }
+}
+
+extension FreeSpaceByBlockKey: CustomStringConvertible {
+    /// "(start 190, len 9)".
+    public var description: String { "(start \(startBlock), len \(blockCount))" }
+}
+
+extension FreeSpaceByCountKey: CustomStringConvertible {
+    /// "(len 9, start 190)": the fields in the order the key sorts by.
+    public var description: String { "(len \(blockCount), start \(startBlock))" }
+}

@@ -147,3 +147,12 @@ public enum SparseFreeInodeBTreeFormat: InodeBTreeRecordFormat {
     public static var magic: UInt32 { 0x4649_4233 }
     public static var isSparse: Bool { true }
 }
+
+extension InodeBTreeRecord: CustomStringConvertible {
+    /// "[startino 128, freecount 3, free 0xe000000000000000]", with ", holemask 0xff00,
+    /// count 32" after the start of a sparse chunk.
+    public var description: String {
+        let sparse = holeMask != 0 || count != 64 ? ", holemask 0x\(String(holeMask, radix: 16)), count \(count)" : ""
+        return "[startino \(startIno)\(sparse), freecount \(freeCount), free 0x\(String(free, radix: 16))]"
+    }
+}

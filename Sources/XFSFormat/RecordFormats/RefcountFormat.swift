@@ -93,3 +93,15 @@ public enum RefcountFormat: BTreeRecordFormat {
         }
     }
 }
+
+extension RefcountRecord: CustomStringConvertible {
+    /// "[start 190, len 9, refcount 2]", ending ", cow" for the CoW domain.
+    public var description: String {
+        "[start \(startBlock), len \(blockCount), refcount \(refCount)\(domain == .cow ? ", cow" : "")]"
+    }
+}
+
+extension RefcountKey: CustomStringConvertible {
+    /// "(start 190)", or "(start 190, cow)" for the CoW domain.
+    public var description: String { "(start \(startBlock)\(domain == .cow ? ", cow" : ""))" }
+}
