@@ -20,24 +20,61 @@ import XFSFormat
 /// - **Records:** a free extent that is empty, runs past the AG's end, or overlaps the
 ///   free extent before it.
 ///
-/// Streams the observations (no record lands on the Swift heap); the free extents are
-/// read into arrays (8 bytes each).
+/// Streams the observations (no record lands on the Swift heap); the bnobt's extents are
+/// read into an array (8 bytes each), and the cntbt's only when its fingerprint differs
+/// from the bnobt's.
 struct FreeSpaceCheck {
     let agno: UInt32
     let agLength: UInt32
     let observations: RmapBTree
 
-    /// The findings for free extents `bnobt` (in start order) and `cntbt` (in (length,
-    /// start) order, as the tree holds them); either may be nil when its tree could not
-    /// be read (that fault is reported where the scan met it).
-    func findings(bnobt: [FreeSpaceRecord]?, cntbt: [FreeSpaceRecord]?, reportLeaks: Bool) throws -> [RmapFinding] {
+    /// What is known of the cntbt.
+    enum Counterpart {
+        /// It holds exactly the bnobt's extents (``Fingerprint`` says so): checking the
+        /// bnobt checks it.
+        case sameAsBnobt
+        /// Its records, in (length, start) order as the tree holds them.
+        case records([FreeSpaceRecord])
+    }
+
+    /// An order-independent summary of a set of free extents: two trees holding the same
+    /// extents have equal fingerprints, and a single changed, lost or added extent changes
+    /// it (a 64-bit mix of each extent, summed, and the count).
+    struct Fingerprint: Equatable {
+        var count = 0
+        var sum: UInt64 = 0
+
+        init() {}
+
+        init(_ extents: [FreeSpaceRecord]) {
+            for e in extents { add(e) }
+        }
+
+        mutating func add(_ e: FreeSpaceRecord) {
+            var x = UInt64(e.startBlock) << 32 | UInt64(e.blockCount)
+            x = (x ^ (x >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            x = (x ^ (x >> 27)) &* 0x94d0_49bb_1331_11eb
+            sum &+= x ^ (x >> 31)
+            count += 1
+        }
+    }
+
+    /// The findings for free extents `bnobt` (in start order) and the cntbt; either may be
+    /// nil when its tree could not be read (that fault is reported where the scan met it).
+    func findings(bnobt: [FreeSpaceRecord]?, cntbt: Counterpart?, reportLeaks: Bool) throws -> [RmapFinding] {
         var findings: [RmapFinding] = []
         var overlapping: [String: Set<UInt32>] = [:]
         var byStart: [(name: String, extents: [FreeSpaceRecord])] = []
         if let bnobt { byStart.append(("bnobt", bnobt)) }
-        if let cntbt { byStart.append(("cntbt", cntbt.sorted { ($0.startBlock, $0.blockCount) < ($1.startBlock, $1.blockCount) })) }
+        var cntbtByStart: [FreeSpaceRecord]? = nil
+        if case let .records(records)? = cntbt {
+            cntbtByStart = records.sorted { ($0.startBlock, $0.blockCount) < ($1.startBlock, $1.blockCount) }
+            byStart.append(("cntbt", cntbtByStart!))
+        }
+        var validBnobt: [FreeSpaceRecord]? = nil
         for (name, extents) in byStart {
             let valid = recordFindings(name, extents, into: &findings)
+            if name == "bnobt" { validBnobt = valid }
             let conflicts = try overlaps(valid)
             overlapping[name] = Set(conflicts.map(\.extent.startBlock))
             for conflict in conflicts {
@@ -49,12 +86,21 @@ struct FreeSpaceCheck {
                         + "but they are in use: \(RmapText.describe(conflict.first))\(more)"))
             }
         }
-        if let bnobt, cntbt != nil, let cntbtByStart = byStart.last?.extents {
+        if let bnobt, let cntbtByStart {
             findings += disagreements(bnobt, cntbtByStart, skipping: overlapping)
         }
         if reportLeaks {
-            let free = ((bnobt ?? []) + (cntbt ?? [])).filter { $0.blockCount > 0 && UInt64($0.startBlock) + UInt64($0.blockCount) <= UInt64(agLength) }
-            for (start, end) in try leaks(free.sorted { $0.startBlock < $1.startBlock }) {
+            // With the cntbt the same as the bnobt, the bnobt's valid extents (disjoint, in
+            // start order) are all the free space; otherwise the two trees' together.
+            let free: [FreeSpaceRecord]
+            if let cntbtByStart {
+                free = ((bnobt ?? []) + cntbtByStart)
+                    .filter { $0.blockCount > 0 && UInt64($0.startBlock) + UInt64($0.blockCount) <= UInt64(agLength) }
+                    .sorted { $0.startBlock < $1.startBlock }
+            } else {
+                free = validBnobt ?? []
+            }
+            for (start, end) in try leaks(free) {
                 findings.append(RmapFinding(
                     agno: agno, kind: .freeSpace, block: UInt64(start),
                     detail: "blocks \(start)-\(end - 1) are neither free nor in use: no free-space record and no owner covers them"))
@@ -69,6 +115,15 @@ struct FreeSpaceCheck {
     /// Reports empty extents, extents past the AG's end and extents overlapping the one
     /// before them; returns the rest, in start order.
     private func recordFindings(_ name: String, _ extents: [FreeSpaceRecord], into findings: inout [RmapFinding]) -> [FreeSpaceRecord] {
+        // The usual case, without a copy: every extent sound and after the one before.
+        var soundEnd: UInt64 = 0
+        if extents.allSatisfy({ e in
+            let eEnd = UInt64(e.startBlock) + UInt64(e.blockCount)
+            defer { soundEnd = eEnd }
+            return e.blockCount > 0 && eEnd <= UInt64(agLength) && UInt64(e.startBlock) >= soundEnd
+        }) {
+            return extents
+        }
         var valid: [FreeSpaceRecord] = []
         valid.reserveCapacity(extents.count)
         var end: UInt64 = 0

@@ -298,8 +298,28 @@ public struct RmapChecker: Sendable {
         }
         let freeSpaceCheck = FreeSpaceCheck(agno: agno, agLength: agf.length, observations: scanner.tree(agno))
         let bnobt = freeExtents(FreeSpaceByBlockFormat.self, .bnobt)
-        let cntbt = freeExtents(FreeSpaceByCountFormat.self, .cntbt)
-        findings += try freeSpaceCheck.findings(bnobt: bnobt, cntbt: cntbt, reportLeaks: scanner.problems.isEmpty)
+        // The cntbt is streamed into a fingerprint first: when it holds the bnobt's very
+        // extents (the usual case) nothing of it is kept; only a cntbt that differs is read
+        // into an array, for findings that say how.
+        var sameExtents = false
+        if let bnobt {
+            var print = FreeSpaceCheck.Fingerprint()
+            var previous: FreeSpaceByCountKey? = nil
+            var ordered = true
+            _ = try? image.withCursor(FreeSpaceByCountFormat.self, AGBTreeRoot(.cntbt, agno: agno, agf: agf)) { cursor in
+                try cursor.queryAll { record in
+                    let key = FreeSpaceByCountFormat.lowKey(of: record)
+                    if let previous, !(previous < key) { ordered = false }
+                    previous = key
+                    print.add(record)
+                    return .proceed
+                }
+            }
+            sameExtents = ordered && print == FreeSpaceCheck.Fingerprint(bnobt)
+        }
+        let cntbt = sameExtents ? nil : freeExtents(FreeSpaceByCountFormat.self, .cntbt)
+        findings += try freeSpaceCheck.findings(bnobt: bnobt, cntbt: sameExtents ? .sameAsBnobt : cntbt.map { .records($0) },
+                                                reportLeaks: scanner.problems.isEmpty)
 
         if let problem = agf.rmapFieldProblem(geometry: image.geometry) {
             // No rmapbt to verify or read: the one finding is the AGF's.
