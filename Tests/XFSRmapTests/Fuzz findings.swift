@@ -72,4 +72,24 @@ struct FuzzFindingsTests {
         #expect(all.contains { $0.detail.contains("inode \(ino) bmbt block") && $0.detail.contains("owner \(ino + 1), expected inode \(ino)") },
                 "\(all.prefix(3).map(\.description))")
     }
+
+    @Test("a bmbt leaf with two extents swapped is refused: the same mappings, out of file offset order")
+    func bmbtExtentsOutOfOrder() throws {
+        var ino: UInt64 = 0
+        let (result, repair) = try checkDamaged { path in
+            let image = try XFSImage(path: path)
+            ino = try #require(try firstBmbtInode(image), "mixed-4k has a file whose data fork is a bmbt")
+            let extents = try image.mappings(of: image.inode(ino), fork: .data).extents
+            // The first two extents of the file are the first two records of its first leaf.
+            func writes(_ e: FileExtent, slot: Int) -> [String] {
+                [("startoff", e.startOffset), ("startblock", e.startBlock), ("blockcount", UInt64(e.blockCount)),
+                 ("extentflag", e.isUnwritten ? 1 : 0)].map { "write -d recs[\(slot)].\($0.0) \($0.1)" }
+            }
+            return ["inode \(ino)", "addr u3.bmbt.ptrs[1]"] + writes(extents[1], slot: 1) + writes(extents[0], slot: 2)
+        }
+        #expect(repair.status == 1, "xfs_repair -n: \(repair.output.suffix(400))")
+        let all = try findings(result)
+        #expect(all.contains { $0.detail.contains("inode \(ino) data fork bmbt: extent 1 at offset") && $0.detail.contains("precedes") },
+                "\(all.prefix(3).map(\.description))")
+    }
 }
