@@ -90,8 +90,8 @@ mkdir -p "$work/misses"
 echo "== fuzzing: $cases cases on $image ($size bytes of metadata), $timeout s per case" >&2
 start=$(date +%s)
 set +e
-nice -n 19 "$fuzzer" -runs="$cases" -max_len="$size" -timeout="$timeout" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
-  -detect_leaks=0 -print_final_stats=1 -artifact_prefix="$out/" "$@" "$corpus" 2> "$out/libfuzzer.log"
+nice -n 19 "$fuzzer" -runs="$cases" -max_len="$size" -timeout="$timeout" -rss_limit_mb=4096 -malloc_limit_mb=1024 \
+  -detect_leaks=0 -report_slow_units=2 -print_final_stats=1 -artifact_prefix="$out/" "$@" "$corpus" 2> "$out/libfuzzer.log"
 status=$?
 set -e
 end=$(date +%s)

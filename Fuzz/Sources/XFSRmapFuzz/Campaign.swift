@@ -34,6 +34,8 @@ final class Campaign {
     private var badCRC = 0
     private var misses = 0
     private var missNotes: [String] = []
+    /// Missed verdicts by what the input changed (the first reasons, field names only).
+    private var missReasons: [String: Int] = [:]
     private var perField: [Int32: (changed: Int, passed: Int)] = [:]
     private var errorPlaces: [String: Int] = [:]
     private var slowest: (seconds: Double, what: String) = (0, "")
@@ -207,9 +209,11 @@ final class Campaign {
         return 0
     }
 
-    /// "AG N rmapbt block N" → the place an error or finding names, numbers blanked.
+    /// What a message is about: its text up to the last colon (where the details start,
+    /// at most 80 characters), numbers blanked: "AG N: inobt blocks: AG N inobt block N".
     static func place(of message: String, _ code: Int32) -> String {
-        let head = message.split(separator: ":").first.map(String.init) ?? message
+        var head = Substring(message.prefix(80))
+        if let colon = head.lastIndex(of: ":") { head = head[..<colon] }
         var out = ""
         var lastDigit = false
         for c in head {
@@ -227,6 +231,7 @@ final class Campaign {
     /// Keeps a missed verdict: the input (a libFuzzer input, replayable) and what it changes.
     private func record(_ problems: [String], _ input: [UInt8], _ d: Difference) {
         misses += 1
+        missReasons[problems[0].split(separator: ":", maxSplits: 1).last.map(String.init) ?? problems[0], default: 0] += 1
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in input { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
         let name = workdir + "/misses/miss-\(String(hash, radix: 16))"
@@ -254,6 +259,8 @@ final class Campaign {
         text += "check verdicts: \(verdicts[0]) consistent (exit 0), \(verdicts[1]) findings (exit 1), \(verdicts[2]) errors (exit 2)\n"
         text += "slowest case: \(Double(Int(slowest.seconds * 1000)) / 1000) s (\(slowest.what))\n"
         text += "missed verdicts: \(misses)\n"
+        for (reason, count) in missReasons.sorted(by: { $0.value > $1.value }) { text += "  \(count)\t\(reason)\n" }
+        if !missNotes.isEmpty { text += "the first ones:\n" }
         for note in missNotes { text += "  " + note + "\n" }
         text += "\nwhat the verdicts name (first finding or error, numbers blanked):\n"
         for (place, count) in errorPlaces.sorted(by: { $0.value > $1.value }) { text += "  \(count)\t\(place)\n" }
@@ -273,6 +280,10 @@ final class Campaign {
     /// At exit: the report, and the working copy removed.
     func finish() {
         writeReport()
+        removeWorkingCopy()
+    }
+
+    func removeWorkingCopy() {
         close(fd)
         unlink(workPath)
     }

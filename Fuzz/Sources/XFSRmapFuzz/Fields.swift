@@ -180,6 +180,11 @@ enum FieldTables {
         let shape = shape(tree)
         let headerSize = long ? 72 : 56
         var fields = header(long: long, leftSibling: tree == "rmapbt" ? .rmap : .maybe)
+        if level == 0 && (tree == "finobt" || tree == "refcountbt") {
+            // The records of these leaves are not all read (see `shape`), so neither is
+            // their count.
+            fields[2].dependence = .maybe
+        }
         if level == 0 {
             let maxrecs = (blockSize - headerSize) / shape.recordSize
             for i in 0 ..< min(numrecs, maxrecs) {

@@ -48,9 +48,9 @@ do {
     exit(2)
 }
 if let seed = environment["XFS_FUZZ_SEED"] {
-    do {
-        try campaign.writeSeed(to: seed)
-    } catch {
+    let written = Result { try campaign.writeSeed(to: seed) }
+    campaign.removeWorkingCopy()
+    if case .failure(let error) = written {
         warn("xfs-rmap-fuzz: \(error)\n")
         exit(2)
     }
