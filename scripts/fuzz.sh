@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Fuzzes the image reader and the rmap check with libFuzzer and AddressSanitizer.
 #
-# Usage: scripts/fuzz.sh [-n CASES] [-i IMAGE] [-t SECONDS] [-k] [-- LIBFUZZER-OPTIONS...]
-#        scripts/fuzz.sh -r INPUT...      replay inputs (a crash, a miss), explaining each
+# Usage: scripts/fuzz.sh [-n CASES] [-i IMAGE] [-t SECONDS] [-o DIR] [-k] [-- LIBFUZZER-OPTIONS...]
+#        scripts/fuzz.sh [-i IMAGE] -r INPUT...   replay inputs (a crash, a miss), explaining each
 #
 #   -n CASES    cases to run (default 10000)
 #   -i IMAGE    base image: a name in Fuzz/Seeds or Tests/Fixtures (NAME.img.zst), or a path
-#               to an uncompressed image (default tiny-1k, Fuzz/Seeds/tiny-1k.img.zst)
+#               to an uncompressed image (default tiny-1k, Fuzz/Seeds/tiny-1k.img.zst); an
+#               input only means something on the image it was made for
 #   -t SECONDS  time limit per case (default 10)
+#   -o DIR      output folder (default .build-fuzz/findings/IMAGE)
 #   -k          keep the corpus (in the output folder) for the next run
 #   -r          replay the inputs named after the options instead of fuzzing
 #
@@ -16,8 +18,8 @@
 # `main`). Each case writes the fuzz input (the base image's metadata, mutated one field at a
 # time by Fuzz/Sources/XFSRmapFuzz/Mutator.swift) over a working copy of the base image on
 # /dev/shm and runs what `xfs-rmap check` and `xfs-rmap dump` run. Everything runs under
-# `nice -n 19`. Output goes to .build-fuzz/findings: crash-*, timeout-*, oom-* (libFuzzer
-# artifacts: replay them with -r), misses/ (an image the check called consistent though it
+# `nice -n 19`. Output goes to the output folder: crash-*, timeout-*, oom-*, slow-unit-*
+# (libFuzzer artifacts: replay them with -r), misses/ (an image the check called consistent though it
 # differs from the clean one in a field the reverse mappings depend on), report.txt (cases,
 # verdicts, slowest case, and per field how often a change to it passed).
 #
@@ -33,11 +35,13 @@ image=tiny-1k
 timeout=10
 keep=0
 replay=0
-while getopts "n:i:t:kr" opt; do
+out=
+while getopts "n:i:t:o:kr" opt; do
   case $opt in
     n) cases=$OPTARG ;;
     i) image=$OPTARG ;;
     t) timeout=$OPTARG ;;
+    o) out=$OPTARG ;;
     k) keep=1 ;;
     r) replay=1 ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
@@ -46,7 +50,7 @@ done
 shift $((OPTIND - 1))
 
 scratch=$root/.build-fuzz
-out=$scratch/findings
+[ -n "$out" ] || out=$scratch/findings/$(basename "$image" .img)
 mkdir -p "$scratch" "$out"
 # lld: with gold, libFuzzer's whole-archive `main` and SwiftPM's `--defsym main=...` clash.
 swift_bin=$(dirname "$(readlink -f "$(command -v swift)")")
