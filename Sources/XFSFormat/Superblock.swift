@@ -239,6 +239,11 @@ public struct Superblock: Sendable, Equatable {
         guard dataBlocks > full, dataBlocks <= full + UInt64(agBlocks) else {
             throw bad("dblocks \(dataBlocks) does not fit agcount \(agCount) × agblocks \(agBlocks)")
         }
+        // Image byte offsets are 64-bit and files end below 2^63 bytes: a larger filesystem
+        // cannot be addressed (and its size in bytes may not even fit in 64 bits).
+        guard dataBlocks <= (UInt64(1) << 63) / bs else {
+            throw bad("dblocks \(dataBlocks) × blocksize \(bs) exceeds 2^63 bytes")
+        }
         guard dataBlocks - full >= Geometry.minAGBlocks else {
             throw bad("last AG has \(dataBlocks - full) blocks, below the minimum \(Geometry.minAGBlocks)")
         }

@@ -162,6 +162,24 @@ struct SuperblockBadInputTests {
         #expect(error(try loadEdited { $0[8] = 0x10 })?.detail.contains("dblocks") == true)
     }
 
+    /// A geometry that passes every other check but describes more than 2^63 bytes (4 GiB
+    /// AGs of 4k blocks, 2^32 − 1 of them): its size in bytes does not fit in 64 bits, and
+    /// opening the image trapped computing it.
+    @Test func moreThan2To63Bytes() throws {
+        let e = error(try loadEdited { bytes in
+            func set(_ value: UInt64, at offset: Int, size: Int) {
+                for i in 0 ..< size { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> UInt64(8 * (size - 1 - i))) }
+            }
+            let agBlocks: UInt64 = 1 << 29, agCount: UInt64 = 0xFFFF_FFFF
+            set(agBlocks, at: 84, size: 4)
+            set(agCount, at: 88, size: 4)
+            set(agBlocks * agCount, at: 8, size: 8) // dblocks: every AG full
+            bytes[124] = 29 // agblklog
+        })
+        #expect(e?.kind == .corrupt)
+        #expect(e?.detail.contains("exceeds 2^63 bytes") == true, "\(String(describing: e))")
+    }
+
     @Test func truncated() throws {
         let bytes = try goodSector()
         for n in [0, 1, 100, 263] {

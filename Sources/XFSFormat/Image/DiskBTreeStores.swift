@@ -61,6 +61,20 @@ struct BTreeBlockCRCVerifier: BufferVerifier {
     }
 }
 
+/// The header fields the kernel's read verifiers check besides the CRC and what the engine
+/// checks: the filesystem's uuid and the block's owner (its AG, or its inode). A block with
+/// another uuid or owner belongs to another filesystem, AG or file. Checked on every read,
+/// not only the first (the buffer cache is shared by every store of an image), so a block
+/// claimed by two trees is refused by the one it does not belong to. Nil when both match.
+func ownershipProblem(_ buffer: Buffer, _ header: BTreeHeaderFormat, owner: UInt64, uuid: BTreeUUID) -> String? {
+    let block = BTreeBlock(buffer.unsafeMutableBytes.baseAddress.unsafelyUnwrapped)
+    let found = block.uuid(header)
+    if found != uuid { return "uuid \(found) does not match the filesystem's \(uuid)" }
+    let foundOwner = block.owner(header)
+    if foundOwner != owner { return "owner \(foundOwner), expected \(header == .short ? "AG " : "inode ")\(owner)" }
+    return nil
+}
+
 /// A read-only store for one AG btree of an image (bnobt, cntbt, inobt, finobt,
 /// refcountbt, rmapbt): 32-bit AG block pointers, short v5 headers owned by the AG, CRC
 /// checked as each block is read. Root and height come from the AG header.
@@ -108,7 +122,7 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     /// Throws `XFSFormatError` naming the AG and block for a bad CRC or a short image.
     public func readBlock(_ pointer: UInt32) throws -> Buffer {
         let address = DiskAddress(Int64(diskAddress(of: pointer)))
-        return try held.acquire(address, on: image.target) {
+        let buffer = try held.acquire(address, on: image.target) {
             do {
                 return try image.target.readBuffer(at: address, length: blockSize, verifier: verifier)
             } catch BufferError.verificationFailed(let failure) {
@@ -117,6 +131,11 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
                 throw XFSFormatError(.truncated, "AG \(agno) \(Format.name) block \(pointer)", "the image ends inside the block (\(got) bytes read)")
             }
         }
+        if let problem = ownershipProblem(buffer, .short, owner: owner, uuid: uuid) {
+            release(buffer)
+            throw XFSFormatError(.corrupt, "AG \(agno) \(Format.name) block \(pointer)", problem)
+        }
+        return buffer
     }
 
     public func memory(of handle: Buffer) -> UnsafeMutableRawPointer { handle.unsafeMutableBytes.baseAddress.unsafelyUnwrapped }
@@ -226,6 +245,10 @@ public final class BmbtStore: BTreeBlockStore {
             } catch BufferError.readPastEnd(_, _, let got) {
                 throw XFSFormatError(.truncated, "inode \(inode) bmbt block \(pointer)", "the image ends inside the block (\(got) bytes read)")
             }
+        }
+        if let problem = ownershipProblem(buffer, .long, owner: inode, uuid: uuid) {
+            held.release(buffer, on: image.target)
+            throw XFSFormatError(.corrupt, "inode \(inode) bmbt block \(pointer)", problem)
         }
         return BmbtBlockHandle(buffer: buffer, memory: buffer.unsafeMutableBytes.baseAddress.unsafelyUnwrapped)
     }

@@ -271,7 +271,18 @@ extension XFSImage {
                     if info.pointer != BmbtStore.inodeRootPointer { result.bmbtBlocks.append(info.pointer) }
                     return .proceed
                 }
+                // The checks an extent list in the inode gets (`InodeFork.decode`): each
+                // extent sane, in file offset order without overlap, none unwritten in the
+                // attr fork. Stopping at the first also bounds the walk of a tree whose node
+                // pointers lead to one leaf many times.
                 _ = try cursor.queryAll { extent in
+                    let i = result.extents.count
+                    func bad(_ s: String) -> XFSFormatError { XFSFormatError(.corrupt, "inode \(inode.core.ino) \(fork) fork bmbt", s) }
+                    if let p = extent.problem { throw bad("extent \(i): \(p)") }
+                    if let prev = result.extents.last, prev.startOffset + UInt64(prev.blockCount) > extent.startOffset {
+                        throw bad("extent \(i) at offset \(extent.startOffset) overlaps or precedes the previous extent")
+                    }
+                    if extent.isUnwritten && fork == .attr { throw bad("extent \(i) is unwritten") }
                     result.extents.append(extent)
                     return .proceed
                 }
