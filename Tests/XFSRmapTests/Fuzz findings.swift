@@ -69,7 +69,7 @@ struct FuzzFindingsTests {
         }
         #expect(repair.status == 1, "xfs_repair -n: \(repair.output.suffix(400))")
         let all = try findings(result)
-        #expect(all.contains { $0.detail.contains("inode \(ino) bmbt block") && $0.detail.contains("owner \(ino + 1), expected inode \(ino)") },
+        #expect(all.contains { $0.detail.contains("inode \(ino) data fork unreadable (bmbt block") && $0.detail.contains("owner \(ino + 1), expected inode \(ino)") },
                 "\(all.prefix(3).map(\.description))")
     }
 
@@ -89,7 +89,7 @@ struct FuzzFindingsTests {
         }
         #expect(repair.status == 1, "xfs_repair -n: \(repair.output.suffix(400))")
         let all = try findings(result)
-        #expect(all.contains { $0.detail.contains("inode \(ino) data fork bmbt: extent 1 at offset") && $0.detail.contains("precedes") },
+        #expect(all.contains { $0.detail.contains("inode \(ino) data fork unreadable (data fork bmbt: extent 1 at offset") && $0.detail.contains("precedes") },
                 "\(all.prefix(3).map(\.description))")
     }
 }
