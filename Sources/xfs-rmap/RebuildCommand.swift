@@ -49,8 +49,12 @@ struct RebuildCommand: ParsableCommand, JSONOutputCommand {
         let path = target.image
         var status = stat()
         let isBlockDevice = stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFBLK
-        if !dryRun && access(path, W_OK) != 0 && errno != ENOENT {
-            throw ToolFailure(description: "\(path): cannot rebuild a read-only image (\(Errno(errno))); --dry-run shows the plan")
+        if !dryRun && access(path, W_OK) != 0 {
+            let code = errno
+            // A missing image is left to the open below, which says so.
+            if code != ENOENT {
+                throw ToolFailure(description: "\(path): cannot rebuild a read-only image (\(Errno(code))); --dry-run shows the plan")
+            }
         }
         let undoPath = undoFile ?? (isBlockDevice ? nil : path + ".xfs-rmap-undo")
         guard dryRun || undoPath != nil else {
