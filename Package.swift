@@ -42,8 +42,8 @@ let package = Package(
         .target(
             name: "XFSInMemoryBTree",
             dependencies: ["XFSBTree", "XFSTransaction", "XFSBuffer", "XFSMemoryFile"]),
-        .target(name: "XFSFormat", dependencies: ["XFSBTree", "XFSBuffer"]),
-        .target(name: "XFSRmap", dependencies: ["XFSFormat", "XFSInMemoryBTree"]),
+        .target(name: "XFSFormat", dependencies: ["XFSBTree", "XFSBuffer", "CXFSShims"]),
+        .target(name: "XFSRmap", dependencies: ["XFSFormat", "XFSInMemoryBTree", "CXFSShims"]),
         .target(name: "XFSUndo", dependencies: ["XFSBuffer"]),
         .executableTarget(
             name: "xfs-rmap",

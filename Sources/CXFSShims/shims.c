@@ -8,6 +8,15 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+void cxfs_release_free_heap(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
 
 int cxfs_memfd_create(const char *name, unsigned int flags) {
 #ifdef SYS_memfd_create

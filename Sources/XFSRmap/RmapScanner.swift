@@ -1,3 +1,4 @@
+import CXFSShims
 import Glibc
 import Synchronization
 import XFSBTree
@@ -131,14 +132,31 @@ public struct ScanProgress: Sendable {
 ///    data is on the realtime device), each attr-fork extent, and each on-disk bmbt block,
 ///    filed under the AG its blocks are in.
 ///
-/// Each observation is stashed with the rmap `map` operation in a transaction of its own
-/// that is committed at once, as repair does, so neighbouring observations merge exactly as
-/// the kernel merges them. The trees share one memory file, a partition each; nothing of
-/// the observations lives on the Swift heap.
+/// Two ways to stash the observations (``Stashing``), which give the same records:
+/// - `.sortedBulkLoad` (the default, for an image nobody changes during the scan): each AG's
+///   observations are gathered in 24 bytes each, then sorted, merged by the kernel's rules
+///   (``ObservationMerge``) and bulk-loaded into the AG's tree, full blocks, one pass;
+/// - `.perObservation`: each observation is stashed with the rmap `map` operation in a
+///   transaction of its own that is committed at once, as online repair does while live
+///   updates may arrive, so neighbouring observations merge exactly as the kernel merges
+///   them.
 ///
-/// AGs are scanned in parallel; each tree has a lock, since an inode of one AG may map
+/// The trees share one memory file, a partition each. AGs are scanned in parallel; each
+/// tree (and its gathered observations) has a lock, since an inode of one AG may map
 /// blocks of any other.
 public final class RmapScanner: @unchecked Sendable {
+    /// How observations reach the trees.
+    public enum Stashing: Sendable {
+        /// Gathered, then sorted, merged and bulk-loaded once the scan has read everything:
+        /// the fast way when no update can race the scan. `scan` then runs once.
+        case sortedBulkLoad
+        /// One `map` in a committed transaction per observation, as they are found: the way
+        /// that leaves the trees ready for live updates at every moment.
+        case perObservation
+    }
+
+    /// How observations reach the trees.
+    public let stashing: Stashing
     /// The image being scanned.
     public let image: XFSImage
     /// The memory file holding every AG's tree.
@@ -157,10 +175,18 @@ public final class RmapScanner: @unchecked Sendable {
     private let blockCount = Atomic<Int>(0)
     /// Inodes scanned, counted without a lock.
     private let inodesScanned = Atomic<Int>(0)
+    /// With `.sortedBulkLoad`: each AG's observations so far, in the order found (under the
+    /// AG's lock).
+    private var gathered: [GatheredObservations]
+    /// With `.sortedBulkLoad`: whether `scan` has run (it runs once).
+    private var hasScanned = false
 
-    /// A scanner for `image`, with its observations in a memory file of its own.
-    public init(image: XFSImage) throws {
+    /// A scanner for `image`, with its observations in a memory file of its own, stashed
+    /// the way `stashing` says.
+    public init(image: XFSImage, stashing: Stashing = .sortedBulkLoad) throws {
         self.image = image
+        self.stashing = stashing
+        gathered = Array(repeating: GatheredObservations(), count: Int(image.geometry.agCount))
         memoryFile = try MemoryFile(name: "xfs-rmap observations")
         progressState = ScanProgress(agsDone: 0, agCount: 0, inodes: 0, inodesExpected: 0, observations: 0)
         var trees: [RmapBTree] = []
@@ -213,6 +239,10 @@ public final class RmapScanner: @unchecked Sendable {
     /// - Throws: only what stops the whole scan (the memory file failing); unreadable
     ///   structures become `problems`.
     public func scan(ags: [UInt32]) throws {
+        if stashing == .sortedBulkLoad {
+            precondition(!hasScanned, "a sorted-bulk-load scanner scans once")
+            hasScanned = true
+        }
         let expected = ags.reduce(0) { total, agno in
             guard let agi = try? image.agi(agno) else { return total }
             return total + Int(agi.count) - Int(min(agi.freeCount, agi.count))
@@ -242,6 +272,32 @@ public final class RmapScanner: @unchecked Sendable {
                 claim = next
             }
         }
+        for outcome in outcomes { try outcome.get() }
+        if stashing == .sortedBulkLoad { try loadGathered() }
+    }
+
+    /// Sorts, merges and bulk-loads every AG's gathered observations into its tree, AGs
+    /// in parallel; each AG's observations are let go once its tree holds them.
+    private func loadGathered() throws {
+        let all = Array(0..<image.geometry.agCount)
+        let outcomes = ParallelAGs.results(all) { agno in
+            let tree = self.trees[Int(agno)]
+            var observations = self.locks[Int(agno)].withLock { self.gathered[Int(agno)].takeAll() }
+            let count = ObservationMerge.sortAndMerge(&observations, allowsSharing: tree.allowsSharing) { collision in
+                self.problem(agno, "\(collision)")
+            }
+            let transaction = Transaction()
+            do {
+                try tree.tree.bulkLoad(observations.prefix(count).lazy.map(\.record), count: count, in: transaction)
+            } catch {
+                tree.tree.cancel(transaction)
+                throw error
+            }
+            try tree.tree.commit(transaction)
+        }
+        // The gathered observations were small allocations, now free but kept by the
+        // allocator's per-thread arenas; give their pages back to the system.
+        cxfs_release_free_heap()
         for outcome in outcomes { try outcome.get() }
     }
 
@@ -294,7 +350,8 @@ public final class RmapScanner: @unchecked Sendable {
         }
     }
 
-    /// Stashes one observation into the tree of `agno`, in its own committed transaction.
+    /// Stashes one observation for the tree of `agno`: gathers it, or maps it in its own
+    /// committed transaction (``Stashing``).
     private func stash(_ record: RmapRecord, ag agno: UInt32, _ transaction: Transaction) throws {
         guard Int(agno) < trees.count else {
             problem(agno, "mapping \(RmapText.describe(record)) names AG \(agno), which does not exist")
@@ -304,6 +361,12 @@ public final class RmapScanner: @unchecked Sendable {
         let end = UInt64(record.startBlock) + UInt64(record.blockCount)
         guard end <= UInt64(image.geometry.agLength(agno)) else {
             problem(agno, "mapping \(RmapText.describe(record)) runs past the end of the AG")
+            return
+        }
+        if stashing == .sortedBulkLoad {
+            lock.withLock { gathered[Int(agno)].append(PackedObservation(record)) }
+            observationCount.add(1, ordering: .relaxed)
+            blockCount.add(Int(record.blockCount), ordering: .relaxed)
             return
         }
         try lock.withLock {

@@ -72,10 +72,12 @@ public struct UndoableWriter: Sendable {
         let identity = try readIdentity(image, imageSize: imageSize)
         try checkPlan(plan, imageSize: imageSize, identity: identity)
 
-        // Old contents and the table, all before the undo file exists.
+        // The table, before the undo file exists: every region's old contents are read
+        // once for their CRCs and let go (a rebuild's regions can be tens of megabytes);
+        // they are read again below, checked against these CRCs, and saved.
         let planned = plan.regions
         var regions: [UndoRegion] = []
-        var oldContents: [[UInt8]] = []
+        regions.reserveCapacity(planned.count)
         let sectorCRCCount = planned.reduce(0) { $0 + $1.length / UndoFormat.sectorSize * (1 + $1.sources.count) }
         let dataLength = planned.reduce(0) { $0 + $1.length }
         guard let layout = UndoLayout(blobLength: blob.count, regionCount: planned.count,
@@ -86,7 +88,6 @@ public struct UndoableWriter: Sendable {
         for region in planned {
             let old = try readImage(image, count: region.length, at: region.offset)
             regions.append(UndoRegion(region, oldContents: old, dataOffset: dataOffset))
-            oldContents.append(old)
             dataOffset += region.length
         }
         let table = UndoRegion.encodeTable(regions)
@@ -108,7 +109,9 @@ public struct UndoableWriter: Sendable {
             try syncDirectory(of: undoFilePath)
             try undo.write(blob.complemented()[...], at: Int64(layout.blobOffset))
             try undo.write(table[...], at: Int64(layout.tableOffset))
-            for (region, old) in zip(regions, oldContents) {
+            for region in regions {
+                let old = try readImage(image, count: region.length, at: region.offset)
+                try Self.checkUnchanged(old, region)
                 try undo.write(old.complemented()[...], at: Int64(region.dataOffset))
             }
             try undo.sync()
@@ -127,6 +130,18 @@ public struct UndoableWriter: Sendable {
             throw .runStopped(cause: error, undoFileState: state, imageWritesCompleted: writesDone)
         }
         return Summary(regionCount: regions.count, undoFileSize: layout.fileLength, imageWrites: writesDone)
+    }
+
+    /// Checks that `old`, read again to be saved, is what the table's CRCs were computed
+    /// from: something else wrote the image in between otherwise (nothing has been written
+    /// to it yet).
+    private static func checkUnchanged(_ old: [UInt8], _ region: UndoRegion) throws(UndoError) {
+        for sector in 0 ..< region.sectorCount {
+            let start = sector * UndoFormat.sectorSize
+            guard RawBytes.crc32c(old[start ..< start + UndoFormat.sectorSize]) == region.oldCRC(ofSector: sector) else {
+                throw .imageChanged(sectorOffset: region.offset + Int64(start), undoFileState: .writing)
+            }
+        }
     }
 
     /// Reads the identity bytes, checking that they lie inside the image.

@@ -73,24 +73,14 @@ struct RebuildCommand: ParsableCommand, JSONOutputCommand {
                 + "or run xfs_repair -L (which discards it), before a rebuild")
         }
 
-        let scanner = try RmapScanner(image: image)
-        try ProgressReporter.run(enabled: progressOptions.progress, scanner: scanner) {
-            try scanner.scan(ags: Array(0..<image.geometry.agCount))
-        }
-        let checker = RmapChecker(scanner: scanner)
-        let all = Array(0..<image.geometry.agCount)
-        let results = try forEachAG(all) { agno in try checker.check(agno) }
-        let report = RmapCheckReport(summaries: results.map(\.0), findings: results.flatMap(\.1))
-        if let refusal = RmapRebuild.refusal(for: report) { throw ToolFailure(description: "\(path): \(refusal)") }
-        let chosen = RmapRebuild.agsToRebuild(report, candidates: ags, force: force)
         var output = StandardOutput()
-        guard !chosen.isEmpty else {
+        guard let planned = try scanCheckAndPlan(image, candidates: ags, path: path) else {
             output.write(json ? RebuildJSON.document(image: path, plan: nil, outcome: "nothing to rebuild") + "\n"
                               : "rmap: consistent in \(ags.count) AG\(ags.count == 1 ? "" : "s"): nothing to rebuild\n")
             output.flush()
             return
         }
-        let plan = try RmapRebuild.plan(scanner: scanner, ags: chosen)
+        let (plan, report) = planned
         if !json {
             for agPlan in plan.ags { output.write(RebuildText.describe(agPlan, report: report) + "\n") }
             output.write("superblock: fdblocks \(plan.oldFreeDataBlocks) -> \(plan.newFreeDataBlocks)\n")
@@ -117,6 +107,28 @@ struct RebuildCommand: ParsableCommand, JSONOutputCommand {
         } catch let error as UndoError {
             throw ToolFailure(description: RebuildFailure.handle(error, imagePath: path, undoPath: undoPath!))
         }
+    }
+}
+
+extension RebuildCommand {
+    /// Scans and checks every AG of `image`, refuses what a rebuild cannot fix, and plans
+    /// the rebuild of the AGs among `candidates` that need one (all of them with
+    /// `--force`); nil when none does. The scanner and its in-memory trees are gone when
+    /// this returns, before the writer reads the old blocks.
+    func scanCheckAndPlan(_ image: XFSImage, candidates: [UInt32],
+                          path: String) throws -> (RmapRebuild.Plan, RmapCheckReport)? {
+        let scanner = try RmapScanner(image: image)
+        try ProgressReporter.run(enabled: progressOptions.progress, scanner: scanner) {
+            try scanner.scan(ags: Array(0..<image.geometry.agCount))
+        }
+        let checker = RmapChecker(scanner: scanner)
+        let all = Array(0..<image.geometry.agCount)
+        let results = try forEachAG(all) { agno in try checker.check(agno) }
+        let report = RmapCheckReport(summaries: results.map(\.0), findings: results.flatMap(\.1))
+        if let refusal = RmapRebuild.refusal(for: report) { throw ToolFailure(description: "\(path): \(refusal)") }
+        let chosen = RmapRebuild.agsToRebuild(report, candidates: candidates, force: force)
+        guard !chosen.isEmpty else { return nil }
+        return (try RmapRebuild.plan(scanner: scanner, ags: chosen), report)
     }
 }
 
@@ -170,3 +182,4 @@ enum RebuildJSON {
         return "{" + fields.joined(separator: ", ") + "}"
     }
 }
+

@@ -55,13 +55,25 @@ struct RebuildCrashTests {
             let undoPath = path + ".undo"
             defer { unlink(undoPath) }
             let total = writes.writeCount
-            #expect(total > 10, "a rebuild of one AG writes its trees, AGFL, AGF and the superblock twice")
-            print("[rebuild crash] \(total) writes in \(writes.phases.count) phases")
+            #expect(total >= 6, "a rebuild of one AG writes its trees, AGFL, AGF and the superblock twice")
+            // Each write fails outright, and each write of more than one sector is also torn
+            // after its first sector, half its sectors and all but its last (a crash inside
+            // a write of several blocks).
+            let lengths = writes.phases.joined().map(\.bytes.count)
+            var crashes: [(k: Int, torn: Int)] = []
             for k in 1...total {
-                let failing = UndoSystemCalls.failing(pwriteNumber: k, toPath: path)
+                crashes.append((k, 0))
+                let length = lengths[k - 1]
+                if length > 512 {
+                    for torn in Set([512, length / 1024 * 512, length - 512]).sorted() { crashes.append((k, torn)) }
+                }
+            }
+            print("[rebuild crash] \(total) writes in \(writes.phases.count) phases, \(crashes.count) crash points")
+            for (k, torn) in crashes {
+                let failing = UndoSystemCalls.failing(pwriteNumber: k, toPath: path, writingFirst: torn)
                 let writer = UndoableWriter(imagePath: path, undoFilePath: undoPath, identityOffset: 32, identityLength: 16,
                                             blob: plan.finalSuperblock, systemCalls: failing)
-                #expect(throws: UndoError.self, "k = \(k)") { try writer.execute(writes, inUseCheck: { _ in nil }) }
+                #expect(throws: UndoError.self, "k = \(k), torn after \(torn) bytes") { try writer.execute(writes, inUseCheck: { _ in nil }) }
                 // Until the last write, the superblock says NEEDSREPAIR: the kernel will not
                 // mount the half-written image.
                 if k > 1 {
@@ -69,15 +81,15 @@ struct RebuildCrashTests {
                     try handle.seek(toOffset: UInt64(Superblock.featuresIncompatOffset))
                     let incompat = try (handle.read(upToCount: 4) ?? Data()).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
                     try handle.close()
-                    #expect(incompat & Superblock.Incompat.needsRepair != 0, "k = \(k)")
+                    #expect(incompat & Superblock.Incompat.needsRepair != 0, "k = \(k), torn after \(torn) bytes")
                 }
                 _ = try UndoFile.open(path: undoPath).restore(imagePath: path, inUseCheck: { _ in nil })
-                #expect(try regions(of: path, plan) == before, "k = \(k): the undo did not restore every region")
+                #expect(try regions(of: path, plan) == before, "k = \(k), torn after \(torn) bytes: the undo did not restore every region")
                 unlink(undoPath)
                 // A new rebuild of the restored image plans the very same writes.
                 let again = try planRebuild(path)
-                #expect(again.phases.map { $0.map(\.byteOffset) } == plan.phases.map { $0.map(\.byteOffset) }, "k = \(k)")
-                #expect(again.phases.map { $0.map(\.bytes) } == plan.phases.map { $0.map(\.bytes) }, "k = \(k)")
+                #expect(again.phases.map { $0.map(\.byteOffset) } == plan.phases.map { $0.map(\.byteOffset) }, "k = \(k), torn after \(torn) bytes")
+                #expect(again.phases.map { $0.map(\.bytes) } == plan.phases.map { $0.map(\.bytes) }, "k = \(k), torn after \(torn) bytes")
             }
             // The whole file is the damaged image again, then a rebuild finishes and repairs it.
             #expect(try Fixtures.runTool("cmp", [path, damaged]).isEmpty)

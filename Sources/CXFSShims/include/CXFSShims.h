@@ -33,6 +33,10 @@ int cxfs_open_tmpfile(const char *directory);
 /// fallocate(2). Returns 0, or -1 with errno set.
 int cxfs_fallocate(int fd, int mode, int64_t offset, int64_t length);
 
+/// Gives the pages of free heap memory back to the system (glibc's malloc_trim(0), which
+/// also releases free pages inside per-thread arenas); a no-op elsewhere.
+void cxfs_release_free_heap(void);
+
 /// Updates a CRC32c over `length` bytes. `crc` is the running value *without* the final
 /// inversion: start with 0xFFFFFFFF and invert the result at the end (XFS does both).
 uint32_t cxfs_crc32c_update(uint32_t crc, const void *bytes, size_t length);

@@ -1,3 +1,4 @@
+import CXFSShims
 import XFSBTree
 import XFSBuffer
 
@@ -6,9 +7,10 @@ import XFSBuffer
 ///
 /// The bulk loader formats each block through `newBlock` (v5 short header: blkno, owner =
 /// the AG, the filesystem's uuid, LSN 0), and the engine can read the staged tree back
-/// (`readBlock`) to verify it before a byte reaches the disk. ``sealedBlocks()`` then runs
+/// (`readBlock`) to verify it before a byte reaches the disk. ``takeSealedBlocks()`` then runs
 /// the write verifier over every block (its CRC is stamped there, as a file target does
-/// before a `pwrite`) and hands out each block's bytes with its byte offset in the image.
+/// before a `pwrite`) and hands out the blocks' bytes with their byte offsets in the image,
+/// neighbouring blocks in one write.
 ///
 /// Blocks come only from the loader's claims: the store never allocates nor frees, and a
 /// pointer it has not staged is not part of the tree.
@@ -81,14 +83,43 @@ public final class StagedAGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStor
     /// The AG blocks staged, in the order they were claimed.
     public var stagedBlocks: [UInt32] { order }
 
-    /// Every staged block with its CRC stamped, as (byte offset in the image, bytes), in
-    /// the order the blocks were claimed.
-    public func sealedBlocks() -> [(byteOffset: UInt64, bytes: [UInt8])] {
-        order.map { pointer in
-            let buffer = blocks[pointer]!
-            // The CRC stamp cannot fail.
-            try? verifier.verifyWrite(buffer)
-            return (geometry.byteOffset(agno: agno, agbno: pointer), buffer.withUnsafeBytes { Array($0) })
+    /// The largest write ``takeSealedBlocks()`` makes: 1 MiB (one block when blocks are
+    /// larger).
+    public static var largestWrite: Int { 1 << 20 }
+
+    /// Hands out every staged block with its CRC stamped, as writes of (byte offset in the
+    /// image, bytes) in ascending block order, and empties the store.
+    ///
+    /// Blocks that are neighbours on disk (the plan carves each tree's blocks from the end
+    /// of one free extent) go out together, in writes of up to ``largestWrite`` bytes: a
+    /// few large writes instead of one per block. Each block's buffer is let go once its
+    /// bytes are copied, and the memory it held is given back to the system after each
+    /// write, so the tree is held about once, not twice, on its way to the writer.
+    public func takeSealedBlocks() -> [(byteOffset: UInt64, bytes: [UInt8])] {
+        let pointers = order.sorted()
+        defer {
+            order = []
+            root = .null
+            height = 0
         }
+        let blocksPerWrite = max(1, Self.largestWrite / blockSize)
+        var writes: [(byteOffset: UInt64, bytes: [UInt8])] = []
+        var first = 0
+        while first < pointers.count {
+            var end = first + 1
+            while end < pointers.count && end - first < blocksPerWrite && pointers[end] == pointers[end - 1] + 1 { end += 1 }
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity((end - first) * blockSize)
+            for pointer in pointers[first..<end] {
+                let buffer = blocks.removeValue(forKey: pointer)!
+                // The CRC stamp cannot fail.
+                try? verifier.verifyWrite(buffer)
+                buffer.withUnsafeBytes { bytes.append(contentsOf: $0) }
+            }
+            writes.append((geometry.byteOffset(agno: agno, agbno: pointers[first]), bytes))
+            cxfs_release_free_heap()
+            first = end
+        }
+        return writes
     }
 }

@@ -50,7 +50,8 @@ public struct AGRebuildPlan: Sendable {
     public var cntBlocks: [UInt32]
     /// The new free list, in slot order from slot 0.
     public var freeList: [UInt32]
-    /// The staged blocks of the three trees, as (byte offset, bytes), CRCs stamped.
+    /// The staged blocks of the three trees, CRCs stamped, as writes of (byte offset,
+    /// bytes): neighbouring blocks of one tree in one write.
     public var treeWrites: [(byteOffset: UInt64, bytes: [UInt8])]
     /// The AGF and AGFL sectors as they will be, with their byte offsets.
     public var agfWrite: (byteOffset: UInt64, bytes: [UInt8])
@@ -209,7 +210,7 @@ public struct AGRebuildPlan: Sendable {
         return AGRebuildPlan(
             agno: agno, oldAGF: agf, fields: fields, rmapRecords: shapes.rmap.recordCount, freeExtents: free.count,
             rmapBlocks: rmapBlocks, bnoBlocks: bnoBlocks, cntBlocks: cntBlocks, freeList: freeList,
-            treeWrites: bnoStore.sealedBlocks() + cntStore.sealedBlocks() + rmapStore.sealedBlocks(),
+            treeWrites: bnoStore.takeSealedBlocks() + cntStore.takeSealedBlocks() + rmapStore.takeSealedBlocks(),
             agfWrite: (agfOffset, AGF.edited(agfSector, fields)),
             agflWrite: (agflOffset, AGFL.edited(agflSector, blocks: freeList, agflSize: g.agflSize)))
     }

@@ -1,0 +1,157 @@
+import XFSFormat
+
+/// One observation in 24 bytes, the way an rmap record lies on disk (start block, length,
+/// owner, and the offset word with the attr, bmbt and unwritten flags): an offline scan
+/// holds one per mapping it observes until its AG's tree is loaded.
+struct PackedObservation: Sendable, Equatable {
+    var startBlock: UInt32
+    var blockCount: UInt32
+    var owner: UInt64
+    /// The offset word (``RmapRecord/packedOffset``).
+    var word: UInt64
+
+    init(_ record: RmapRecord) {
+        startBlock = record.startBlock
+        blockCount = record.blockCount
+        owner = record.owner
+        word = record.packedOffset
+    }
+
+    /// The record it packs.
+    var record: RmapRecord {
+        RmapRecord(startBlock: startBlock, blockCount: blockCount, owner: owner, offset: word & ((1 << 61) - 1),
+                   isAttrFork: word & RmapRecord.attrForkBit != 0, isBmbtBlock: word & RmapRecord.bmbtBlockBit != 0,
+                   isUnwritten: word & RmapRecord.unwrittenBit != 0)
+    }
+
+    /// The rmapbt key's offset word: the unwritten bit is not part of a key.
+    var keyWord: UInt64 { word & ~RmapRecord.unwrittenBit }
+
+    /// The scan's order: the rmapbt key (start block, owner, offset word), then the
+    /// unwritten flag and the length, so that equal keys sort the same way every run.
+    static func precedes(_ a: Self, _ b: Self) -> Bool {
+        if a.startBlock != b.startBlock { return a.startBlock < b.startBlock }
+        if a.owner != b.owner { return a.owner < b.owner }
+        if a.keyWord != b.keyWord { return a.keyWord < b.keyWord }
+        if a.word != b.word { return a.word < b.word }
+        return a.blockCount < b.blockCount
+    }
+
+    /// Whether `a` and `b` have the same rmapbt key.
+    static func sameKey(_ a: Self, _ b: Self) -> Bool {
+        a.startBlock == b.startBlock && a.owner == b.owner && a.keyWord == b.keyWord
+    }
+}
+
+/// An AG's observations as gathered, in chunks of a fixed size: appending never copies
+/// what was gathered (a growing array would, and would hold up to twice its size while
+/// doing so), and ``takeAll()`` hands them over in one exactly sized array, letting each
+/// chunk go as it is copied.
+struct GatheredObservations {
+    /// Observations per chunk: 96 KiB.
+    static let chunkSize = 4096
+    private var chunks: [[PackedObservation]] = []
+    /// How many observations were gathered.
+    private(set) var count = 0
+
+    /// Adds `observation`.
+    mutating func append(_ observation: PackedObservation) {
+        if chunks.isEmpty || chunks[chunks.count - 1].count == Self.chunkSize {
+            chunks.append([])
+            chunks[chunks.count - 1].reserveCapacity(Self.chunkSize)
+        }
+        chunks[chunks.count - 1].append(observation)
+        count += 1
+    }
+
+    /// Every observation, in no particular order; leaves this empty.
+    mutating func takeAll() -> [PackedObservation] {
+        var all: [PackedObservation] = []
+        all.reserveCapacity(count)
+        while let chunk = chunks.popLast() { all += chunk }
+        count = 0
+        return all
+    }
+}
+
+/// Turns an AG's observations, gathered in any order, into the records an ``RmapBTree``
+/// holds after `map`ping them one at a time: sorted in key order, with contiguous mappings
+/// of one owner merged by the kernel's rules (`xfs_rmap_map`, `xfs_rmap_map_shared`), and
+/// each collision (a second observation with a key already seen, or one with no blocks)
+/// reported instead of kept. The result is ready for the engine's bulk loader: this is
+/// xfs_repair's way (phase 4 collects and sorts, phase 5 bulk-loads), for an offline scan
+/// where no update races the observations.
+///
+/// In key order, every mapping that can absorb the next one comes before it, so one pass
+/// decides every merge:
+/// - the simple path (attr-fork, bmbt, unwritten and special-owner mappings, and all
+///   mappings without sharing) merges with the record just before in key order, as
+///   `xfs_rmap_map`'s left lookup finds it;
+/// - the shared path (written data-fork mappings on a reflink filesystem, where other
+///   owners' records may lie between) merges with the record of the same owner that ends
+///   exactly where the mapping starts, at the offset just before: the pass keeps such open
+///   ends in a table, and forgets those that end before the current start block.
+///
+/// Where the tree's merges depend on the order of `map` calls (damage: two observations of
+/// one owner's blocks), the sorted order decides, and every run gives the same records.
+enum ObservationMerge {
+    /// Sorts and merges `observations` in place: the records kept are its first elements,
+    /// and their number is returned. `collision` hears of each observation refused.
+    static func sortAndMerge(_ observations: inout [PackedObservation], allowsSharing: Bool,
+                             collision: (RmapMapError) -> Void) -> Int {
+        observations.sort(by: PackedObservation.precedes)
+        /// Where a shared-path record ends: the start block and offset a mapping of the same
+        /// owner must have to extend it.
+        struct OpenEnd: Hashable {
+            var owner: UInt64
+            var block: UInt64
+            var offset: UInt64
+        }
+        var openEnds: [OpenEnd: Int] = [:]
+        var sweepAt = 1024
+        var kept = 0
+        var previous: PackedObservation? = nil
+        for i in observations.indices {
+            let o = observations[i]
+            guard o.blockCount > 0 else {
+                collision(.empty(o.record))
+                continue
+            }
+            if let p = previous, PackedObservation.sameKey(p, o) {
+                collision(.duplicate(existing: p.record, new: o.record))
+                continue
+            }
+            previous = o
+            let record = o.record
+            if allowsSharing && record.isFileMapping && !record.isAttrFork && !record.isUnwritten {
+                let start = OpenEnd(owner: o.owner, block: UInt64(o.startBlock), offset: record.offset)
+                if let left = openEnds.removeValue(forKey: start),
+                   UInt64(observations[left].blockCount) + UInt64(o.blockCount) <= UInt64(UInt32.max) {
+                    observations[left].blockCount += o.blockCount
+                    openEnds[end(of: observations[left])] = left
+                } else {
+                    observations[kept] = o
+                    openEnds[end(of: o)] = kept
+                    kept += 1
+                }
+                // Ends before this start block can extend nothing that follows.
+                if openEnds.count >= sweepAt {
+                    openEnds = openEnds.filter { $0.key.block >= UInt64(o.startBlock) }
+                    sweepAt = max(1024, openEnds.count * 2)
+                }
+            } else if kept > 0, RmapBTree.isMergeable(observations[kept - 1].record, with: record),
+                      RmapBTree.abuts(observations[kept - 1].record, record) {
+                observations[kept - 1].blockCount += o.blockCount
+            } else {
+                observations[kept] = o
+                kept += 1
+            }
+        }
+        return kept
+
+        func end(of o: PackedObservation) -> OpenEnd {
+            OpenEnd(owner: o.owner, block: UInt64(o.startBlock) + UInt64(o.blockCount),
+                    offset: (o.word & ((1 << 61) - 1)) + UInt64(o.blockCount))
+        }
+    }
+}
