@@ -210,6 +210,10 @@ public protocol BTreeBlockStore: AnyObject {
     /// buffer's own fields), as a hint: the engine calls it when it knows the block it will
     /// hold next. Defaults to nothing.
     func prefetchHold(of pointer: Pointer)
+    /// Asks the device to start reading the block at `pointer`, which a walk over the whole
+    /// tree will read soon (its parent was just read): a hint for stores on a disk, which
+    /// then serve many reads at once instead of one at a time. Defaults to nothing.
+    func readAhead(_ pointer: Pointer)
     /// The bytes of the block at `pointer` without holding it, when the store can lend them
     /// while a cursor rests on the block: the memory stays valid as long as the store, and
     /// nothing but the tree's cursors changes it (a single-owner memory target, whose pages
@@ -243,6 +247,10 @@ extension BTreeBlockStore {
     /// No prefetch hints.
     @inlinable
     public func prefetchHold(of pointer: Pointer) {}
+
+    /// No read-ahead.
+    @inlinable
+    public func readAhead(_ pointer: Pointer) {}
 
     /// Every block is held.
     @inlinable

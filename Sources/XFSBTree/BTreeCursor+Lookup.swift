@@ -315,7 +315,8 @@ extension BTreeCursor {
     }
 
     /// Positions the cursor on the first record; false (before the first) when the tree is
-    /// empty. libxfs `goto_left_edge` plus an increment.
+    /// empty. libxfs `goto_left_edge` plus an increment. This starts a walk to the right:
+    /// the store is asked to read ahead the children of each node on the way down.
     @inlinable
     public mutating func moveToFirst() throws -> Bool {
         let h = try preparePath()
@@ -325,6 +326,7 @@ extension BTreeCursor {
             try load(level, ptr)
             path[level].index = 0
             if level == 0 { break }
+            Self.readAheadChildren(of: path[level].block, layout, store)
             ptr = path[level].block.pointer(0, layout, as: Store.Pointer.self)
             level -= 1
         }

@@ -211,6 +211,7 @@ extension BTreeCursor {
                 if level > 0 {
                     if count == 1 { next = b.pointer(0, layout, as: Store.Pointer.self) }
                     entries += b.numrecs
+                    Self.readAheadChildren(of: b, layout, store)
                 }
                 let right = b.rightSibling(Store.Pointer.self)
                 let info = BTreeBlockInfo(
@@ -326,6 +327,7 @@ extension BTreeCursor {
             previousRight[level] = right
             known[level] = true
             if level > 0 {
+                Self.readAheadChildren(of: block, layout, store)
                 for i in stride(from: block.numrecs - 1, through: 0, by: -1) {
                     stack.append((block.pointer(i, layout, as: Store.Pointer.self), level - 1, pp, i))
                 }

@@ -438,8 +438,16 @@ public struct BTreeCursor<Format: BTreeRecordFormat, Store: BTreeBlockStore>: ~C
             lev -= 1
             try load(lev, p)
             path[lev].index = 0
+            // A walk to the right reads every child of a node it enters.
+            if lev > 0 { Self.readAheadChildren(of: path[lev].block, layout, store) }
         }
         return true
+    }
+
+    /// Asks `store` to start reading every child of node `b` (`BTreeBlockStore.readAhead`).
+    @inlinable
+    static func readAheadChildren(of b: BTreeBlock, _ layout: BTreeLayout, _ store: Store) {
+        for i in 0..<b.numrecs { store.readAhead(b.pointer(i, layout, as: Store.Pointer.self)) }
     }
 
     /// Moves levels `level...` to the previous block at `level` (its last entry); false

@@ -94,6 +94,15 @@ public final class FileTarget: BufferTarget {
         return buffer
     }
 
+    /// Asks the device to start reading `length` bytes at `address` into the page cache,
+    /// for a `readBuffer` soon: a walk over many scattered blocks then waits for one read at
+    /// a time no longer, the device serving the next ones meanwhile. A hint; nothing is
+    /// cached here and nothing can fail.
+    public func readAhead(at address: DiskAddress, length: Int) {
+        guard address.byteOffset >= 0, length > 0, address.byteOffset < deviceSize else { return }
+        system.readAhead(descriptor, Int64(address.byteOffset), min(length, deviceSize - address.byteOffset))
+    }
+
     /// Writes a held buffer: the attached verifier's write check first (nothing is written
     /// if it fails), then pwrite; the buffer is then clean.
     ///

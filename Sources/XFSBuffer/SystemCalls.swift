@@ -51,6 +51,9 @@ public struct FileTargetSystemCalls: Sendable {
     public var size: @Sendable (_ descriptor: Int32) -> Result<Int, Errno>
     /// close(2).
     public var close: @Sendable (_ descriptor: Int32) -> Void
+    /// posix_fadvise(2) with POSIX_FADV_WILLNEED: start reading a byte range into the page
+    /// cache without waiting for it. A hint: its failure changes nothing.
+    public var readAhead: @Sendable (_ descriptor: Int32, _ offset: Int64, _ length: Int) -> Void
 
     /// Makes a table from closures (tests usually start from `.live` and replace one).
     public init(
@@ -59,7 +62,8 @@ public struct FileTargetSystemCalls: Sendable {
         pwrite: @escaping @Sendable (Int32, UnsafeRawBufferPointer, Int64) -> Result<Int, Errno>,
         fsync: @escaping @Sendable (Int32) -> Result<Void, Errno>,
         size: @escaping @Sendable (Int32) -> Result<Int, Errno>,
-        close: @escaping @Sendable (Int32) -> Void
+        close: @escaping @Sendable (Int32) -> Void,
+        readAhead: @escaping @Sendable (Int32, Int64, Int) -> Void = { _, _, _ in }
     ) {
         self.open = open
         self.pread = pread
@@ -67,6 +71,7 @@ public struct FileTargetSystemCalls: Sendable {
         self.fsync = fsync
         self.size = size
         self.close = close
+        self.readAhead = readAhead
     }
 
     /// The real system calls.
@@ -90,5 +95,8 @@ public struct FileTargetSystemCalls: Sendable {
             let end = lseek(descriptor, 0, SEEK_END)
             return end >= 0 ? .success(Int(end)) : .failure(.current)
         },
-        close: { descriptor in _ = Glibc.close(descriptor) })
+        close: { descriptor in _ = Glibc.close(descriptor) },
+        readAhead: { descriptor, offset, length in
+            _ = posix_fadvise(descriptor, off_t(offset), off_t(length), POSIX_FADV_WILLNEED)
+        })
 }

@@ -107,6 +107,15 @@ enum ObservationMerge {
             var block: UInt64
             var offset: UInt64
         }
+        func end(of o: PackedObservation) -> OpenEnd {
+            OpenEnd(owner: o.owner, block: UInt64(o.startBlock) + UInt64(o.blockCount),
+                    offset: (o.word & ((1 << 61) - 1)) + UInt64(o.blockCount))
+        }
+        // The latest shared-path record kept stays out of the table while the records
+        // after it start beyond its end (nothing can extend it then: the usual case of
+        // files that share nothing); it enters the table once one starts at or before its
+        // end, another owner's record lying in between.
+        var latestShared: Int? = nil
         var openEnds: [OpenEnd: Int] = [:]
         var sweepAt = 1024
         var kept = 0
@@ -122,16 +131,34 @@ enum ObservationMerge {
                 continue
             }
             previous = o
+            if let latest = latestShared {
+                let latestEnd = UInt64(observations[latest].startBlock) + UInt64(observations[latest].blockCount)
+                if UInt64(o.startBlock) > latestEnd {
+                    latestShared = nil
+                } else if !(isSharedPath(o, allowsSharing) && o.owner == observations[latest].owner) {
+                    openEnds[end(of: observations[latest])] = latest
+                    latestShared = nil
+                }
+            }
             let record = o.record
-            if allowsSharing && record.isFileMapping && !record.isAttrFork && !record.isUnwritten {
+            if isSharedPath(o, allowsSharing) {
                 let start = OpenEnd(owner: o.owner, block: UInt64(o.startBlock), offset: record.offset)
-                if let left = openEnds.removeValue(forKey: start),
-                   UInt64(observations[left].blockCount) + UInt64(o.blockCount) <= UInt64(UInt32.max) {
+                var left: Int? = nil
+                if let latest = latestShared, end(of: observations[latest]) == start {
+                    left = latest
+                } else if let latest = latestShared {
+                    // Same owner, not contiguous: the latest may still be extended later.
+                    openEnds[end(of: observations[latest])] = latest
+                    latestShared = nil
+                }
+                if left == nil { left = openEnds.removeValue(forKey: start) }
+                if let left, UInt64(observations[left].blockCount) + UInt64(o.blockCount) <= UInt64(UInt32.max) {
                     observations[left].blockCount += o.blockCount
-                    openEnds[end(of: observations[left])] = left
+                    if left != latestShared { openEnds[end(of: observations[left])] = left }
                 } else {
+                    if let latest = latestShared { openEnds[end(of: observations[latest])] = latest }
                     observations[kept] = o
-                    openEnds[end(of: o)] = kept
+                    latestShared = kept
                     kept += 1
                 }
                 // Ends before this start block can extend nothing that follows.
@@ -148,10 +175,12 @@ enum ObservationMerge {
             }
         }
         return kept
+    }
 
-        func end(of o: PackedObservation) -> OpenEnd {
-            OpenEnd(owner: o.owner, block: UInt64(o.startBlock) + UInt64(o.blockCount),
-                    offset: (o.word & ((1 << 61) - 1)) + UInt64(o.blockCount))
-        }
+    /// Whether `o` takes the shared path: written data-fork file data where blocks may be
+    /// shared (`RmapBTree.map`'s rule).
+    private static func isSharedPath(_ o: PackedObservation, _ allowsSharing: Bool) -> Bool {
+        allowsSharing && !RmapOwner.isSpecial(o.owner)
+            && o.word & (RmapRecord.attrForkBit | RmapRecord.bmbtBlockBit | RmapRecord.unwrittenBit) == 0
     }
 }

@@ -19,6 +19,28 @@ struct ReachableBlocksTests {
         #expect(walk.pointers.sorted() == levels.joined().map { UInt64($0) }.sorted())
     }
 
+    @Test("whole-tree walks ask the store to read ahead every block below the root, before reading it")
+    func readAhead() throws {
+        let tree = try corruptibleTree()
+        let levels = try blocksByLevel(tree)
+        let belowRoot = levels.dropLast().joined().map { UInt64($0) }.sorted()
+        for walk in ["reachableBlocks", "visitBlocks", "queryAll"] {
+            tree.store.readAheads = []
+            switch walk {
+            case "reachableBlocks": _ = reachable(tree)
+            case "visitBlocks": try tree.visitBlocks { _ in .proceed }
+            default: _ = try tree.queryAll { _ in .proceed }
+            }
+            #expect(tree.store.readAheads.map { UInt64($0) }.sorted() == belowRoot, "\(walk)")
+        }
+        // A lookup reads no more than its path.
+        tree.store.readAheads = []
+        var cursor = tree.makeCursor()
+        _ = try cursor.lookup(250, .equal)
+        cursor.close()
+        #expect(tree.store.readAheads.isEmpty)
+    }
+
     @Test("a right sibling pointing back loses no block: one sibling fault, where visitBlocks throws")
     func siblingPointingBack() throws {
         let tree = try corruptibleTree()

@@ -32,6 +32,8 @@ final class TestStore<Pointer: BTreePointer>: BTreeBlockStore {
     var blockLimit: Int? = nil
     /// Reads of this pointer throw.
     var failingRead: Pointer? = nil
+    /// The pointers `readAhead` was asked for, in order.
+    var readAheads: [Pointer] = []
     /// markDirty calls, and the bytes they logged.
     var dirtyCalls = 0
     var dirtyBytes = 0
@@ -80,6 +82,8 @@ final class TestStore<Pointer: BTreePointer>: BTreeBlockStore {
         guard lendsBlocks, i >= 1 && i < blocks.count && !isFree[i] else { return nil }
         return blocks[i]
     }
+
+    func readAhead(_ pointer: Pointer) { readAheads.append(pointer) }
 
     func readBlock(_ pointer: Pointer) throws -> Int {
         if pointer == failingRead { throw TestStoreError.injected(UInt64(pointer)) }

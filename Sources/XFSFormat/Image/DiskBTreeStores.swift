@@ -118,6 +118,12 @@ public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     /// Inside the AG and past its header blocks.
     public func isValid(_ pointer: UInt32) -> Bool { pointer >= firstBlock && pointer < agLength }
 
+    /// Starts reading a valid block into the page cache.
+    public func readAhead(_ pointer: UInt32) {
+        guard isValid(pointer) else { return }
+        image.target.readAhead(at: DiskAddress(Int64(diskAddress(of: pointer))), length: blockSize)
+    }
+
     /// Reads the block (CRC checked), or holds it again when this store already holds it.
     /// Throws `XFSFormatError` naming the AG and block for a bad CRC or a short image.
     public func readBlock(_ pointer: UInt32) throws -> Buffer {
@@ -229,6 +235,13 @@ public final class BmbtStore: BTreeBlockStore {
         if pointer == Self.inodeRootPointer { return true }
         guard let (_, agbno) = image.geometry.split(fsBlock: pointer) else { return false }
         return agbno > image.geometry.agflBlock
+    }
+
+    /// Starts reading a valid block (not the root, which is in the inode) into the page
+    /// cache.
+    public func readAhead(_ pointer: UInt64) {
+        guard pointer != Self.inodeRootPointer, isValid(pointer) else { return }
+        image.target.readAhead(at: DiskAddress(Int64(diskAddress(of: pointer))), length: blockSize)
     }
 
     /// Reads the block (CRC checked), or holds it again when this store already holds it;
