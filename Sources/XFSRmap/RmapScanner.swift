@@ -181,13 +181,25 @@ public final class RmapScanner: @unchecked Sendable {
     /// With `.sortedBulkLoad`: whether `scan` has run (it runs once).
     private var hasScanned = false
 
+    /// How many threads each parallel phase of the scan uses.
+    public let threads: Int
+
     /// A scanner for `image`, with its observations in a memory file of its own, stashed
-    /// the way `stashing` says.
-    public init(image: XFSImage, stashing: Stashing = .sortedBulkLoad) throws {
+    /// the way `stashing` says, on up to `threads` threads (at most one per core).
+    ///
+    /// The memory file is a memfd (or a file in /dev/shm or $TMPDIR) unless
+    /// `memoryDirectory` names a directory for it: on a disk, for filesystems whose
+    /// observations do not fit in memory (use `.perObservation` then: gathered
+    /// observations live on the heap until they are loaded).
+    public init(image: XFSImage, stashing: Stashing = .sortedBulkLoad, threads: Int = ParallelAGs.defaultThreads,
+                memoryDirectory: String? = nil) throws {
+        precondition(threads >= 1, "a scan needs at least one thread, not \(threads)")
         self.image = image
         self.stashing = stashing
+        self.threads = threads
         gathered = Array(repeating: GatheredObservations(), count: Int(image.geometry.agCount))
-        memoryFile = try MemoryFile(name: "xfs-rmap observations")
+        memoryFile = try MemoryFile(name: "xfs-rmap observations",
+                                    backing: memoryDirectory.map { .only(.temporaryFile(directory: $0)) } ?? .automatic)
         progressState = ScanProgress(agsDone: 0, agCount: 0, inodes: 0, inodesExpected: 0, observations: 0)
         var trees: [RmapBTree] = []
         for agno in 0..<image.geometry.agCount {
@@ -253,8 +265,8 @@ public final class RmapScanner: @unchecked Sendable {
         }
         let (lanes, inodeCount) = try planLanes(ags)
         progressLock.withLock { progressState.agsDone = ags.count { inodesLeftPerAG[Int($0)] == 0 } }
-        let workers = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), inodeCount))
-        let outcomes = ParallelJobs.results(workers) { _ in
+        let workers = max(1, min(threads, inodeCount))
+        let outcomes = ParallelJobs.results(workers, threads: threads) { _ in
             let transaction = Transaction()
             var claim: InodeLanes.Claim? = nil
             while let next = lanes.next(finishing: claim) {
@@ -280,7 +292,7 @@ public final class RmapScanner: @unchecked Sendable {
     /// in parallel; each AG's observations are let go once its tree holds them.
     private func loadGathered() throws {
         let all = Array(0..<image.geometry.agCount)
-        let outcomes = ParallelAGs.results(all) { agno in
+        let outcomes = ParallelAGs.results(all, threads: threads) { agno in
             let tree = self.trees[Int(agno)]
             var observations = self.locks[Int(agno)].withLock { self.gathered[Int(agno)].takeAll() }
             let count = ObservationMerge.sortAndMerge(&observations, allowsSharing: tree.allowsSharing) { collision in
@@ -307,7 +319,7 @@ public final class RmapScanner: @unchecked Sendable {
     /// The inode lists live only as long as this call, apart from the lanes (16 bytes an
     /// inode).
     private func planLanes(_ ags: [UInt32]) throws -> (InodeLanes, Int) {
-        let results = ParallelAGs.results(ags) { agno in try self.scanAGMetadata(agno) }
+        let results = ParallelAGs.results(ags, threads: threads) { agno in try self.scanAGMetadata(agno) }
         var collected: [UInt64] = []
         var perAG = Array(repeating: 0, count: Int(image.geometry.agCount))
         for (agno, result) in zip(ags, results) {
@@ -317,7 +329,7 @@ public final class RmapScanner: @unchecked Sendable {
         }
         let allocated = collected
         let chunk = 256
-        let planned = ParallelJobs.results((allocated.count + chunk - 1) / chunk) { index in
+        let planned = ParallelJobs.results((allocated.count + chunk - 1) / chunk, threads: threads) { index in
             allocated[index * chunk..<min((index + 1) * chunk, allocated.count)].map { self.plan($0) }
         }
         let lanes = InodeLanes(try planned.map { try $0.get() }, agCount: image.geometry.agCount)

@@ -31,6 +31,8 @@ struct CheckCommand: ParsableCommand, JSONOutputCommand {
     @Flag(help: "Print the peak resident memory on stderr.")
     var verbose = false
 
+    @OptionGroup var scanOptions: ScanOptions
+
     @OptionGroup var progressOptions: ProgressOptions
 
     func validate() throws {
@@ -41,12 +43,12 @@ struct CheckCommand: ParsableCommand, JSONOutputCommand {
         let opened = try target.openImage()
         let (image, ags) = (opened.image, opened.ags)
         let log = LogReport(image)
-        let scanner = try RmapScanner(image: image)
+        let scanner = try scanOptions.scanner(for: image)
         try ProgressReporter.run(enabled: progressOptions.progress, scanner: scanner) {
             try scanner.scan(ags: Array(0..<image.geometry.agCount))
         }
         let checker = RmapChecker(scanner: scanner)
-        let results = try forEachAG(ags) { agno in try checker.check(agno) }
+        let results = try forEachAG(ags, threads: scanOptions.threads) { agno in try checker.check(agno) }
         let report = RmapCheckReport(summaries: results.map(\.0), findings: results.flatMap(\.1))
         var output = StandardOutput()
         if json {

@@ -20,6 +20,8 @@ struct DumpCommand: ParsableCommand {
 
     @OptionGroup var target: ImageOptions
 
+    @OptionGroup var threadOptions: ThreadOptions
+
     /// At most this many of an AG's faults are printed on stderr.
     static let faultsShown = 10
 
@@ -27,7 +29,7 @@ struct DumpCommand: ParsableCommand {
         let (image, ags) = try target.open()
         // Each AG's tree is read on its own thread (the file target's cache is shared and
         // thread-safe) and formatted straight into bytes; the text is printed in AG order.
-        let dumps = try forEachAG(ags) { agno -> AGDump in
+        let dumps = try forEachAG(ags, threads: threadOptions.threads) { agno -> AGDump in
             do {
                 return AGDump(text: try Self.dumpInOrder(image, agno), problems: [])
             } catch {

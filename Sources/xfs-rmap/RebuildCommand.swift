@@ -40,6 +40,8 @@ struct RebuildCommand: ParsableCommand, JSONOutputCommand {
     @Flag(help: "Print one JSON document instead of text.")
     var json = false
 
+    @OptionGroup var scanOptions: ScanOptions
+
     @OptionGroup var progressOptions: ProgressOptions
 
     func run() throws {
@@ -117,13 +119,13 @@ extension RebuildCommand {
     /// this returns, before the writer reads the old blocks.
     func scanCheckAndPlan(_ image: XFSImage, candidates: [UInt32],
                           path: String) throws -> (RmapRebuild.Plan, RmapCheckReport)? {
-        let scanner = try RmapScanner(image: image)
+        let scanner = try scanOptions.scanner(for: image)
         try ProgressReporter.run(enabled: progressOptions.progress, scanner: scanner) {
             try scanner.scan(ags: Array(0..<image.geometry.agCount))
         }
         let checker = RmapChecker(scanner: scanner)
         let all = Array(0..<image.geometry.agCount)
-        let results = try forEachAG(all) { agno in try checker.check(agno) }
+        let results = try forEachAG(all, threads: scanOptions.threads) { agno in try checker.check(agno) }
         let report = RmapCheckReport(summaries: results.map(\.0), findings: results.flatMap(\.1))
         if let refusal = RmapRebuild.refusal(for: report) { throw ToolFailure(description: "\(path): \(refusal)") }
         let chosen = RmapRebuild.agsToRebuild(report, candidates: candidates, force: force)

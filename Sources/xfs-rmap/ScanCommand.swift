@@ -20,11 +20,13 @@ struct ScanCommand: ParsableCommand {
 
     @OptionGroup var target: ImageOptions
 
+    @OptionGroup var scanOptions: ScanOptions
+
     @OptionGroup var progressOptions: ProgressOptions
 
     func run() throws {
         let (image, ags) = try target.open()
-        let scanner = try RmapScanner(image: image)
+        let scanner = try scanOptions.scanner(for: image)
         // Records of the chosen AG may come from inodes anywhere: scan every AG's inodes.
         try ProgressReporter.run(enabled: progressOptions.progress, scanner: scanner) {
             try scanner.scan(ags: Array(0..<image.geometry.agCount))

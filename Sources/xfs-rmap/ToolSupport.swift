@@ -73,10 +73,11 @@ func selectedAGs(_ ag: UInt32?, in image: XFSImage) throws -> [UInt32] {
     return [ag]
 }
 
-/// Runs one job per AG on all cores (`XFSRmap.ParallelAGs`) and returns the results in AG
-/// order; the first error in AG order is thrown, prefixed with its AG unless it names one.
-func forEachAG<T>(_ ags: [UInt32], _ body: @Sendable (UInt32) throws -> T) throws -> [T] {
-    try zip(ags, ParallelAGs.results(ags, body)).map { agno, result in
+/// Runs one job per AG on up to `threads` threads (`XFSRmap.ParallelAGs`) and returns the
+/// results in AG order; the first error in AG order is thrown, prefixed with its AG unless
+/// it names one.
+func forEachAG<T>(_ ags: [UInt32], threads: Int, _ body: @Sendable (UInt32) throws -> T) throws -> [T] {
+    try zip(ags, ParallelAGs.results(ags, threads: threads, body)).map { agno, result in
         do {
             return try result.get()
         } catch {
@@ -166,6 +167,48 @@ struct ImageOptions: ParsableArguments {
         let image = try ToolFailure.opening(self.image, logDevice: logdev)
         let inUse = try MountCheck.devicesInUse([self.image] + (logdev.map { [$0] } ?? []), force: forceMounted)
         return OpenedImage(image: image, ags: try selectedAGs(ag, in: image), inUse: inUse)
+    }
+}
+
+/// How many threads a command uses.
+struct ThreadOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Use at most this many threads (one per core unless set).", valueName: "n"))
+    var threads: Int = ParallelAGs.defaultThreads
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be 1 or more, not \(threads)") }
+    }
+}
+
+/// Where the commands that scan keep their in-memory btrees, and how many threads they use.
+struct ScanOptions: ParsableArguments {
+    @OptionGroup var threadOptions: ThreadOptions
+
+    @Option(help: ArgumentHelp(
+        "Keep the in-memory btrees in an unnamed file in this directory (on a disk, for filesystems whose "
+            + "records do not fit in memory) instead of in memory; observations then go into the trees one by one.",
+        valueName: "dir"))
+    var memoryDir: String?
+
+    var threads: Int { threadOptions.threads }
+
+    func validate() throws {
+        if let memoryDir {
+            var status = stat()
+            guard stat(memoryDir, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+                throw ValidationError("--memory-dir \(memoryDir): not a directory")
+            }
+        }
+    }
+
+    /// A scanner for `image` as these options say.
+    func scanner(for image: XFSImage) throws -> RmapScanner {
+        do {
+            return try RmapScanner(image: image, stashing: memoryDir == nil ? .sortedBulkLoad : .perObservation,
+                                   threads: threads, memoryDirectory: memoryDir)
+        } catch {
+            throw ToolFailure(description: memoryDir.map { "--memory-dir \($0): \(error)" } ?? "\(error)")
+        }
     }
 }
 

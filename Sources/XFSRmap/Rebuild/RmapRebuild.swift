@@ -80,10 +80,10 @@ public enum RmapRebuild {
     }
 
     /// Plans the rebuild of `ags` from `scanner`'s observations (a finished scan of every
-    /// AG).
+    /// AG), on as many threads as the scan used.
     public static func plan(scanner: RmapScanner, ags: [UInt32]) throws -> Plan {
         let image = scanner.image
-        let results = ParallelAGs.results(ags) { agno in
+        let results = ParallelAGs.results(ags, threads: scanner.threads) { agno in
             try AGRebuildPlan.make(image: image, agno: agno, observations: scanner.tree(agno))
         }
         let plans = try results.map { try $0.get() }
