@@ -1,51 +1,111 @@
 #!/usr/bin/env bash
-# bench-check.sh IMAGE [RUNS]
+# bench-check.sh [--mode cold|memory|both] [--runs N] IMAGE...
 #
-# Runs `xfs-rmap check` (release build) and Debian's `xfs_repair -n` on the same image,
-# RUNS times each (default 3, alternating, after one untimed warm-up of each so that both
-# read from the page cache), and prints each run's wall time and peak RSS as GNU time
-# measures them (`/usr/bin/time -f "%e %M"`: seconds, KB), their exit codes (both: 0
-# consistent, 1 damage), then the best of each side by side and the ratios.
+# A fair race between `xfs-rmap check` (release build) and Debian's `xfs_repair -n`, with
+# `xfs-rmap scan` and `dump` timed alongside (their output to /dev/null). Both sides read
+# the same way:
+#
+#   cold    every run starts with cold caches (`sync; echo 3 > /proc/sys/vm/drop_caches`,
+#           as root): xfs_repair reads with O_DIRECT, xfs-rmap through the page cache,
+#           and both read the device.
+#   memory  the image is copied to a tmpfs (/dev/shm) and both read it from there, after
+#           one untimed run of each (O_DIRECT works on tmpfs; the page cache is the file).
+#
+# RUNS rounds (default 5), the commands alternating within each round. Prints every run
+# (wall, user and system seconds, peak RSS in KB, exit code, from GNU time), then per
+# command the min and median, and the ratios of the medians: check / xfs_repair -n (wall
+# and RSS), scan / check and dump / check (wall), and how much slower the slowest check was
+# than the fastest.
+# Needs root (drop_caches), xfsprogs, GNU time, bc.
 set -euo pipefail
 
-image=${1:?usage: bench-check.sh IMAGE [RUNS]}
-runs=${2:-3}
+mode=both runs=5 images=()
+while (($#)); do
+    case $1 in
+        --mode) mode=${2:?--mode needs cold, memory or both}; shift 2 ;;
+        --runs) runs=${2:?--runs needs a number}; shift 2 ;;
+        -*) echo "unknown option $1" >&2; exit 2 ;;
+        *) images+=("$1"); shift ;;
+    esac
+done
+((${#images[@]})) || { echo "usage: bench-check.sh [--mode cold|memory|both] [--runs N] IMAGE..." >&2; exit 2; }
+case $mode in cold) modes=(cold) ;; memory) modes=(memory) ;; both) modes=(cold memory) ;;
+    *) echo "--mode must be cold, memory or both" >&2; exit 2 ;; esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 [[ -x /usr/bin/time ]] || { echo "GNU time is missing: apt-get install time" >&2; exit 2; }
 command -v xfs_repair >/dev/null || { echo "xfs_repair is missing: apt-get install xfsprogs" >&2; exit 2; }
 command -v bc >/dev/null || { echo "bc is missing: apt-get install bc" >&2; exit 2; }
+[[ -w /proc/sys/vm/drop_caches ]] || { echo "dropping caches needs root" >&2; exit 2; }
 
 (cd "$root" && swift build -c release --product xfs-rmap >/dev/null)
 tool="$root/.build/release/xfs-rmap"
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+shm=
+trap 'rm -rf "$scratch"; [[ -n $shm ]] && rm -f "$shm"' EXIT
 
-echo "image:      $image ($(du -h --apparent-size "$image" | cut -f1) apparent, $(du -h "$image" | cut -f1) allocated)"
-echo "xfs-rmap:   $tool check IMAGE"
-echo "xfs_repair: $(command -v xfs_repair) -n IMAGE ($(xfs_repair -V))"
-echo "cpus:       $(nproc)"
+echo "xfs-rmap:   $tool ($(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown))"
+echo "xfs_repair: $(command -v xfs_repair) ($(xfs_repair -V))"
+echo "machine:    $(nproc) cpus, $(free -g | awk '/Mem:/ { print $2 }') GiB, kernel $(uname -r)"
 
-# One timed run of "$@": prints "SECONDS KB EXIT".
+# One timed run of "$@" (stdout discarded): prints "WALL USER SYS KB EXIT".
 measure() {
     local status=0
-    /usr/bin/time -o "$scratch/time" -f "%e %M" "$@" >"$scratch/out" 2>"$scratch/err" || status=$?
+    /usr/bin/time -o "$scratch/time" -f "%e %U %S %M" "$@" >/dev/null 2>"$scratch/err" || status=$?
     echo "$(tail -1 "$scratch/time") $status"
 }
-# The smaller of two decimal numbers (an empty first one loses).
-smaller() { if [[ -z $1 ]] || (( $(echo "$2 < $1" | bc) )); then echo "$2"; else echo "$1"; fi; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+minimum() { sort -n | head -1; }
+maximum() { sort -n | tail -1; }
+ratio() { echo "scale=2; $1 / $2" | bc -l | sed 's/^\./0./'; }
+# One timed run of command $1 (check, repair, scan or dump) on image $2.
+run() {
+    case $1 in
+        check) measure "$tool" check "$2" ;;
+        repair) measure xfs_repair -n "$2" ;;
+        scan) measure "$tool" scan "$2" ;;
+        dump) measure "$tool" dump "$2" ;;
+    esac
+}
 
-measure "$tool" check "$image" >/dev/null
-measure xfs_repair -n "$image" >/dev/null
-
-cs_best= ckb_best= rs_best= rkb_best=
-printf '%-5s %-30s %-30s\n' run "xfs-rmap check" "xfs_repair -n"
-for ((i = 1; i <= runs; i++)); do
-    read -r cs ckb cst < <(measure "$tool" check "$image")
-    read -r rs rkb rst < <(measure xfs_repair -n "$image")
-    printf '%-5s %8s s %10s KB  exit %s   %8s s %10s KB  exit %s\n' "$i" "$cs" "$ckb" "$cst" "$rs" "$rkb" "$rst"
-    cs_best=$(smaller "$cs_best" "$cs"); ckb_best=$(smaller "$ckb_best" "$ckb")
-    rs_best=$(smaller "$rs_best" "$rs"); rkb_best=$(smaller "$rkb_best" "$rkb")
+for image in "${images[@]}"; do
+    for m in "${modes[@]}"; do
+        path=$image
+        if [[ $m == memory ]]; then
+            shm=/dev/shm/bench-check.$$.img
+            cp --sparse=always "$image" "$shm"
+            path=$shm
+        fi
+        echo
+        echo "== $image ($(du -h --apparent-size "$image" | cut -f1) apparent, $(du -h "$image" | cut -f1) allocated), $m"
+        commands=(check repair scan dump)
+        if [[ $m == memory ]]; then
+            for c in "${commands[@]}"; do run "$c" "$path" >/dev/null; done
+        fi
+        for c in "${commands[@]}"; do : >"$scratch/$c"; done
+        printf '%-4s' run
+        for c in "${commands[@]}"; do printf ' | %-34s' "$c (wall user sys s, KB, exit)"; done
+        echo
+        for ((i = 1; i <= runs; i++)); do
+            printf '%-4s' "$i"
+            for c in "${commands[@]}"; do
+                [[ $m == cold ]] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
+                read -r wall user sys kb status < <(run "$c" "$path")
+                printf ' | %6s %6s %5s %9s %2s      ' "$wall" "$user" "$sys" "$kb" "$status"
+                echo "$wall $kb" >>"$scratch/$c"
+            done
+            echo
+        done
+        for c in "${commands[@]}"; do
+            printf '%-7s wall min %6s median %6s max %6s s; peak RSS median %9s KB\n' "$c" \
+                "$(cut -d' ' -f1 "$scratch/$c" | minimum)" "$(cut -d' ' -f1 "$scratch/$c" | median)" \
+                "$(cut -d' ' -f1 "$scratch/$c" | maximum)" "$(cut -d' ' -f2 "$scratch/$c" | median)"
+        done
+        cw=$(cut -d' ' -f1 "$scratch/check" | median); rw=$(cut -d' ' -f1 "$scratch/repair" | median)
+        ck=$(cut -d' ' -f2 "$scratch/check" | median); rk=$(cut -d' ' -f2 "$scratch/repair" | median)
+        sw=$(cut -d' ' -f1 "$scratch/scan" | median); dw=$(cut -d' ' -f1 "$scratch/dump" | median)
+        echo "check / xfs_repair -n: wall $(ratio "$cw" "$rw") (target at most 0.33), peak RSS $(ratio "$ck" "$rk") (target at most 0.25)"
+        echo "scan / check wall $(ratio "$sw" "$cw"), dump / check wall $(ratio "$dw" "$cw") (targets at most 1.3)"
+        echo "check slowest / fastest: $(ratio "$(cut -d' ' -f1 "$scratch/check" | maximum)" "$(cut -d' ' -f1 "$scratch/check" | minimum)") (target at most 1.3)"
+        if [[ -n $shm ]]; then rm -f "$shm"; shm=; fi
+    done
 done
-printf '%-5s %8s s %10s KB           %8s s %10s KB\n' best "$cs_best" "$ckb_best" "$rs_best" "$rkb_best"
-printf 'check / repair: wall time %.2f, peak RSS %.2f (target: at most 0.50 each)\n' \
-    "$(echo "$cs_best / $rs_best" | bc -l)" "$(echo "$ckb_best / $rkb_best" | bc -l)"
