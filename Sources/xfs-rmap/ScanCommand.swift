@@ -35,7 +35,7 @@ struct ScanCommand: ParsableCommand {
         output.write(RmapText.header + "\n")
         for agno in ags {
             try scanner.tree(agno).forEach { record in
-                output.write(RmapText.line(agno: agno, record) + "\n")
+                output.writeRecord(agno: agno, record)
                 return .proceed
             }
         }

@@ -107,6 +107,13 @@ struct StandardOutput {
         Self.writeAll(bytes)
     }
 
+    /// Appends one record line in the record text format, formatted straight into the
+    /// pending bytes.
+    mutating func writeRecord(agno: UInt32, _ record: RmapRecord) {
+        RmapText.appendLine(agno: agno, record, to: &pending)
+        if pending.count >= 1 << 20 { flush() }
+    }
+
     mutating func flush() {
         Self.writeAll(pending)
         pending.removeAll(keepingCapacity: true)
