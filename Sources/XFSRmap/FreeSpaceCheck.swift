@@ -237,23 +237,29 @@ struct FreeSpaceCheck {
     /// The block ranges [start, end) that no free extent (in start order, may overlap) and
     /// no observation covers.
     private func leaks(_ free: [FreeSpaceRecord]) throws -> [(UInt32, UInt32)] {
-        var gaps: [(UInt32, UInt32)] = []
-        var covered: UInt32 = 0
-        var next = 0
-        func cover(_ start: UInt32, _ end: UInt32) {
-            if start > covered { gaps.append((covered, start)) }
-            covered = max(covered, end)
+        /// What the walk has covered so far, and the gaps it left. A value mutated in place
+        /// (not variables captured by a local function, which would be boxed and checked for
+        /// exclusive access at run time, once per observation).
+        struct Coverage {
+            var gaps: [(UInt32, UInt32)] = []
+            var covered: UInt32 = 0
+            mutating func cover(_ start: UInt32, _ end: UInt32) {
+                if start > covered { gaps.append((covered, start)) }
+                covered = max(covered, end)
+            }
         }
+        var coverage = Coverage()
+        var next = 0
         try observations.forEach { r in
             while next < free.count && free[next].startBlock <= r.startBlock {
-                cover(free[next].startBlock, free[next].startBlock + free[next].blockCount)
+                coverage.cover(free[next].startBlock, free[next].startBlock + free[next].blockCount)
                 next += 1
             }
-            cover(r.startBlock, r.startBlock + r.blockCount)
+            coverage.cover(r.startBlock, r.startBlock + r.blockCount)
             return .proceed
         }
-        for e in free[next...] { cover(e.startBlock, e.startBlock + e.blockCount) }
-        if covered < agLength { gaps.append((covered, agLength)) }
-        return gaps
+        for e in free[next...] { coverage.cover(e.startBlock, e.startBlock + e.blockCount) }
+        if coverage.covered < agLength { coverage.gaps.append((coverage.covered, agLength)) }
+        return coverage.gaps
     }
 }

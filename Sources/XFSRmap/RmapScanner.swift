@@ -177,7 +177,9 @@ public final class RmapScanner: @unchecked Sendable {
     private let inodesScanned = Atomic<Int>(0)
     /// With `.sortedBulkLoad`: each AG's observations so far, in the order found (under the
     /// AG's lock).
-    private var gathered: [GatheredObservations]
+    /// Unchecked exclusivity: each AG's element is only touched under that AG's lock, and
+    /// the run-time check would cost more than the append it guards.
+    @exclusivity(unchecked) private var gathered: [GatheredObservations]
     /// With `.sortedBulkLoad`: whether `scan` has run (it runs once).
     private var hasScanned = false
 
