@@ -110,15 +110,7 @@ public final class Transaction {
 
     @inlinable @inline(__always)
     func index(of buffer: Unmanaged<Buffer>) -> Int? {
-        // Transactions hold a handful of buffers (a btree path and its siblings): a linear
-        // scan beats any table.
-        let wanted = buffer.toOpaque()
-        var i = items.count - 1
-        while i >= 0 {
-            if items[i].buffer.toOpaque() == wanted { return i }
-            i -= 1
-        }
-        return nil
+        items.index(of: buffer)
     }
 
     @inlinable @inline(__always)
@@ -128,13 +120,7 @@ public final class Transaction {
 
     @inlinable @inline(__always)
     func index(of address: DiskAddress, inTarget target: Int) -> Int? {
-        let sectors = address.sectors, target = Int32(truncatingIfNeeded: target)
-        var i = items.count - 1
-        while i >= 0 {
-            if items[i].sectors == sectors && items[i].target == target { return i }
-            i -= 1
-        }
-        return nil
+        items.index(ofSectors: address.sectors, target: Int32(truncatingIfNeeded: target))
     }
 
     /// The buffer at `address` through this transaction, without reading it: the joined

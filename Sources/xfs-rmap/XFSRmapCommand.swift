@@ -60,7 +60,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the layers (build with -c release).",
-        subcommands: [BenchBuffers.self, BenchBTree.self])
+        subcommands: [BenchBuffers.self, BenchBTree.self, BenchLarge.self])
 }
 
 /// The tool's version, printed by `--version`.

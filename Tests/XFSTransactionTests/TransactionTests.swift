@@ -125,6 +125,46 @@ struct TransactionTests {
         #expect(changed.holdCount == 0)
     }
 
+    @Test("a large transaction (past the lookup tables' threshold) finds, releases and logs its buffers like a small one, across removals")
+    func largeTransaction() throws {
+        let target = try MemoryTarget(name: "transaction-large", maximumSize: 512 * MemoryTarget.blockSize)
+        let tx = Transaction()
+        var buffers: [Buffer] = []
+        for block in 0..<300 {
+            let buffer = try tx.getBuffer(target, at: address(Int64(block)), length: page)
+            if block % 3 == 0 { tx.log(buffer, range: 0..<8) }
+            buffers.append(buffer)
+        }
+        #expect(tx.joinedCount == 300)
+        // Every buffer is found again, by address and by identity, and held once.
+        for (block, buffer) in buffers.enumerated() {
+            let again = try tx.getBuffer(target, at: address(Int64(block)), length: page)
+            #expect(again === buffer)
+            tx.release(again)
+        }
+        #expect(tx.joinedCount == 300)
+        // Releasing the unlogged ones removes them (shifting the rest); the logged stay and
+        // are still found.
+        for (block, buffer) in buffers.enumerated() where block % 3 != 0 { tx.release(buffer) }
+        #expect(tx.joinedCount == 100)
+        for (block, buffer) in buffers.enumerated() {
+            #expect(buffer.holdCount == (block % 3 == 0 ? 1 : 0), "block \(block)")
+        }
+        for block in stride(from: 0, to: 300, by: 3) {
+            let again = try tx.getBuffer(target, at: address(Int64(block)), length: page)
+            #expect(again === buffers[block])
+            tx.log(again, range: 8..<16)
+            tx.release(again)
+        }
+        #expect(tx.joinedCount == 100)
+        // And more joins after the removals.
+        for block in 300..<400 { _ = try tx.getBuffer(target, at: address(Int64(block)), length: page) }
+        #expect(tx.joinedCount == 200)
+        #expect(try tx.getBuffer(target, at: address(150), length: page) === buffers[150])
+        try tx.commit()
+        #expect(buffers.allSatisfy { $0.holdCount == 0 })
+    }
+
     @Test("a buffer got twice stays joined until both references are released (bli_recur)")
     func referencesCounted() throws {
         let target = try makeTarget()
