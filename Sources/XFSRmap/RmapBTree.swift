@@ -33,7 +33,7 @@ public final class RmapBTree {
 
     /// An empty tree on `target`; `growthPolicy` as for `InMemoryBTree`.
     public init(target: MemoryTarget, allowsSharing: Bool, owner: UInt64 = 0, uuid: BTreeUUID = .zero,
-                recordLimits: BTreeRecordLimits? = nil, growthPolicy: BTreeGrowthPolicy = .kernel) throws {
+                recordLimits: BTreeRecordLimits? = nil, growthPolicy: BTreeGrowthPolicy = .batchedShifts) throws {
         tree = try InMemoryBTree(target: target, owner: owner, uuid: uuid, recordLimits: recordLimits,
                                  growthPolicy: growthPolicy)
         self.allowsSharing = allowsSharing
