@@ -20,6 +20,8 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
     /// Set once a cancel without before-images left the tree unusable.
     @exclusivity(unchecked) public private(set) var isLost = false
     /// The path memory of the last cursor `withCursor` closed, for the next one.
+    /// The transaction of `withReadCursor`, reused.
+    @usableFromInline let readTransaction = Transaction()
     @usableFromInline @exclusivity(unchecked)
     var spareCursorPath = BTreeCursor<Format, InMemoryBlockStore<Format>>.PathStorage()
 
@@ -84,6 +86,48 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
             store: store, layout: layout, reusing: spareCursorPath.take())
         defer { spareCursorPath = cursor.takePathStorage() }
         return try body(&cursor)
+    }
+
+    /// Runs `body` with a new cursor that only reads, in a transaction of the tree's own
+    /// that ends when `body` returns: the cheap way to answer one lookup or walk one range
+    /// outside any transaction of the caller's. A lookup holds no block (the descent only
+    /// visits them), so ending the read costs next to nothing.
+    ///
+    /// - Precondition: no transaction is open on the tree (read through `withCursor(in:_:)`
+    ///   within one), and `body` does not change the tree.
+    @inlinable
+    public func withReadCursor<Result>(
+        _ body: (inout BTreeCursor<Format, InMemoryBlockStore<Format>>) throws -> Result
+    ) throws -> Result {
+        beginRead()
+        defer { endRead() }
+        var cursor = BTreeCursor<Format, InMemoryBlockStore<Format>>(
+            store: store, layout: layout, reusing: spareCursorPath.take())
+        defer { spareCursorPath = cursor.takePathStorage() }
+        return try body(&cursor)
+    }
+
+    /// Opens the read transaction of `withReadCursor`.
+    @inlinable @inline(__always)
+    func beginRead() {
+        precondition(!isLost, "in-memory \(Format.name) used after a cancel without before-images")
+        precondition(!store.isInTransaction, "withReadCursor on an in-memory \(Format.name) with a transaction open")
+        store.beginUnchanged(readTransaction)
+    }
+
+    /// Ends the read transaction of `withReadCursor`, releasing whatever the cursor held
+    /// (a lookup holds nothing: the transaction is empty).
+    @inlinable @inline(__always)
+    func endRead() {
+        if readTransaction.joinedCount > 0 { releaseRead() }
+        store.endUnchanged()
+    }
+
+    /// Gives back the blocks a read cursor held.
+    @usableFromInline
+    func releaseRead() {
+        precondition(!readTransaction.isDirty, "a read cursor changed an in-memory \(Format.name)")
+        readTransaction.cancel()
     }
 
     /// Checks the whole tree's structure with the engine's verifier (keys, high keys,

@@ -18,17 +18,17 @@ final class IndexEngine<F: IndexFormat> {
 
     @usableFromInline let tree: InMemoryBTree<F>
     /// The number of records.
-    @usableFromInline var count = 0
+    @usableFromInline @exclusivity(unchecked) var count = 0
     /// The serial the next insert takes (duplicate keys only).
-    @usableFromInline var nextSerial: UInt64 = 0
+    @usableFromInline @exclusivity(unchecked) var nextSerial: UInt64 = 0
     /// The transaction of operations outside an explicit transaction.
     @usableFromInline let autoTransaction = Transaction()
     /// The open explicit transaction, with the count and serial at its start.
-    @usableFromInline var explicitTransaction: Transaction?
-    @usableFromInline var countAtBegin = 0
-    @usableFromInline var serialAtBegin: UInt64 = 0
+    @usableFromInline @exclusivity(unchecked) var explicitTransaction: Transaction?
+    @usableFromInline @exclusivity(unchecked) var countAtBegin = 0
+    @usableFromInline @exclusivity(unchecked) var serialAtBegin: UInt64 = 0
     /// Why the index refuses every operation, once an auto-committed one failed half-way.
-    @usableFromInline var failure: String?
+    @usableFromInline @exclusivity(unchecked) var failure: String?
 
     init(target: MemoryTarget, growthPolicy: BTreeGrowthPolicy, recordLimits: BTreeRecordLimits?) throws {
         tree = try InMemoryBTree<F>(target: target, recordLimits: recordLimits, growthPolicy: growthPolicy)
@@ -87,8 +87,7 @@ final class IndexEngine<F: IndexFormat> {
         if let transaction = explicitTransaction {
             return try tree.withCursor(in: transaction, body)
         }
-        defer { tree.cancel(autoTransaction) }
-        return try tree.withCursor(in: autoTransaction, body)
+        return try tree.withReadCursor(body)
     }
 
     // MARK: Changes
@@ -104,18 +103,32 @@ final class IndexEngine<F: IndexFormat> {
             throw RecordIndexError.full(maximumSize: tree.target.size)
         }
         let serial = nextSerial
-        try writing(inTransaction: inTransaction) { cursor in
-            if F.allowsDuplicates {
-                try cursor.insert(F.entry(record, serial: serial))
+        let duplicate: Bool = try writing(inTransaction: inTransaction) { cursor in
+            let entry = F.entry(record, serial: serial)
+            try cursor.insert(entry)
+            if F.allowsDuplicates { return false }
+            // The engine leaves the cursor on a record with this key: the new one, or the
+            // one already there when equal keys straddle two leaves. A duplicate is the
+            // record just before or just after. Taking the new record out again costs a
+            // delete on the refused path only; a lookup for the key first would cost a
+            // second descent on every insert.
+            let key = F.lowKey(of: entry)
+            var pairIsAfter: Bool
+            if try cursor.decrement(), let before = cursor.record, F.lowKey(of: before) == key {
+                pairIsAfter = true
             } else {
-                let key = F.key(record.key, serial: 0)
-                if try cursor.lookup(key, .lessOrEqual), let existing = cursor.record, F.lowKey(of: existing) == key {
-                    throw RecordIndexError.duplicateKey("\(record.key)")
-                }
                 _ = try cursor.increment()
-                try cursor.insertAtCursor(F.entry(record, serial: 0))
+                guard try cursor.increment(), let after = cursor.record, F.lowKey(of: after) == key else { return false }
+                pairIsAfter = false
             }
+            // The cursor is on one of the two records with the key; delete the new one.
+            if cursor.record != entry {
+                _ = pairIsAfter ? try cursor.increment() : try cursor.decrement()
+            }
+            try cursor.delete()
+            return true
         }
+        if duplicate { throw RecordIndexError.duplicateKey("\(record.key)") }
         count += 1
         if F.allowsDuplicates { nextSerial = serial + 1 }
     }
@@ -209,29 +222,26 @@ final class IndexEngine<F: IndexFormat> {
     func batch(from start: IndexBatchStart<F.User.Key>, upper: IndexUpperBound<F.User.Key>?, limit: Int,
                into batch: inout [F.User]) throws -> IndexBatchStart<F.User.Key>? {
         try reading { cursor in
-            var found: Bool
             switch start {
             case .first:
-                found = try cursor.moveToFirst()
-            case .atOrAfter(let key):
-                found = try cursor.lookup(F.key(key, serial: 0), .greaterOrEqual)
-            case .after(let key, let serial):
-                let last = F.key(key, serial: serial)
-                found = try cursor.lookup(last, .greaterOrEqual)
-                if found, let entry = cursor.record, !(last < F.lowKey(of: entry)) { found = try cursor.increment() }
+                _ = try cursor.moveToFirst()
+            case .atOrAfter(let key, let serial):
+                _ = try cursor.lookup(F.key(key, serial: serial), .greaterOrEqual)
             }
-            var lastKey: F.Key?
-            while found, let entry = cursor.record {
+            var resume: F.Key?
+            try cursor.walkForward { entry in
                 let user = F.user(entry)
-                if let upper, !upper.contains(user.key) { return nil }
+                if let upper, !upper.contains(user.key) { return .stop }
                 if batch.count == limit {
-                    return lastKey.map { .after(F.userKey($0), serial: F.serial($0)) }
+                    resume = F.lowKey(of: entry)
+                    return .stop
                 }
                 batch.append(user)
-                lastKey = F.lowKey(of: entry)
-                found = try cursor.increment()
+                return .proceed
             }
-            return nil
+            // Full: the next batch starts at the record the walk stopped on (engine keys
+            // are unique, so its key finds exactly it).
+            return resume.map { .atOrAfter(F.userKey($0), serial: F.serial($0)) }
         }
     }
 
@@ -272,10 +282,9 @@ final class IndexEngine<F: IndexFormat> {
 enum IndexBatchStart<Key: IndexKey> {
     /// At the first record.
     case first
-    /// At the first record whose key is at least `key`.
-    case atOrAfter(Key)
-    /// After the record with this key and serial (the last one of the previous batch).
-    case after(Key, serial: UInt64)
+    /// At the first record whose key and serial are at least `key` and `serial` (serial 0:
+    /// the first record with the key, or the first after it).
+    case atOrAfter(Key, serial: UInt64)
 }
 
 /// Where an ordered walk stops.

@@ -57,6 +57,8 @@ enum UniqueKeyFormat<User: IndexRecord>: IndexFormat {
     static func storeKey(_ key: User.Key, to bytes: UnsafeMutableRawPointer) { User.Key.store(key, to: bytes) }
 
     @inlinable @inline(__always)
+    static func loadLowKey(fromRecord bytes: UnsafeRawPointer) -> User.Key { User.loadKey(from: bytes) }
+    @inlinable @inline(__always)
     static func lowKey(of record: User) -> User.Key { record.key }
     @inlinable @inline(__always)
     static func highKey(of record: User) -> User.Key { User.coversKeyInterval ? record.lastKey : record.key }
@@ -146,6 +148,10 @@ enum DuplicateKeyFormat<User: IndexRecord>: IndexFormat {
         storeSerial(key.serial, to: bytes, at: User.Key.encodedSize)
     }
 
+    @inlinable @inline(__always)
+    static func loadLowKey(fromRecord bytes: UnsafeRawPointer) -> Key {
+        SerialKey(key: User.loadKey(from: bytes), serial: loadSerial(from: bytes, at: User.encodedSize))
+    }
     @inlinable @inline(__always)
     static func lowKey(of record: Record) -> Key { SerialKey(key: record.record.key, serial: record.serial) }
     @inlinable @inline(__always)

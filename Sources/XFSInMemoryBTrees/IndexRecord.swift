@@ -70,6 +70,11 @@ public protocol IndexRecord: Equatable, Sendable {
     /// A short name for messages and block verification reports. Defaults to the type's
     /// name.
     static var indexName: String { get }
+    /// Reads only the key of a record that ``encode(to:)`` wrote, from its first byte.
+    /// Searches call this for every record they compare, so a type whose key is a few of
+    /// many fields may read just those (skipping the rest with ``RecordReader/skip(_:)``).
+    /// Defaults to decoding the whole record and taking its ``key``.
+    static func decodeKey(from reader: inout RecordReader) -> Key
 }
 
 extension IndexRecord {
@@ -87,4 +92,8 @@ extension IndexRecord {
 
     /// The type's name.
     public static var indexName: String { String(describing: Self.self) }
+
+    /// Decodes the whole record and takes its key.
+    @inlinable
+    public static func decodeKey(from reader: inout RecordReader) -> Key { Self(from: &reader).key }
 }

@@ -23,13 +23,13 @@ public struct IndexRecords<Record: IndexRecord>: Sequence {
     /// An iterator from the range's first record.
     @inlinable
     public func makeIterator() -> Iterator {
-        Iterator(index: index, start: lower.map { .atOrAfter($0) } ?? .first, upper: upper)
+        Iterator(index: index, start: lower.map { .atOrAfter($0, serial: 0) } ?? .first, upper: upper)
     }
 
     /// Walks the range, one batch of records at a time.
     public struct Iterator: IteratorProtocol {
         /// Records read per batch.
-        @usableFromInline static var batchSize: Int { 256 }
+        @usableFromInline static var batchSize: Int { 512 }
 
         @usableFromInline let index: RecordIndex<Record>
         @usableFromInline var nextStart: IndexBatchStart<Record.Key>?

@@ -210,6 +210,13 @@ extension IndexRecord {
         var reader = RecordReader(bytes, count: encodedSize)
         return Self(from: &reader)
     }
+
+    /// Decodes the key of the record at `bytes`.
+    @inlinable @inline(__always)
+    static func loadKey(from bytes: UnsafeRawPointer) -> Key {
+        var reader = RecordReader(bytes, count: encodedSize)
+        return decodeKey(from: &reader)
+    }
 }
 
 /// Stores a serial number big-endian `offset` bytes into `bytes`.

@@ -10,7 +10,8 @@ import XFSRmap
 ///
 /// With `--api both` it measures instead what the record index (`RecordIndex`, the
 /// high-level API) costs over the raw format API on the same workload: rounds alternate
-/// between the two (both with batched shifts), and it prints each one's median and the
+/// between the two (both with batched shifts; the first API of each round alternates too),
+/// and it prints each one's median and the
 /// ratio index / raw.
 struct BenchBTree: ParsableCommand {
     /// Which API the benchmark drives.
@@ -95,9 +96,16 @@ struct BenchBTree: ParsableCommand {
     /// the medians and the ratios index / raw.
     private func compareAPIs(_ workload: RmapBenchWorkload) throws {
         var raw: [RmapBenchMeasurement] = [], index: [RmapBenchMeasurement] = []
-        for _ in 0..<rounds {
-            raw.append(try RmapBenchmark.run(workload, growthPolicy: .batchedShifts))
-            index.append(try IndexBenchmark.run(workload))
+        // Each round swaps which API goes first, so neither always meets the memory
+        // state the other left.
+        for round in 0..<rounds {
+            if round % 2 == 0 {
+                raw.append(try RmapBenchmark.run(workload, growthPolicy: .batchedShifts))
+                index.append(try IndexBenchmark.run(workload))
+            } else {
+                index.append(try IndexBenchmark.run(workload))
+                raw.append(try RmapBenchmark.run(workload, growthPolicy: .batchedShifts))
+            }
         }
         if Set((raw + index).map(\.digest)).count > 1 {
             throw ToolFailure(description: "the raw API's and the index's digests differ")

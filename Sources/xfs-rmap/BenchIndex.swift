@@ -40,6 +40,13 @@ struct BenchExtent: IndexRecord {
         owner = reader.read()
         offset = reader.read()
     }
+
+    /// The key's three fields, skipping the block count (as the rmapbt format does).
+    static func decodeKey(from reader: inout RecordReader) -> BenchExtentKey {
+        let startBlock: UInt32 = reader.read()
+        reader.skip(4)
+        return BenchExtentKey(startBlock: startBlock, owner: reader.read(), offset: reader.read())
+    }
 }
 
 /// The key of a `BenchExtent`: 20 bytes, compared field by field.
