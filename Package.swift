@@ -76,6 +76,9 @@ let package = Package(
         // Runs the built `xfs-rmap` binary (found next to the test bundle) on real and
         // damaged images; the dependency makes `swift test` build it first.
         .testTarget(name: "XFSRmapToolTests", dependencies: ["xfs-rmap", "XFSTestSupport"]),
+        // Builds and runs the packages in Examples/ (which depend on this one by path) and
+        // generates the DocC documentation, failing on any warning.
+        .testTarget(name: "DocumentationTests", dependencies: ["XFSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -268,6 +268,9 @@ public enum BTreeGrowthPolicy: Sendable, Hashable {
     /// random inserts shift less often and leave blocks fuller. Every block keeps at least
     /// its minimum of entries, so the trees are valid XFS btrees either way.
     ///
+    /// The right sibling is still tried first: a left shift moves the block's first
+    /// entries, whose lines an insert has not asked for, and measured slower.
+    ///
     /// The in-memory btree's default: on a million random rmap records, one committed
     /// transaction per insert, inserts take about 0.7 of the kernel policy's time and the
     /// tree about 0.94 of its memory (`xfs-rmap bench btree`; BENCHMARKS.md).

@@ -28,6 +28,7 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
     /// An empty tree (one empty leaf at block 0) on `target`.
     ///
     /// - Parameters:
+    ///   - target: the memory target whose pages hold the blocks.
     ///   - owner: the owner written in block headers.
     ///   - uuid: the filesystem uuid written in block headers.
     ///   - recordLimits: smaller limits than a page allows, for tests that want deep trees.

@@ -27,6 +27,8 @@ public struct InMemoryBlockHandle {
 /// Holds the tree's state that lives only in RAM: the root, the height and the block
 /// allocator, with what they were when the open transaction began, so a cancel can
 /// restore them.
+///
+/// Thread safety: one thread at a time, as its tree (`InMemoryBTree`).
 public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     public typealias Pointer = UInt64
     public typealias BlockHandle = InMemoryBlockHandle

@@ -78,7 +78,7 @@ public enum RecordIndexError: Error, Sendable, Hashable, CustomStringConvertible
 /// **Memory.** Records live in a memory file (memfd) that the kernel may swap, not on the
 /// Swift heap; the index reserves `maximumSize` bytes of address space and uses memory
 /// only for the pages that hold records, about 29 bytes per 24-byte record. The
-/// growth policy defaults to ``XFSBTree/BTreeGrowthPolicy/batchedShifts`` (faster inserts,
+/// growth policy defaults to `.batchedShifts` (faster inserts,
 /// fuller blocks); `.kernel` reproduces the Linux kernel's block shapes exactly.
 ///
 /// **Thread safety.** Not `Sendable`: one thread (or one actor, or one task at a time)

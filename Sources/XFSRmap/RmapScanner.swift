@@ -40,6 +40,7 @@ public struct ScanProblem: Sendable, Equatable, CustomStringConvertible {
         self.unreadable = unreadable
     }
 
+    /// "AG N: detail".
     public var description: String { "AG \(agno): \(detail)" }
 }
 
@@ -138,6 +139,8 @@ public struct ScanProgress: Sendable {
 ///
 /// AGs are scanned in parallel; each tree has a lock, since an inode of one AG may map
 /// blocks of any other.
+///
+/// Thread safety: `Sendable`; its per-AG locks let `scan(ags:)` stash from several threads.
 public final class RmapScanner: @unchecked Sendable {
     /// The image being scanned.
     public let image: XFSImage
