@@ -216,33 +216,36 @@ final class IndexEngine<F: IndexFormat> {
         }
     }
 
-    /// Up to `limit` records in key order into `batch`, starting at `start` and stopping
-    /// past `upper`. Returns where the next batch starts, or nil when no record is left.
+    /// Up to `limit` records in key order into `batch` (replacing what it held), starting
+    /// at `start` and stopping past `upper`. Returns where the next batch starts, or nil
+    /// when no record is left.
     @inlinable
     func batch(from start: IndexBatchStart<F.User.Key>, upper: IndexUpperBound<F.User.Key>?, limit: Int,
                into batch: inout [F.User]) throws -> IndexBatchStart<F.User.Key>? {
-        try reading { cursor in
-            switch start {
-            case .first:
-                _ = try cursor.moveToFirst()
-            case .atOrAfter(let key, let serial):
-                _ = try cursor.lookup(F.key(key, serial: serial), .greaterOrEqual)
-            }
-            var resume: F.Key?
-            try cursor.walkForward { entry in
-                let user = F.user(entry)
-                if let upper, !upper.contains(user.key) { return .stop }
-                if batch.count == limit {
-                    resume = F.lowKey(of: entry)
-                    return .stop
+        var resume: F.Key?
+        batch = try filledArray(capacity: limit) { filler in
+            try reading { cursor in
+                switch start {
+                case .first:
+                    _ = try cursor.moveToFirst()
+                case .atOrAfter(let key, let serial):
+                    _ = try cursor.lookup(F.key(key, serial: serial), .greaterOrEqual)
                 }
-                batch.append(user)
-                return .proceed
+                try cursor.walkForward { entry in
+                    let user = F.user(entry)
+                    if let upper, !upper.contains(user.key) { return .stop }
+                    if filler.isFull {
+                        resume = F.lowKey(of: entry)
+                        return .stop
+                    }
+                    filler.append(user)
+                    return .proceed
+                }
             }
-            // Full: the next batch starts at the record the walk stopped on (engine keys
-            // are unique, so its key finds exactly it).
-            return resume.map { .atOrAfter(F.userKey($0), serial: F.serial($0)) }
         }
+        // Full: the next batch starts at the record the walk stopped on (engine keys are
+        // unique, so its key finds exactly it).
+        return resume.map { .atOrAfter(F.userKey($0), serial: F.serial($0)) }
     }
 
     // MARK: Transactions

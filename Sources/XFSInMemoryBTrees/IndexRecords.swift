@@ -49,7 +49,6 @@ public struct IndexRecords<Record: IndexRecord>: Sequence {
         public mutating func next() -> Record? {
             if position == buffer.count {
                 guard let start = nextStart else { return nil }
-                buffer.removeAll(keepingCapacity: true)
                 position = 0
                 do {
                     nextStart = try index.batch(from: start, upper: upper, limit: Self.batchSize, into: &buffer)

@@ -7,7 +7,8 @@
 /// traps with a message naming the sizes (a record type whose `encodedSize` is too small is
 /// a programming error, not bad input). Bytes left unwritten are zero.
 ///
-/// This type and ``RecordReader`` are the only ones in this module that touch raw memory.
+/// This type, ``RecordReader`` and the batch filler of ordered walks (`BatchFiller`, in
+/// this file) are the only ones in this module that touch raw memory.
 public struct RecordWriter: ~Copyable {
     @usableFromInline let start: UnsafeMutableRawPointer
     /// The number of bytes this writer may write.
@@ -231,4 +232,41 @@ func storeSerial(_ serial: UInt64, to bytes: UnsafeMutableRawPointer, at offset:
 func loadSerial(from bytes: UnsafeRawPointer, at offset: Int) -> UInt64 {
     var reader = RecordReader(bytes + offset, count: 8)
     return reader.read(UInt64.self)
+}
+
+/// Appends to the uninitialized storage of a new array (see `filledArray`): no capacity or
+/// uniqueness check per element, as `Array.append` makes.
+@usableFromInline
+struct BatchFiller<Element>: ~Copyable {
+    @usableFromInline let buffer: UnsafeMutableBufferPointer<Element>
+    /// Elements initialized so far.
+    @usableFromInline var count = 0
+
+    @inlinable
+    init(buffer: UnsafeMutableBufferPointer<Element>) {
+        self.buffer = buffer
+    }
+
+    /// Whether the array's capacity is reached.
+    @inlinable
+    var isFull: Bool { count == buffer.count }
+
+    /// Appends `element`.
+    @inlinable @inline(__always)
+    mutating func append(_ element: Element) {
+        precondition(count < buffer.count, "batch of \(buffer.count) elements overfilled")
+        buffer.initializeElement(at: count, to: element)
+        count += 1
+    }
+}
+
+/// A new array of at most `capacity` elements, appended by `fill`; if `fill` throws, the
+/// elements it appended are destroyed with the array.
+@inlinable
+func filledArray<Element>(capacity: Int, _ fill: (inout BatchFiller<Element>) throws -> Void) rethrows -> [Element] {
+    try [Element](unsafeUninitializedCapacity: capacity) { buffer, initializedCount in
+        var filler = BatchFiller(buffer: UnsafeMutableBufferPointer(rebasing: buffer[0..<capacity]))
+        defer { initializedCount = filler.count }
+        try fill(&filler)
+    }
 }
