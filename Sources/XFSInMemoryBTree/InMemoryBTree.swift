@@ -22,6 +22,9 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
     /// The path memory of the last cursor `withCursor` closed, for the next one.
     /// The transaction of `withReadCursor`, reused.
     @usableFromInline let readTransaction = Transaction()
+    /// The cursor of `withReadCursor`, kept between reads (it holds nothing between them).
+    @usableFromInline @exclusivity(unchecked)
+    var readCursor: BTreeCursor<Format, InMemoryBlockStore<Format>>
     @usableFromInline @exclusivity(unchecked)
     var spareCursorPath = BTreeCursor<Format, InMemoryBlockStore<Format>>.PathStorage()
 
@@ -42,6 +45,7 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
         store = InMemoryBlockStore(target: target, owner: owner, uuid: uuid, limits: recordLimits,
                                    growthPolicy: growthPolicy)
         layout = BTreeLayout(format: Format.self, store: store)
+        readCursor = BTreeCursor(store: store, layout: layout)
         let transaction = Transaction()
         store.begin(transaction)
         do {
@@ -101,11 +105,11 @@ public final class InMemoryBTree<Format: BTreeRecordFormat> {
         _ body: (inout BTreeCursor<Format, InMemoryBlockStore<Format>>) throws -> Result
     ) throws -> Result {
         beginRead()
-        defer { endRead() }
-        var cursor = BTreeCursor<Format, InMemoryBlockStore<Format>>(
-            store: store, layout: layout, reusing: spareCursorPath.take())
-        defer { spareCursorPath = cursor.takePathStorage() }
-        return try body(&cursor)
+        defer {
+            readCursor.releaseHolds()
+            endRead()
+        }
+        return try body(&readCursor)
     }
 
     /// Opens the read transaction of `withReadCursor`.

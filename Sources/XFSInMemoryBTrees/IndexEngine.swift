@@ -105,28 +105,11 @@ final class IndexEngine<F: IndexFormat> {
         let serial = nextSerial
         let duplicate: Bool = try writing(inTransaction: inTransaction) { cursor in
             let entry = F.entry(record, serial: serial)
-            try cursor.insert(entry)
-            if F.allowsDuplicates { return false }
-            // The engine leaves the cursor on a record with this key: the new one, or the
-            // one already there when equal keys straddle two leaves. A duplicate is the
-            // record just before or just after. Taking the new record out again costs a
-            // delete on the refused path only; a lookup for the key first would cost a
-            // second descent on every insert.
-            let key = F.lowKey(of: entry)
-            var pairIsAfter: Bool
-            if try cursor.decrement(), let before = cursor.record, F.lowKey(of: before) == key {
-                pairIsAfter = true
-            } else {
-                _ = try cursor.increment()
-                guard try cursor.increment(), let after = cursor.record, F.lowKey(of: after) == key else { return false }
-                pairIsAfter = false
+            if F.allowsDuplicates {
+                try cursor.insert(entry)
+                return false
             }
-            // The cursor is on one of the two records with the key; delete the new one.
-            if cursor.record != entry {
-                _ = pairIsAfter ? try cursor.increment() : try cursor.decrement()
-            }
-            try cursor.delete()
-            return true
+            return try !cursor.insertUnique(entry)
         }
         if duplicate { throw RecordIndexError.duplicateKey("\(record.key)") }
         count += 1

@@ -5,7 +5,7 @@ import Testing
 /// workload and agree on every lookup and the scan.
 @Suite("bench btree")
 struct BenchToolTests {
-    @Test("--json prints one line per growth policy, with the fields the issue names, and equal digests")
+    @Test("--json prints one line per growth policy, with the benchmark's fields, and equal digests")
     func jsonLines() throws {
         let outcome = try ToolRunner.run(["bench", "btree", "--records", "3000", "--json"], timeout: 60)
         #expect(outcome.status == 0, "\(outcome)")
