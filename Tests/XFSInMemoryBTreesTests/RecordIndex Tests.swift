@@ -132,22 +132,25 @@ struct RecordIndexTests {
         #expect(try !index.contains(key: Position(file: 2, offset: 1)))
     }
 
-    @Test("An iteration goes on after its last record when the index changes between batches")
+    @Test("A change during an iteration is seen from the next batch on")
     func iterationAcrossChanges() throws {
         let index = try tinyIndex(Extent.self)
-        for start in stride(from: UInt64(0), to: 2000, by: 2) { try index.insert(Extent(start: start, length: 1, owner: 0)) }
+        for start in stride(from: UInt64(0), to: 4000, by: 2) { try index.insert(Extent(start: start, length: 1, owner: 0)) }
         var iterator = index.makeIterator()
         var seen: [UInt64] = []
         while let extent = iterator.next() {
             seen.append(extent.start)
             if extent.start == 600 {
-                // Past the first batch: delete what was seen, add before and after the position.
+                // Inside the first batch (1,024 records: keys 0...2046): delete what was
+                // seen, add one record before the position, one inside the batch, one after it.
                 for start in stride(from: UInt64(0), through: 600, by: 2) { try index.delete(key: start) }
                 try index.insert(Extent(start: 1, length: 1, owner: 0))
-                try index.insert(Extent(start: 2001, length: 1, owner: 0))
+                try index.insert(Extent(start: 1001, length: 1, owner: 0))
+                try index.insert(Extent(start: 3001, length: 1, owner: 0))
             }
         }
-        #expect(seen == Array(stride(from: UInt64(0), to: 2000, by: 2)) + [2001])
+        let expected: [UInt64] = stride(from: UInt64(0), to: 4000, by: 2).flatMap { (start: UInt64) -> [UInt64] in start == 3000 ? [3000, 3001] : [start] }
+        #expect(seen == expected)
     }
 
     @Test("A full index refuses the insert, changes nothing, and stays usable")
