@@ -11,8 +11,8 @@ import XFSRmap
 /// With `--api both` it measures instead what the record index (`RecordIndex`, the
 /// high-level API) costs over the raw format API on the same workload: rounds alternate
 /// between the two (both with batched shifts; the first API of each round alternates too),
-/// and it prints each one's median and the
-/// ratio index / raw.
+/// and it prints each one's median and the median of the
+/// rounds' ratios index / raw.
 struct BenchBTree: ParsableCommand {
     /// Which API the benchmark drives.
     enum API: String, ExpressibleByArgument, CaseIterable {
@@ -114,6 +114,10 @@ struct BenchBTree: ParsableCommand {
             let sorted = values.sorted()
             return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         }
+        /// The median over rounds of index / raw, each round's two runs taken minutes apart at most.
+        func roundRatio(_ value: (RmapBenchMeasurement) -> Double) -> Double {
+            median(zip(raw, index).map { value($1) / value($0) })
+        }
         let metrics: [(name: String, key: String, unit: String, value: (RmapBenchMeasurement) -> Double)] = [
             ("insert (own transaction each)", "insert_ns", "ns/record", \.insertNanoseconds),
             ("lookup LE + read record", "lookup_ns", "ns/lookup", \.lookupNanoseconds),
@@ -123,18 +127,19 @@ struct BenchBTree: ParsableCommand {
         if json {
             let fields = metrics.map { m in
                 let r = median(raw.map(m.value)), i = median(index.map(m.value))
-                return #""raw_\#(m.key)": \#(fixed(r)), "index_\#(m.key)": \#(fixed(i)), "ratio_\#(m.key)": \#(ratio(i / r))"#
+                return #""raw_\#(m.key)": \#(fixed(r)), "index_\#(m.key)": \#(fixed(i)), "ratio_\#(m.key)": \#(ratio(roundRatio(m.value)))"#
             }
             print(#"{"records": \#(records), "rounds": \#(rounds), \#(fields.joined(separator: ", ")), "digest": "\#(String(raw[0].digest, radix: 16))"}"#)
             return
         }
         print("xfs-rmap bench btree --api both: \(records) random rmap records, seed \(seed), \(rounds) alternating rounds, batched shifts")
-        print("medians; raw = InMemoryBTree<RmapFormat> and its cursor, index = RecordIndex<BenchExtent>")
+        print("raw = InMemoryBTree<RmapFormat> and its cursor, index = RecordIndex<BenchExtent>; medians of the")
+        print("rounds, and the median of each round's ratio index / raw (both APIs measured in the same minute)")
         print("".rightPadded(32) + "raw".leftPadded(12) + "index".leftPadded(12) + "index/raw".leftPadded(11))
         for m in metrics {
             let r = median(raw.map(m.value)), i = median(index.map(m.value))
             print(m.name.rightPadded(32) + fixed(r).leftPadded(12) + fixed(i).leftPadded(12)
-                  + ratio(i / r).leftPadded(11) + "  " + m.unit)
+                  + ratio(roundRatio(m.value)).leftPadded(11) + "  " + m.unit)
         }
         print("rounds (insert ns, raw / index): " + zip(raw, index).map { "\(fixed($0.insertNanoseconds)) / \(fixed($1.insertNanoseconds))" }.joined(separator: ", "))
         print("digest (lookups + scan, both APIs)   \(String(raw[0].digest, radix: 16))")
