@@ -3,8 +3,10 @@
 // XFS in-memory btrees, in Swift: the system of the Linux 6.9 pull request
 // "xfs: support in-memory btrees", put to work on real XFS images.
 //
-// One module per layer; dependencies point down only:
+// One module per layer; dependencies point down only. `import XFSInMemoryBTrees` (the
+// product's name) brings them all, and the record index for a user's own records:
 //
+//   XFSInMemoryBTrees      umbrella: re-exports every layer; RecordIndex (IndexRecord, IndexKey)
 //   xfs-rmap (tool)
 //     └─ XFSRmap            rmap observations (scan) and the check
 //          ├─ XFSInMemoryBTree   btrees on a memory target (xfbtree)
@@ -25,13 +27,15 @@ let package = Package(
         .library(
             name: "XFSInMemoryBTrees",
             targets: [
-                "XFSMemoryFile", "XFSBuffer", "XFSTransaction", "XFSBTree",
+                "XFSInMemoryBTrees", "XFSMemoryFile", "XFSBuffer", "XFSTransaction", "XFSBTree",
                 "XFSInMemoryBTree", "XFSFormat", "XFSRmap", "XFSUndo",
             ]),
         .executable(name: "xfs-rmap", targets: ["xfs-rmap"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // `swift package generate-documentation` (the DocC catalog in XFSInMemoryBTrees).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         .target(name: "CXFSShims"),
@@ -45,10 +49,16 @@ let package = Package(
         .target(name: "XFSFormat", dependencies: ["XFSBTree", "XFSBuffer", "CXFSShims"]),
         .target(name: "XFSRmap", dependencies: ["XFSFormat", "XFSInMemoryBTree", "CXFSShims"]),
         .target(name: "XFSUndo", dependencies: ["XFSBuffer"]),
+        .target(
+            name: "XFSInMemoryBTrees",
+            dependencies: [
+                "XFSMemoryFile", "XFSBuffer", "XFSTransaction", "XFSBTree",
+                "XFSInMemoryBTree", "XFSFormat", "XFSRmap", "XFSUndo",
+            ]),
         .executableTarget(
             name: "xfs-rmap",
             dependencies: [
-                "XFSRmap", "XFSUndo",
+                "XFSRmap", "XFSUndo", "XFSInMemoryBTrees",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .target(name: "XFSTestSupport", path: "Tests/XFSTestSupport"),
@@ -60,11 +70,15 @@ let package = Package(
             name: "XFSInMemoryBTreeTests",
             dependencies: ["XFSInMemoryBTree", "XFSTransaction", "XFSFormat", "XFSTestSupport"]),
         .testTarget(name: "XFSFormatTests", dependencies: ["XFSFormat", "XFSBuffer", "XFSTestSupport"]),
+        .testTarget(name: "XFSInMemoryBTreesTests", dependencies: ["XFSInMemoryBTrees", "XFSTestSupport"]),
         .testTarget(name: "XFSUndoTests", dependencies: ["XFSUndo", "XFSBuffer", "CXFSShims", "XFSTestSupport"]),
         .testTarget(name: "XFSRmapTests", dependencies: ["XFSRmap", "XFSFormat", "XFSBTree", "XFSUndo", "XFSTestSupport"]),
         // Runs the built `xfs-rmap` binary (found next to the test bundle) on real and
         // damaged images; the dependency makes `swift test` build it first.
         .testTarget(name: "XFSRmapToolTests", dependencies: ["xfs-rmap", "XFSTestSupport"]),
+        // Builds and runs the packages in Examples/ (which depend on this one by path) and
+        // generates the DocC documentation, failing on any warning.
+        .testTarget(name: "DocumentationTests", dependencies: ["XFSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,7 +12,15 @@ if ! command -v zstd >/dev/null 2>&1; then
   fi
 fi
 swift build -c release --product xfs-rmap
-sample="${TMPDIR:-/tmp}/xfs-rmap-sample-mixed-4k.img"
-[ -f "$sample" ] || zstd -q -d -f Tests/Fixtures/mixed-4k.img.zst -o "$sample"
+# The sample is extracted to a path named after the compressed file's content hash, so a
+# stale or half-written extraction of another version is never reused.
+hash=$(sha256sum Tests/Fixtures/mixed-4k.img.zst | cut -c1-16)
+sample="${TMPDIR:-/tmp}/xfs-rmap-sample-mixed-4k-$hash.img"
+if [ ! -f "$sample" ]; then
+  zstd -q -d -f Tests/Fixtures/mixed-4k.img.zst -o "$sample.$$.tmp"
+  mv "$sample.$$.tmp" "$sample"
+fi
 echo "== xfs-rmap check $sample"
 .build/release/xfs-rmap check "$sample"
+echo
+echo "The tool is .build/release/xfs-rmap; to install it: install -m 755 .build/release/xfs-rmap /usr/local/bin/"

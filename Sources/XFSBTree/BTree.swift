@@ -1,6 +1,10 @@
 /// A btree of `Format` records in `Store`: the entry points that work on a whole tree
 /// (create, cursors, queries, block walks, bulk load, verify). Operations at a position go
 /// through a `BTreeCursor`.
+///
+/// Thread safety: as safe as its store. Cursors on one tree are used by one thread at a
+/// time unless the store says otherwise (the disk stores of an `XFSImage` may be read
+/// from several threads, each with its own cursor).
 public struct BTree<Format: BTreeRecordFormat, Store: BTreeBlockStore> {
     /// Where the blocks live.
     public let store: Store

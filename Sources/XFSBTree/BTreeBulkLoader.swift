@@ -87,6 +87,8 @@ public struct BTreeBulkGeometry: Sendable, Hashable {
 /// from the keys of the level below, blocks come from a claim callback, siblings are linked,
 /// and the store's root and height are set last. The store's previous tree (if any) is left
 /// alone; freeing it is the caller's business.
+///
+/// Thread safety: a load runs on the calling thread, on a store no other thread uses.
 public enum BTreeBulkLoader<Format: BTreeRecordFormat, Store: BTreeBlockStore> {
     /// Plans a load of `recordCount` records into `store`.
     @inlinable

@@ -28,6 +28,23 @@ extension BTreeCursor {
         try insertRecordAtPath(record, key: key)
     }
 
+    /// Inserts `record` unless a record with an equal low key is present, and says whether
+    /// it did; when it did not, the tree is unchanged (the cursor rests on the record with
+    /// the key). One descent either way: the leaf a descent to the key chooses holds any
+    /// record with that key at the place the new one would go, since a descent takes the
+    /// last child whose low key is not above the key.
+    @inlinable
+    public mutating func insertUnique(_ record: Format.Record) throws -> Bool {
+        let key = Format.lowKey(of: record)
+        try descend(to: key, forInsert: true)
+        let i = leafBound(key, strict: false)
+        path[0].index = i
+        let b = path[0].block
+        if i < b.numrecs && Format.loadLowKey(fromRecord: b.record(i, layout)) == key { return false }
+        try insertRecordAtPath(record, key: key)
+        return true
+    }
+
     /// Inserts `record` at the cursor's position, without a new descent (libxfs'
     /// `xfs_btree_insert` on a cursor its caller positioned), and leaves the cursor on it.
     ///

@@ -130,6 +130,31 @@ extension BTreeCursor {
         return .proceed
     }
 
+    /// Calls `body` with the record at the cursor and each record after it, in key order,
+    /// until `body` returns `.stop` (the cursor then rests on the record it stopped at) or the
+    /// records end (the cursor then rests after the last record, and this returns
+    /// `.proceed`). A cursor before the first record of its leaf starts at that record:
+    /// position it with a lookup first. `body` must not change the tree.
+    @inlinable @discardableResult
+    public mutating func walkForward(_ body: (Format.Record) throws -> BTreeVisitAction) throws -> BTreeVisitAction {
+        precondition(!path.isEmpty && path[0].base != nil, "walkForward on an unpositioned btree cursor")
+        var i = max(path[0].index, 0)
+        while true {
+            let b = path[0].block
+            let n = b.numrecs
+            while i < n {
+                if try body(Format.loadRecord(from: b.record(i, layout))) == .stop {
+                    path[0].index = i
+                    return .stop
+                }
+                i &+= 1
+            }
+            path[0].index = n
+            guard try stepRight(atLevel: 0) else { return .proceed }
+            i = path[0].index
+        }
+    }
+
     /// Calls `body` with every record in key order (libxfs `xfs_btree_query_all`).
     @inlinable @discardableResult
     public mutating func queryAll(_ body: (Format.Record) throws -> BTreeVisitAction) throws -> BTreeVisitAction {

@@ -40,6 +40,7 @@ extension BufferTarget {
         Unmanaged.passUnretained(try getBuffer(at: address, length: length))
     }
 
+    /// `readBuffer`, returning the buffer unretained: valid while the caller holds it.
     public func readBufferUnretained(at address: DiskAddress, length: Int,
                                      verifier: (any BufferVerifier)?) throws(BufferError) -> Unmanaged<Buffer> {
         Unmanaged.passUnretained(try readBuffer(at: address, length: length, verifier: verifier))

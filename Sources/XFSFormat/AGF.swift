@@ -10,31 +10,49 @@ public struct AGF: Sendable, Equatable {
     /// Offset of the little-endian CRC32c, which covers the sector.
     public static let crcOffset = 216
 
+    /// `agf_magicnum`: "XAGF".
     public var magicnum: UInt32
+    /// `agf_versionnum`: 1.
     public var versionNum: UInt32
+    /// `agf_seqno`: the AG number.
     public var seqno: UInt32
+    /// `agf_length`: blocks in this AG.
     public var length: UInt32
+    /// `agf_bno_root`: the root block of the by-block free-space btree.
     public var bnoRoot: UInt32
+    /// `agf_cnt_root`: the root block of the by-size free-space btree.
     public var cntRoot: UInt32
+    /// `agf_rmap_root`: the root block of the rmap btree.
     public var rmapRoot: UInt32
     /// Heights (not root levels) of the bnobt, cntbt and rmapbt.
     public var bnoLevel: UInt32
+    /// `agf_cnt_level`: the cntbt's height.
     public var cntLevel: UInt32
+    /// `agf_rmap_level`: the rmapbt's height.
     public var rmapLevel: UInt32
+    /// `agf_flfirst`: the first slot of the free list in use.
     public var flFirst: UInt32
+    /// `agf_fllast`: the last slot of the free list in use.
     public var flLast: UInt32
+    /// `agf_flcount`: blocks on the free list.
     public var flCount: UInt32
+    /// `agf_freeblks`: free blocks in the AG (free list excluded).
     public var freeBlocks: UInt32
+    /// `agf_longest`: the longest free extent.
     public var longest: UInt32
     /// Non-root blocks of the bnobt, cntbt and rmapbt.
     public var btreeBlocks: UInt32
+    /// `agf_uuid`: the filesystem's metadata uuid.
     public var uuid: FSUUID
     /// rmapbt blocks including the root.
     public var rmapBlocks: UInt32
     /// refcountbt blocks including the root.
     public var refcountBlocks: UInt32
+    /// `agf_refcount_root`: the root block of the refcount btree.
     public var refcountRoot: UInt32
+    /// `agf_refcount_level`: the refcount btree's height.
     public var refcountLevel: UInt32
+    /// `agf_lsn`: the log sequence number of the last write.
     public var lsn: UInt64
     /// The stored CRC (read little-endian).
     public var crc: UInt32

@@ -10,9 +10,13 @@ public struct AGFL: Sendable, Equatable {
     /// Offset of the little-endian CRC32c, which covers the sector.
     public static let crcOffset = 32
 
+    /// `agfl_magicnum`: "XAFL".
     public var magicnum: UInt32
+    /// `agfl_seqno`: the AG number.
     public var seqno: UInt32
+    /// `agfl_uuid`: the filesystem's metadata uuid.
     public var uuid: FSUUID
+    /// `agfl_lsn`: the log sequence number of the last write.
     public var lsn: UInt64
     /// The stored CRC (read little-endian).
     public var crc: UInt32

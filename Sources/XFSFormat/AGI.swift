@@ -12,24 +12,35 @@ public struct AGI: Sendable, Equatable {
     /// Number of unlinked-list buckets.
     public static let unlinkedBuckets = 64
 
+    /// `agi_magicnum`: "XAGI".
     public var magicnum: UInt32
+    /// `agi_versionnum`: 1.
     public var versionNum: UInt32
+    /// `agi_seqno`: the AG number.
     public var seqno: UInt32
+    /// `agi_length`: blocks in this AG.
     public var length: UInt32
     /// Allocated inodes (sparse holes excluded).
     public var count: UInt32
+    /// `agi_root`: the root block of the inode btree.
     public var root: UInt32
     /// Height of the inobt.
     public var level: UInt32
+    /// `agi_freecount`: free inodes.
     public var freeCount: UInt32
+    /// `agi_newino`: the most recently allocated inode chunk.
     public var newIno: UInt32
+    /// `agi_dirino`: unused (null).
     public var dirIno: UInt32
     /// AG inode numbers heading the unlinked lists; ``Geometry/nullAGIno`` when empty.
     public var unlinked: [UInt32]
+    /// `agi_uuid`: the filesystem's metadata uuid.
     public var uuid: FSUUID
     /// The stored CRC (read little-endian).
     public var crc: UInt32
+    /// `agi_lsn`: the log sequence number of the last write.
     public var lsn: UInt64
+    /// `agi_free_root`: the root block of the free inode btree.
     public var freeRoot: UInt32
     /// Height of the finobt.
     public var freeLevel: UInt32

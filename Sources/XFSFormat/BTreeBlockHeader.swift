@@ -13,9 +13,11 @@ public struct ShortBTreeBlockHeader: Sendable, Equatable {
     /// Bytes of one block pointer (an agbno).
     public static let pointerSize = 4
 
+    /// `bb_magic`: the btree type's magic number.
     public var magic: UInt32
     /// 0 for a leaf.
     public var level: UInt16
+    /// `bb_numrecs`: records or keys in the block.
     public var numRecords: UInt16
     /// Left sibling agbno, or ``Geometry/nullAGBlock``.
     public var leftSibling: UInt32
@@ -23,7 +25,9 @@ public struct ShortBTreeBlockHeader: Sendable, Equatable {
     public var rightSibling: UInt32
     /// The block's own daddr.
     public var blkno: UInt64
+    /// `bb_lsn`: the log sequence number of the last write.
     public var lsn: UInt64
+    /// `bb_uuid`: the filesystem's metadata uuid.
     public var uuid: FSUUID
     /// The AG number.
     public var owner: UInt32
@@ -93,15 +97,21 @@ public struct LongBTreeBlockHeader: Sendable, Equatable {
     /// Bytes of one block pointer (an fsblock).
     public static let pointerSize = 8
 
+    /// `bb_magic`: the btree type's magic number.
     public var magic: UInt32
+    /// `bb_level`: 0 for a leaf.
     public var level: UInt16
+    /// `bb_numrecs`: records or keys in the block.
     public var numRecords: UInt16
     /// Left sibling fsblock, or ``Geometry/nullFSBlock``.
     public var leftSibling: UInt64
     /// Right sibling fsblock, or ``Geometry/nullFSBlock``.
     public var rightSibling: UInt64
+    /// `bb_blkno`: the block's own disk address, in 512-byte sectors.
     public var blkno: UInt64
+    /// `bb_lsn`: the log sequence number of the last write.
     public var lsn: UInt64
+    /// `bb_uuid`: the filesystem's metadata uuid.
     public var uuid: FSUUID
     /// The inode number.
     public var owner: UInt64
@@ -165,7 +175,9 @@ public struct LongBTreeBlockHeader: Sendable, Equatable {
 /// What a btree block's header must say, for ``ShortBTreeBlockHeader/check(_:)`` and
 /// ``LongBTreeBlockHeader/check(_:geometry:fsBlock:)``.
 public struct BTreeBlockExpectation: Sendable, Equatable {
+    /// `bb_magic`: the btree type's magic number.
     public var magic: UInt32
+    /// `bb_uuid`: the filesystem's metadata uuid.
     public var uuid: FSUUID
     /// The block's own daddr.
     public var daddr: UInt64
@@ -173,10 +185,13 @@ public struct BTreeBlockExpectation: Sendable, Equatable {
     public var owner: UInt64
     /// The level the parent implies, or nil when unknown (e.g. reading a root whose height is being checked).
     public var level: UInt16?
+    /// The most records a leaf holds.
     public var maxRecordsLeaf: Int
+    /// The most keys a node holds.
     public var maxRecordsNode: Int
     /// For short-form sibling checks: the AG's length and the block's own agbno.
     public var agLength: UInt32?
+    /// The block's AG block number, when known.
     public var agbno: UInt32?
 
     /// An expectation; every field is spelled out by the caller.

@@ -24,22 +24,39 @@ public struct Geometry: Sendable, Equatable {
     /// AG inode number meaning "none" (AGI unlinked buckets, dirino).
     public static let nullAGIno: UInt32 = 0xFFFF_FFFF
 
+    /// Bytes per filesystem block.
     public let blockSize: UInt32
+    /// log2 of `blockSize`.
     public let blockLog: UInt8
+    /// Bytes per sector.
     public let sectorSize: UInt32
+    /// Bytes per inode.
     public let inodeSize: UInt32
+    /// log2 of `inodeSize`.
     public let inodeLog: UInt8
+    /// Inodes per block.
     public let inodesPerBlock: UInt32
+    /// log2 of `inodesPerBlock`.
     public let inodesPerBlockLog: UInt8
+    /// Blocks per AG (the last AG may be shorter: `agLength(_:)`).
     public let agBlocks: UInt32
+    /// The number of AGs.
     public let agCount: UInt32
+    /// log2 of `agBlocks`, rounded up: the width of an AG block number in an fsblock.
     public let agBlockLog: UInt8
+    /// Blocks of the data device.
     public let dataBlocks: UInt64
+    /// The internal log's first block (fsblock); 0 for an external log.
     public let logStart: UInt64
+    /// Blocks of the log.
     public let logBlocks: UInt32
+    /// Whether inode chunks may be sparse.
     public let hasSparseInodes: Bool
+    /// Whether files may share blocks (refcount btree).
     public let hasReflink: Bool
+    /// Whether AGs have a free inode btree.
     public let hasFinobt: Bool
+    /// Whether AGs have a reverse-mapping btree.
     public let hasRmapBT: Bool
     /// The UUID stamped into metadata.
     public let metaUUID: FSUUID
@@ -171,7 +188,9 @@ public struct Geometry: Sendable, Equatable {
 
     /// Where an inode lives: its AG, AG block and byte offset within that block.
     public struct InodeLocation: Sendable, Equatable {
+        /// The AG number.
         public var agno: UInt32
+        /// The block number within the AG.
         public var agbno: UInt32
         /// Byte offset of the inode inside its block.
         public var offsetInBlock: UInt32

@@ -37,11 +37,28 @@ public struct SectorEdit: Sendable, Equatable {
 extension AGF {
     /// The fields a rebuild of an AG's free-space and rmap btrees and its free list sets.
     public struct RebuiltFields: Sendable, Equatable {
-        public var bnoRoot: UInt32, bnoLevel: UInt32
-        public var cntRoot: UInt32, cntLevel: UInt32
-        public var rmapRoot: UInt32, rmapLevel: UInt32
-        public var flFirst: UInt32, flLast: UInt32, flCount: UInt32
-        public var freeBlocks: UInt32, longest: UInt32
+        /// The new bnobt's root block.
+        public var bnoRoot: UInt32
+        /// The new bnobt's height.
+        public var bnoLevel: UInt32
+        /// The new cntbt's root block.
+        public var cntRoot: UInt32
+        /// The new cntbt's height.
+        public var cntLevel: UInt32
+        /// The new rmapbt's root block.
+        public var rmapRoot: UInt32
+        /// The new rmapbt's height.
+        public var rmapLevel: UInt32
+        /// The new free list's first slot.
+        public var flFirst: UInt32
+        /// The new free list's last slot.
+        public var flLast: UInt32
+        /// Blocks on the new free list.
+        public var flCount: UInt32
+        /// Free blocks in the AG, free list excluded.
+        public var freeBlocks: UInt32
+        /// The longest free extent.
+        public var longest: UInt32
         /// Non-root blocks of the bnobt, cntbt and rmapbt.
         public var btreeBlocks: UInt32
         /// rmapbt blocks, root included.

@@ -17,28 +17,46 @@ public struct InodeCore: Sendable, Equatable {
     public static let flagRealtime: UInt16 = 0x1
     /// flags2 bits.
     public static let flags2DAX: UInt64 = 0x1
+    /// `XFS_DIFLAG2_REFLINK`: the file may share blocks.
     public static let flags2Reflink: UInt64 = 0x2
+    /// `XFS_DIFLAG2_COWEXTSIZE`: `cowExtSize` is set.
     public static let flags2CowExtSize: UInt64 = 0x4
+    /// `XFS_DIFLAG2_BIGTIME`: timestamps beyond 2038.
     public static let flags2BigTime: UInt64 = 0x8
+    /// `XFS_DIFLAG2_NREXT64`: 64-bit extent counters.
     public static let flags2Nrext64: UInt64 = 0x10
 
+    /// `di_magic`: "IN".
     public var magicnum: UInt16
+    /// `di_mode`: file type and permissions.
     public var mode: UInt16
+    /// `di_version`: 3 on v5 filesystems.
     public var version: UInt8
     /// Data fork format (``ForkFormat`` raw value).
     public var format: UInt8
+    /// `di_onlink`: the old 16-bit link count.
     public var onlink: UInt16
+    /// `di_uid`: the owner's user id.
     public var uid: UInt32
+    /// `di_gid`: the owner's group id.
     public var gid: UInt32
+    /// `di_nlink`: links.
     public var nlink: UInt32
+    /// `di_projid_lo`: the project id's low half.
     public var projidLo: UInt16
+    /// `di_projid_hi`: the project id's high half.
     public var projidHi: UInt16
     /// Raw timestamps (bigtime or legacy encoding; not interpreted).
     public var atime: UInt64
+    /// `di_mtime`: modification time.
     public var mtime: UInt64
+    /// `di_ctime`: inode change time.
     public var ctime: UInt64
+    /// `di_size`: file size in bytes.
     public var size: UInt64
+    /// `di_nblocks`: blocks the file uses, bmbt blocks included.
     public var nblocks: UInt64
+    /// `di_extsize`: the extent size hint.
     public var extsize: UInt32
     /// Data fork extent count, from byte 24 (u64) with NREXT64 or byte 76 (u32) without.
     public var dataExtentCount: UInt64
@@ -48,19 +66,31 @@ public struct InodeCore: Sendable, Equatable {
     public var forkOffset: UInt8
     /// Attr fork format (``ForkFormat`` raw value).
     public var attrFormat: UInt8
+    /// `di_dmevmask`: DMAPI event mask (unused).
     public var dmevmask: UInt32
+    /// `di_dmstate`: DMAPI state (unused).
     public var dmstate: UInt16
+    /// `di_flags`: inode flags.
     public var flags: UInt16
+    /// `di_gen`: generation number.
     public var gen: UInt32
+    /// `di_next_unlinked`: the next inode on the AGI's unlinked list.
     public var nextUnlinked: UInt32
     /// The stored CRC (read little-endian).
     public var crc: UInt32
+    /// `di_changecount`: changes to the inode.
     public var changeCount: UInt64
+    /// `di_lsn`: the log sequence number of the last write.
     public var lsn: UInt64
+    /// `di_flags2`: more inode flags (`flags2Reflink`, ...).
     public var flags2: UInt64
+    /// `di_cowextsize`: the copy-on-write extent size hint.
     public var cowExtSize: UInt32
+    /// `di_crtime`: creation time.
     public var crtime: UInt64
+    /// `di_ino`: the inode's own number.
     public var ino: UInt64
+    /// `di_uuid`: the filesystem's metadata uuid.
     public var uuid: FSUUID
 
     /// Decodes the 176-byte core without checking anything.
@@ -106,6 +136,7 @@ public enum ForkFormat: UInt8, Sendable {
 
 /// A decoded, verified inode: its core and both forks.
 public struct Inode: Sendable, Equatable {
+    /// The inode core.
     public var core: InodeCore
     /// The data fork.
     public var dataFork: InodeFork

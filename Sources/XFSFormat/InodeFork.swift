@@ -58,7 +58,9 @@ public struct BmbtRoot: Sendable, Equatable {
     /// Size of the root header.
     public static let headerSize = 4
 
+    /// `bb_level`: the bmbt root's level (the tree's height minus one).
     public var level: UInt16
+    /// `bb_numrecs`: keys in the root.
     public var numRecords: UInt16
     /// Key slots that fit the fork: (forkSize − 4) / 16.
     public var maxRecords: Int

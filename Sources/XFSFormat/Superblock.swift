@@ -11,63 +11,115 @@ public struct Superblock: Sendable, Equatable {
     /// Offset of the little-endian CRC32c, which covers the whole sector.
     public static let crcOffset = 224
 
+    /// `sb_magicnum`: "XFSB".
     public var magicnum: UInt32
+    /// `sb_blocksize`: bytes per filesystem block.
     public var blockSize: UInt32
+    /// `sb_dblocks`: blocks of the data device.
     public var dataBlocks: UInt64
+    /// `sb_rblocks`: blocks of the realtime device.
     public var rtBlocks: UInt64
+    /// `sb_rextents`: extents of the realtime device.
     public var rtExtents: UInt64
+    /// `sb_uuid`: the filesystem uuid.
     public var uuid: FSUUID
     /// Internal log start as an fsblock (agblklog encoding); 0 means an external log.
     public var logStart: UInt64
+    /// `sb_rootino`: the root directory's inode.
     public var rootIno: UInt64
+    /// `sb_rbmino`: the realtime bitmap inode.
     public var rbmIno: UInt64
+    /// `sb_rsumino`: the realtime summary inode.
     public var rsumIno: UInt64
+    /// `sb_rextsize`: blocks per realtime extent.
     public var rtExtSize: UInt32
+    /// `sb_agblocks`: blocks per AG (the last AG may be shorter).
     public var agBlocks: UInt32
+    /// `sb_agcount`: the number of AGs.
     public var agCount: UInt32
+    /// `sb_rbmblocks`: blocks of the realtime bitmap.
     public var rbmBlocks: UInt32
+    /// `sb_logblocks`: blocks of the log.
     public var logBlocks: UInt32
+    /// `sb_versionnum`: the version number and its feature bits.
     public var versionNum: UInt16
+    /// `sb_sectsize`: bytes per sector.
     public var sectorSize: UInt16
+    /// `sb_inodesize`: bytes per inode.
     public var inodeSize: UInt16
+    /// `sb_inopblock`: inodes per block.
     public var inodesPerBlock: UInt16
     /// The 12-byte label.
     public var fname: [UInt8]
+    /// `sb_blocklog`: log2 of the block size.
     public var blockLog: UInt8
+    /// `sb_sectlog`: log2 of the sector size.
     public var sectorLog: UInt8
+    /// `sb_inodelog`: log2 of the inode size.
     public var inodeLog: UInt8
+    /// `sb_inopblog`: log2 of inodes per block.
     public var inodesPerBlockLog: UInt8
+    /// `sb_agblklog`: log2 of `agBlocks`, rounded up.
     public var agBlockLog: UInt8
+    /// `sb_rextslog`: log2 of realtime extents.
     public var rtExtentsLog: UInt8
+    /// `sb_inprogress`: nonzero while mkfs is running.
     public var inProgress: UInt8
+    /// `sb_imax_pct`: the most space inodes may take, in percent.
     public var imaxPct: UInt8
+    /// `sb_icount`: allocated inodes.
     public var icount: UInt64
+    /// `sb_ifree`: free inodes.
     public var ifree: UInt64
+    /// `sb_fdblocks`: free data blocks.
     public var freeDataBlocks: UInt64
+    /// `sb_frextents`: free realtime extents.
     public var freeRtExtents: UInt64
+    /// `sb_uquotino`: the user quota inode.
     public var uquotIno: UInt64
+    /// `sb_gquotino`: the group quota inode.
     public var gquotIno: UInt64
+    /// `sb_qflags`: quota flags.
     public var qflags: UInt16
+    /// `sb_flags`: miscellaneous flags.
     public var flags: UInt8
+    /// `sb_shared_vn`: shared version number (unused).
     public var sharedVN: UInt8
+    /// `sb_inoalignmt`: inode chunk alignment, in blocks.
     public var inodeAlignment: UInt32
+    /// `sb_unit`: the stripe unit, in blocks.
     public var stripeUnit: UInt32
+    /// `sb_width`: the stripe width, in blocks.
     public var stripeWidth: UInt32
+    /// `sb_dirblklog`: log2 of directory blocks per filesystem block.
     public var dirBlockLog: UInt8
+    /// `sb_logsectlog`: log2 of the log's sector size.
     public var logSectorLog: UInt8
+    /// `sb_logsectsize`: bytes per log sector.
     public var logSectorSize: UInt16
+    /// `sb_logsunit`: the log stripe unit, in bytes.
     public var logStripeUnit: UInt32
+    /// `sb_features2`: more version feature bits.
     public var features2: UInt32
+    /// `sb_bad_features2`: a copy of `features2` (an old layout bug wrote it there).
     public var badFeatures2: UInt32
+    /// `sb_features_compat`: compatible feature bits.
     public var featuresCompat: UInt32
+    /// `sb_features_ro_compat`: read-only-compatible feature bits (`ROCompat`).
     public var featuresROCompat: UInt32
+    /// `sb_features_incompat`: incompatible feature bits (`Incompat`).
     public var featuresIncompat: UInt32
+    /// `sb_features_log_incompat`: log-incompatible feature bits.
     public var featuresLogIncompat: UInt32
     /// The stored CRC value (read little-endian). xfs_db prints `crc.byteSwapped`.
     public var crc: UInt32
+    /// `sb_spino_align`: sparse inode chunk alignment, in blocks.
     public var sparseInodeAlignment: UInt32
+    /// `sb_pquotino`: the project quota inode.
     public var pquotIno: UInt64
+    /// `sb_lsn`: the log sequence number of the last write.
     public var lsn: UInt64
+    /// `sb_meta_uuid`: the uuid metadata carries when `metaUUID` is set.
     public var metaUUIDField: FSUUID
 
     /// Decodes the 264-byte superblock structure without checking anything.
@@ -137,9 +189,13 @@ public struct Superblock: Sendable, Equatable {
 
     /// features_ro_compat bits.
     public enum ROCompat {
+        /// The free inode btree.
         public static let finobt: UInt32 = 0x1
+        /// The reverse-mapping btree.
         public static let rmapbt: UInt32 = 0x2
+        /// Shared extents and the refcount btree.
         public static let reflink: UInt32 = 0x4
+        /// Inode btree block counts in the AGI.
         public static let inobtCounts: UInt32 = 0x8
         /// Every bit this code knows.
         public static let known: UInt32 = 0xF
@@ -147,13 +203,21 @@ public struct Superblock: Sendable, Equatable {
 
     /// features_incompat bits.
     public enum Incompat {
+        /// File types in directory entries.
         public static let ftype: UInt32 = 0x1
+        /// Sparse inode chunks.
         public static let sparseInodes: UInt32 = 0x2
+        /// Metadata carries `sb_meta_uuid` rather than `sb_uuid`.
         public static let metaUUID: UInt32 = 0x4
+        /// Timestamps beyond 2038.
         public static let bigTime: UInt32 = 0x8
+        /// The filesystem must be repaired before it is mounted.
         public static let needsRepair: UInt32 = 0x10
+        /// 64-bit extent counters in inodes.
         public static let nrext64: UInt32 = 0x20
+        /// File range exchange (log items).
         public static let exchangeRange: UInt32 = 0x40
+        /// Parent pointers.
         public static let parent: UInt32 = 0x80
         /// Every bit this code knows.
         public static let known: UInt32 = 0xFF

@@ -27,6 +27,9 @@ struct BlockAllocator {
     /// Blocks in use (handed out and not freed, counting frees of the open transaction).
     var blocksInUse: UInt64 { nextUnused - UInt64(reusable.count) - UInt64(freedInTransaction.count) }
 
+    /// Blocks the open transaction can still allocate (never used, or reusable).
+    var allocatableBlocks: UInt64 { capacity - nextUnused + UInt64(reusable.count) }
+
     /// A block number not in use, or nil when the target is full.
     mutating func allocate() -> UInt64? {
         if let block = reusable.popLast() {

@@ -27,6 +27,8 @@ public struct InMemoryBlockHandle {
 /// Holds the tree's state that lives only in RAM: the root, the height and the block
 /// allocator, with what they were when the open transaction began, so a cancel can
 /// restore them.
+///
+/// Thread safety: one thread at a time, as its tree (`InMemoryBTree`).
 public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     public typealias Pointer = UInt64
     public typealias BlockHandle = InMemoryBlockHandle
@@ -65,7 +67,7 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     /// length of one operation, nil between operations.
     @usableFromInline @exclusivity(unchecked) var unretainedTransaction: Unmanaged<Transaction>?
     /// Whether the tree's RAM state has changed since the last commit, and what it was.
-    @exclusivity(unchecked) private var isInTransaction = false
+    @usableFromInline @exclusivity(unchecked) var isInTransaction = false
     @exclusivity(unchecked) private var rootAtBegin: UInt64 = 0
     @exclusivity(unchecked) private var heightAtBegin = 1
 
@@ -122,6 +124,21 @@ public final class InMemoryBlockStore<Format: BTreeRecordFormat>: BTreeBlockStor
     /// Makes the RAM state permanent (the pages were laundered by the transaction).
     func commitState() {
         allocator.commit()
+        isInTransaction = false
+        unretainedTransaction = nil
+    }
+
+    /// Begins a transaction that will change nothing (a read): no RAM state to save.
+    @inlinable @inline(__always)
+    func beginUnchanged(_ transaction: Transaction) {
+        if lastTransaction !== transaction { lastTransaction = transaction }
+        unretainedTransaction = Unmanaged.passUnretained(transaction)
+        isInTransaction = true
+    }
+
+    /// Ends a transaction that changed nothing (a read): no RAM state to keep or put back.
+    @inlinable @inline(__always)
+    func endUnchanged() {
         isInTransaction = false
         unretainedTransaction = nil
     }

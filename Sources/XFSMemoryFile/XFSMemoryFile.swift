@@ -10,6 +10,11 @@
 // into the file hands its pages straight back to the system. Offsets into the file are the
 // addresses of this memory, so a btree block number is simply a page number.
 //
+// Pages are 4 KiB. Transparent huge pages for the window (2 MiB-aligned, MADV_HUGEPAGE)
+// made random btree lookups about 10 % faster but the tree 3 % larger (pages resident
+// 2 MiB at a time), and shmem only honours them when the system's `shmem_enabled` allows:
+// not used.
+//
 // `MemoryFile` is that file in user space. It is a memfd (`MFD_CLOEXEC`, plus
 // `MFD_NOEXEC_SEAL` where the kernel knows it); where memfds are unavailable it is an
 // `O_TMPFILE` in /dev/shm, then in $TMPDIR (or /tmp); for data larger than RAM the caller

@@ -12,6 +12,7 @@ public enum RmapMapError: Error, Equatable, CustomStringConvertible {
     /// The mapping has no blocks.
     case empty(RmapRecord)
 
+    /// One line saying what was refused.
     public var description: String {
         switch self {
         case let .duplicate(existing, new):
@@ -24,6 +25,8 @@ public enum RmapMapError: Error, Equatable, CustomStringConvertible {
 
 /// An in-memory reverse-mapping btree (`xfs_rmapbt_mem_*`), with the rmap layer's `map`
 /// operation (`xfs_rmap_map_raw`).
+///
+/// Thread safety: one thread at a time, as the `InMemoryBTree` it wraps.
 public final class RmapBTree {
     /// The in-memory btree holding the records.
     public let tree: InMemoryBTree<RmapFormat>
@@ -33,7 +36,7 @@ public final class RmapBTree {
 
     /// An empty tree on `target`; `growthPolicy` as for `InMemoryBTree`.
     public init(target: MemoryTarget, allowsSharing: Bool, owner: UInt64 = 0, uuid: BTreeUUID = .zero,
-                recordLimits: BTreeRecordLimits? = nil, growthPolicy: BTreeGrowthPolicy = .kernel) throws {
+                recordLimits: BTreeRecordLimits? = nil, growthPolicy: BTreeGrowthPolicy = .batchedShifts) throws {
         tree = try InMemoryBTree(target: target, owner: owner, uuid: uuid, recordLimits: recordLimits,
                                  growthPolicy: growthPolicy)
         self.allowsSharing = allowsSharing

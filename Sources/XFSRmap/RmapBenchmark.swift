@@ -78,6 +78,19 @@ public struct RmapBenchMeasurement: Sendable {
     public var blocks: UInt64
     /// The digest of the lookups' results then the scan's records (see `RmapBenchDigest`).
     public var digest: UInt64
+
+    /// A measurement of another implementation of the same workload.
+    public init(records: Int, insertNanoseconds: Double, lookupNanoseconds: Double, scanNanoseconds: Double,
+                bytesPerRecord: Double, height: Int, blocks: UInt64, digest: UInt64) {
+        self.records = records
+        self.insertNanoseconds = insertNanoseconds
+        self.lookupNanoseconds = lookupNanoseconds
+        self.scanNanoseconds = scanNanoseconds
+        self.bytesPerRecord = bytesPerRecord
+        self.height = height
+        self.blocks = blocks
+        self.digest = digest
+    }
 }
 
 /// What a bulk load of the sorted records measured.
@@ -153,8 +166,8 @@ public enum RmapBenchmark {
     /// Inserts every record one at a time, each with a new cursor in its own committed
     /// transaction (as repair stashes observations); then one lookup (LE, record read)
     /// per probe in one read-only transaction; then one full in-order scan. The tree grows
-    /// by `growthPolicy` (the kernel's, unless told otherwise).
-    public static func run(_ workload: RmapBenchWorkload, growthPolicy: BTreeGrowthPolicy = .kernel) throws -> RmapBenchMeasurement {
+    /// by `growthPolicy` (batched shifts, the in-memory btree's default, unless told otherwise).
+    public static func run(_ workload: RmapBenchWorkload, growthPolicy: BTreeGrowthPolicy = .batchedShifts) throws -> RmapBenchMeasurement {
         let count = workload.records.count
         let tree = try InMemoryBTree<RmapFormat>(target: try makeTarget(records: count, name: "bench-rmap"),
                                                  growthPolicy: growthPolicy)

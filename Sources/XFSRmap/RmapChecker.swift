@@ -236,6 +236,8 @@ public struct RmapCheckReport: Sendable {
 ///   scan could not read (`ScanProblem.unreadable`) is not extra, since nothing of its owner
 ///   was observed; it is counted in the finding about that cause, with the AG blocks it
 ///   covers, instead of one finding per record.
+///
+/// Thread safety: `Sendable`; `check(_:)` may run for several AGs at once.
 public struct RmapChecker: Sendable {
     /// The image.
     public let image: XFSImage

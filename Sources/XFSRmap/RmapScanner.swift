@@ -41,6 +41,7 @@ public struct ScanProblem: Sendable, Equatable, CustomStringConvertible {
         self.unreadable = unreadable
     }
 
+    /// "AG N: detail".
     public var description: String { "AG \(agno): \(detail)" }
 }
 
@@ -144,6 +145,8 @@ public struct ScanProgress: Sendable {
 /// The trees share one memory file, a partition each. AGs are scanned in parallel; each
 /// tree (and its gathered observations) has a lock, since an inode of one AG may map
 /// blocks of any other.
+///
+/// Thread safety: `Sendable`; its per-AG locks let `scan(ags:)` stash from several threads.
 public final class RmapScanner: @unchecked Sendable {
     /// How observations reach the trees.
     public enum Stashing: Sendable {

@@ -5,6 +5,8 @@ import XFSBuffer
 ///
 /// A transaction is reusable: `commit` and `cancel` leave it empty and ready for the next
 /// operation, so a loop that stashes one record per transaction allocates nothing.
+///
+/// Thread safety: not `Sendable`; a transaction belongs to the thread running its operation.
 public final class Transaction {
     /// One joined buffer. Trivially copyable: the list of items is moved and scanned with
     /// plain memory operations, and no reference count changes per join or release.

@@ -9,6 +9,8 @@ import Musl
 /// `open` checks everything the file holds (see XFSUndo.swift); a file in state
 /// `writing` may legitimately stop short, so for it a missing or partly written blob or
 /// table is not an error (they are then nil).
+///
+/// Thread safety: `Sendable` (a value); a restore writes the image, so run one at a time per image.
 public struct UndoFile: Sendable {
     /// The undo file's path.
     public let path: String

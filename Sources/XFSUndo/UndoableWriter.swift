@@ -7,6 +7,8 @@ import Musl
 /// Runs an `ImageWritePlan` on an image file or block device, first saving everything it
 /// will overwrite in an undo file that is complete and durable before the first image
 /// write (the order is in XFSUndo.swift).
+///
+/// Thread safety: `Sendable` (a value); one `execute` at a time per image.
 public struct UndoableWriter: Sendable {
     /// The image file or block device.
     public let imagePath: String

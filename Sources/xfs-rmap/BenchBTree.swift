@@ -7,7 +7,21 @@ import XFSRmap
 /// committed transaction; "greatest record <= key" lookups; one full scan; memory per
 /// record; then bulk loads of the same records (default slack and full leaves),
 /// checked to read back unchanged.
+///
+/// With `--api both` it measures instead what the record index (`RecordIndex`, the
+/// high-level API) costs over the raw format API on the same workload: rounds alternate
+/// between the two (both with batched shifts; the first API of each round alternates too),
+/// and it prints each one's median and the median of the
+/// rounds' ratios index / raw.
 struct BenchBTree: ParsableCommand {
+    /// Which API the benchmark drives.
+    enum API: String, ExpressibleByArgument, CaseIterable {
+        /// The raw format API (`InMemoryBTree<RmapFormat>` and its cursors), both growth policies.
+        case raw
+        /// The raw API and the record index, alternating, with their ratio.
+        case both
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "btree",
         abstract: "Measure insert, lookup, scan and memory of the in-memory rmap btree.",
@@ -26,9 +40,20 @@ struct BenchBTree: ParsableCommand {
     @Flag(help: "Print one JSON line.")
     var json = false
 
+    @Option(help: "raw: the format API with both growth policies; both: the format API against the record index (RecordIndex), alternating.")
+    var api: API = .raw
+
+    @Option(help: "Rounds of each API with --api both (medians are reported).")
+    var rounds = 5
+
     mutating func run() throws {
         guard records > 0 else { throw ValidationError("--records must be positive, not \(records)") }
         let workload = RmapBenchWorkload(records: records, seed: seed)
+        if api == .both {
+            guard rounds > 0 else { throw ValidationError("--rounds must be positive, not \(rounds)") }
+            try compareAPIs(workload)
+            return
+        }
         // The kernel's growth policy, then batched shifts, on the same workload.
         let measured = try [BTreeGrowthPolicy.kernel, .batchedShifts].map { policy in
             (policy, try RmapBenchmark.run(workload, growthPolicy: policy))
@@ -67,11 +92,85 @@ struct BenchBTree: ParsableCommand {
         }
     }
 
+    /// Alternates the raw format API and the record index, `rounds` times each, and prints
+    /// the medians and the ratios index / raw.
+    private func compareAPIs(_ workload: RmapBenchWorkload) throws {
+        var raw: [RmapBenchMeasurement] = [], index: [RmapBenchMeasurement] = []
+        // Each round swaps which API goes first, so neither always meets the memory
+        // state the other left.
+        for round in 0..<rounds {
+            if round % 2 == 0 {
+                raw.append(try RmapBenchmark.run(workload, growthPolicy: .batchedShifts))
+                index.append(try IndexBenchmark.run(workload))
+            } else {
+                index.append(try IndexBenchmark.run(workload))
+                raw.append(try RmapBenchmark.run(workload, growthPolicy: .batchedShifts))
+            }
+        }
+        if Set((raw + index).map(\.digest)).count > 1 {
+            throw ToolFailure(description: "the raw API's and the index's digests differ")
+        }
+        func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
+        /// The median over rounds of index / raw, each round's two runs taken minutes apart at most.
+        func roundRatio(_ value: (RmapBenchMeasurement) -> Double) -> Double {
+            median(zip(raw, index).map { value($1) / value($0) })
+        }
+        let metrics: [(name: String, key: String, unit: String, value: (RmapBenchMeasurement) -> Double)] = [
+            ("insert (own transaction each)", "insert_ns", "ns/record", \.insertNanoseconds),
+            ("lookup LE + read record", "lookup_ns", "ns/lookup", \.lookupNanoseconds),
+            ("full scan", "scan_ns", "ns/record", \.scanNanoseconds),
+            ("memory after inserts", "bytes_per_record", "B/record", \.bytesPerRecord),
+        ]
+        if json {
+            let fields = metrics.map { m in
+                let r = median(raw.map(m.value)), i = median(index.map(m.value))
+                return #""raw_\#(m.key)": \#(fixed(r)), "index_\#(m.key)": \#(fixed(i)), "ratio_\#(m.key)": \#(ratio(roundRatio(m.value)))"#
+            }
+            print(#"{"records": \#(records), "rounds": \#(rounds), \#(fields.joined(separator: ", ")), "digest": "\#(String(raw[0].digest, radix: 16))"}"#)
+            return
+        }
+        print("xfs-rmap bench btree --api both: \(records) random rmap records, seed \(seed), \(rounds) alternating rounds, batched shifts")
+        print("raw = InMemoryBTree<RmapFormat> and its cursor, index = RecordIndex<BenchExtent>; medians of the")
+        print("rounds, and the median of each round's ratio index / raw (both APIs measured in the same minute)")
+        print("".rightPadded(32) + "raw".leftPadded(12) + "index".leftPadded(12) + "index/raw".leftPadded(11))
+        for m in metrics {
+            let r = median(raw.map(m.value)), i = median(index.map(m.value))
+            print(m.name.rightPadded(32) + fixed(r).leftPadded(12) + fixed(i).leftPadded(12)
+                  + ratio(roundRatio(m.value)).leftPadded(11) + "  " + m.unit)
+        }
+        print("rounds (insert ns, raw / index): " + zip(raw, index).map { "\(fixed($0.insertNanoseconds)) / \(fixed($1.insertNanoseconds))" }.joined(separator: ", "))
+        print("digest (lookups + scan, both APIs)   \(String(raw[0].digest, radix: 16))")
+    }
+
+    /// Two decimal places.
+    private func ratio(_ value: Double) -> String {
+        let hundredths = (value * 100).rounded()
+        guard hundredths.isFinite, abs(hundredths) < 1e15 else { return "\(value)" }
+        let h = Int(hundredths)
+        return "\(h / 100).\(String(h % 100).leftPadded(2, with: "0"))"
+    }
+
     /// One decimal place.
     private func fixed(_ value: Double) -> String {
         let tenths = (value * 10).rounded()
         guard tenths.isFinite, abs(tenths) < 1e15 else { return "\(value)" }
         let whole = Int(tenths) / 10, fraction = abs(Int(tenths) % 10)
         return "\(tenths < 0 && whole == 0 ? "-" : "")\(whole).\(fraction)"
+    }
+}
+
+
+extension String {
+    /// The string left-aligned in `width` characters.
+    fileprivate func rightPadded(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+
+    /// The string right-aligned in `width` characters, padded with `pad`.
+    fileprivate func leftPadded(_ width: Int, with pad: Character = " ") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }

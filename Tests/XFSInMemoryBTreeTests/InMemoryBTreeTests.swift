@@ -16,10 +16,10 @@ private func randomRecord(_ random: inout SeededRandom, blocks: UInt32 = 4096) -
                isAttrFork: UInt8.random(in: 0..<8, using: &random) == 0)
 }
 
-private func makeTree(pages: Int = 4096, limits: BTreeRecordLimits? = BTreeRecordLimits(leafMax: 6, nodeMax: 4))
-    throws -> InMemoryBTree<RmapFormat> {
+private func makeTree(pages: Int = 4096, limits: BTreeRecordLimits? = BTreeRecordLimits(leafMax: 6, nodeMax: 4),
+                      growthPolicy: BTreeGrowthPolicy = .batchedShifts) throws -> InMemoryBTree<RmapFormat> {
     let target = try MemoryTarget(name: "xfbtree-test", maximumSize: pages * MemoryTarget.blockSize)
-    return try InMemoryBTree<RmapFormat>(target: target, owner: 7, recordLimits: limits)
+    return try InMemoryBTree<RmapFormat>(target: target, owner: 7, recordLimits: limits, growthPolicy: growthPolicy)
 }
 
 private func allRecords(_ tree: InMemoryBTree<RmapFormat>) throws -> [RmapRecord] {
@@ -38,6 +38,14 @@ private func sortedByKey(_ records: [RmapRecord]) -> [RmapRecord] {
 
 @Suite("In-memory btree")
 struct InMemoryBTreeTests {
+    @Test("trees grow with batched shifts unless told otherwise")
+    func defaultGrowthPolicy() throws {
+        let target = try MemoryTarget(name: "xfbtree-test", maximumSize: 16 * MemoryTarget.blockSize)
+        #expect(try InMemoryBTree<RmapFormat>(target: target).store.growthPolicy == .batchedShifts)
+        let kernel = try MemoryTarget(name: "xfbtree-test", maximumSize: 16 * MemoryTarget.blockSize)
+        #expect(try InMemoryBTree<RmapFormat>(target: kernel, growthPolicy: .kernel).store.growthPolicy == .kernel)
+    }
+
     @Test("a new tree is one empty leaf at block 0, height 1")
     func emptyTree() throws {
         let tree = try makeTree()
@@ -49,9 +57,10 @@ struct InMemoryBTreeTests {
     }
 
     @Test("seeded inserts and deletes, one committed transaction each, match a sorted-array model",
-          arguments: [BTreeRecordLimits(leafMax: 4, nodeMax: 4), BTreeRecordLimits(leafMax: 9, nodeMax: 5), nil])
-    func differential(limits: BTreeRecordLimits?) throws {
-        let tree = try makeTree(limits: limits)
+          arguments: [BTreeRecordLimits(leafMax: 4, nodeMax: 4), BTreeRecordLimits(leafMax: 9, nodeMax: 5), nil],
+          [BTreeGrowthPolicy.batchedShifts, .kernel])
+    func differential(limits: BTreeRecordLimits?, growthPolicy: BTreeGrowthPolicy) throws {
+        let tree = try makeTree(limits: limits, growthPolicy: growthPolicy)
         var random = SeededRandom(seed: 0x5EED_0001)
         var model: [RmapRecord] = []
         var maxHeight = 0

@@ -78,6 +78,9 @@ func ownershipProblem(_ buffer: Buffer, _ header: BTreeHeaderFormat, owner: UInt
 /// A read-only store for one AG btree of an image (bnobt, cntbt, inobt, finobt,
 /// refcountbt, rmapbt): 32-bit AG block pointers, short v5 headers owned by the AG, CRC
 /// checked as each block is read. Root and height come from the AG header.
+///
+/// Thread safety: a store (and its cursor) belongs to one thread; stores of one image on
+/// several threads share its thread-safe buffer cache.
 public final class AGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     public typealias Pointer = UInt32
     public typealias BlockHandle = Buffer
@@ -171,6 +174,8 @@ public struct BmbtBlockHandle {
 /// memory from the fork's keys and pointers, at a pointer value no real block can have.
 /// Every other block is read from the image: 64-bit fsblock pointers, long v5 headers owned
 /// by the inode, CRC checked as each block is read.
+///
+/// Thread safety: as `AGBTreeStore`.
 public final class BmbtStore: BTreeBlockStore {
     public typealias Pointer = UInt64
     public typealias BlockHandle = BmbtBlockHandle

@@ -14,6 +14,8 @@ import XFSBuffer
 ///
 /// Blocks come only from the loader's claims: the store never allocates nor frees, and a
 /// pointer it has not staged is not part of the tree.
+///
+/// Thread safety: one thread at a time (the bulk loader's, then the verifier's).
 public final class StagedAGBTreeStore<Format: BTreeRecordFormat>: BTreeBlockStore {
     public typealias Pointer = UInt32
     public typealias BlockHandle = Buffer

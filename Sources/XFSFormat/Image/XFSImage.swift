@@ -9,6 +9,9 @@ import XFSBuffer
 /// not a regular file or block device, too small to hold a superblock, no XFS magic, v4,
 /// unknown or unsupported features, a realtime volume, an image shorter than the filesystem
 /// it describes, or an external log whose device was not given (or is too short).
+///
+/// Thread safety: `Sendable`. Its state is immutable after opening and its buffer target
+/// is thread-safe, so several threads may read through one image (each with its own cursors).
 public final class XFSImage: @unchecked Sendable {
     /// The path the image was opened from.
     public let path: String

@@ -30,7 +30,9 @@ public struct FreeSpaceRecord: Sendable, Hashable {
 /// A bnobt key: both fields are stored; order is by startblock (then blockcount, which never
 /// decides in a valid tree because free extents do not share a start).
 public struct FreeSpaceByBlockKey: Sendable, Hashable, Comparable {
+    /// The free extent's first AG block.
     public var startBlock: UInt32
+    /// The free extent's length in blocks.
     public var blockCount: UInt32
     /// A key.
     public init(startBlock: UInt32, blockCount: UInt32) {
@@ -43,7 +45,9 @@ public struct FreeSpaceByBlockKey: Sendable, Hashable, Comparable {
 
 /// A cntbt key: same layout as the record; order is (blockcount, startblock).
 public struct FreeSpaceByCountKey: Sendable, Hashable, Comparable {
+    /// The free extent's first AG block.
     public var startBlock: UInt32
+    /// The free extent's length in blocks.
     public var blockCount: UInt32
     /// A key.
     public init(startBlock: UInt32, blockCount: UInt32) {

@@ -15,8 +15,11 @@ public struct RefcountRecord: Sendable, Hashable {
 
     /// First AG block (31 bits).
     public var startBlock: UInt32
+    /// Blocks in the extent.
     public var blockCount: UInt32
+    /// How many owners share each block of the extent.
     public var refCount: UInt32
+    /// Shared data, or staging for copy-on-write (the start block's top bit on disk).
     public var domain: Domain
 
     /// A record. `startBlock` must fit in 31 bits.

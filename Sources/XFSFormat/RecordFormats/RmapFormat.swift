@@ -68,14 +68,19 @@ public struct RmapRecord: Sendable, Hashable {
     /// Mask of everything below the flags (0...60): offset plus the must-be-zero bits.
     static let offsetFieldMask: UInt64 = (1 << 61) - 1
 
+    /// The first AG block mapped.
     public var startBlock: UInt32
+    /// Blocks mapped.
     public var blockCount: UInt32
     /// An inode number, or a special owner (``RmapOwner``).
     public var owner: UInt64
     /// Logical block offset in the fork (54 bits; 0 for special owners and bmbt blocks).
     public var offset: UInt64
+    /// The mapping is of the attribute fork (ATTR_FORK flag).
     public var isAttrFork: Bool
+    /// The blocks are a bmbt block of the owner's fork (BMBT_BLOCK flag).
     public var isBmbtBlock: Bool
+    /// The extent is unwritten (UNWRITTEN flag).
     public var isUnwritten: Bool
 
     /// A record.
@@ -110,7 +115,9 @@ public struct RmapRecord: Sendable, Hashable {
 /// UNWRITTEN bit cleared. Order: all three fields, unsigned, so special owners sort after
 /// inode owners and, at equal start and owner, data < bmbt(data) < attr < bmbt(attr).
 public struct RmapKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The first AG block.
     public var startBlock: UInt32
+    /// The owner (an inode number, or a special owner).
     public var owner: UInt64
     /// The packed offset word (offset bits plus ATTR and BMBT; UNWRITTEN is not part of a key).
     public var packedOffset: UInt64

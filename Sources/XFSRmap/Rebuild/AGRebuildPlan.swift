@@ -13,6 +13,7 @@ public struct RebuildRefusal: Error, Sendable, Equatable, CustomStringConvertibl
     /// A refusal for `reason`.
     public init(_ reason: String) { self.reason = reason }
 
+    /// The reason.
     public var description: String { reason }
 }
 
@@ -43,10 +44,13 @@ public struct AGRebuildPlan: Sendable {
     public var fields: AGF.RebuiltFields
     /// Records of the new rmapbt, bnobt and cntbt.
     public var rmapRecords: Int
+    /// Records of the new bnobt and cntbt (one per free extent).
     public var freeExtents: Int
     /// Blocks of the new rmapbt, bnobt and cntbt.
     public var rmapBlocks: [UInt32]
+    /// Blocks of the new bnobt.
     public var bnoBlocks: [UInt32]
+    /// Blocks of the new cntbt.
     public var cntBlocks: [UInt32]
     /// The new free list, in slot order from slot 0.
     public var freeList: [UInt32]
@@ -55,6 +59,7 @@ public struct AGRebuildPlan: Sendable {
     public var treeWrites: [(byteOffset: UInt64, bytes: [UInt8])]
     /// The AGF and AGFL sectors as they will be, with their byte offsets.
     public var agfWrite: (byteOffset: UInt64, bytes: [UInt8])
+    /// The AGFL sector as it will be, with its byte offset.
     public var agflWrite: (byteOffset: UInt64, bytes: [UInt8])
 
     /// What the AG adds to the superblock's free block count (`sb_fdblocks`): its free

@@ -6,7 +6,7 @@ import XFSFormat
 /// the order it must be written (rebuild.md §6).
 ///
 /// A rebuild trusts the scan's observations only when the check found nothing wrong
-/// outside the rmap btree: ``refusal(for:)`` names the first finding a new rmapbt cannot fix
+/// outside the rmap btree: ``refusal(for:)-(RmapCheckReport)`` names the first finding a new rmapbt cannot fix
 /// (a free extent over blocks in use, an unreadable inode or AG header, two owners of one
 /// block). Each AG then gets an ``AGRebuildPlan``: new bnobt, cntbt and rmapbt, bulk-loaded
 /// from the observations, and a new free list; and the primary superblock gets its free
@@ -30,6 +30,7 @@ public enum RmapRebuild {
         public var ags: [AGRebuildPlan]
         /// `sb_fdblocks` before and after.
         public var oldFreeDataBlocks: UInt64
+        /// `sb_fdblocks` after the rebuild.
         public var newFreeDataBlocks: UInt64
         /// The writes, phase by phase (see ``RmapRebuild``); each is (byte offset, bytes).
         public var phases: [[(byteOffset: UInt64, bytes: [UInt8])]]
