@@ -136,7 +136,7 @@ public struct ScanProgress: Sendable {
 /// Two ways to stash the observations (``Stashing``), which give the same records:
 /// - `.sortedBulkLoad` (the default, for an image nobody changes during the scan): each AG's
 ///   observations are gathered in 24 bytes each, then sorted, merged by the kernel's rules
-///   (``ObservationMerge``) and bulk-loaded into the AG's tree, full blocks, one pass;
+///   in one pass in key order, and bulk-loaded into the AG's tree, full blocks;
 /// - `.perObservation`: each observation is stashed with the rmap `map` operation in a
 ///   transaction of its own that is committed at once, as online repair does while live
 ///   updates may arrive, so neighbouring observations merge exactly as the kernel merges
