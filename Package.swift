@@ -43,7 +43,7 @@ let package = Package(
             name: "XFSInMemoryBTree",
             dependencies: ["XFSBTree", "XFSTransaction", "XFSBuffer", "XFSMemoryFile"]),
         .target(name: "XFSFormat", dependencies: ["XFSBTree", "XFSBuffer"]),
-        .target(name: "XFSRmap", dependencies: ["XFSFormat", "XFSInMemoryBTree"]),
+        .target(name: "XFSRmap", dependencies: ["XFSFormat", "XFSInMemoryBTree", "CXFSShims"]),
         .target(name: "XFSUndo", dependencies: ["XFSBuffer"]),
         .executableTarget(
             name: "xfs-rmap",

@@ -78,6 +78,8 @@ public final class RmapTraceSession: @unchecked Sendable {
     private let finished = NSCondition()
     private static let counterLock = NSLock()
     nonisolated(unsafe) private static var counter = 0
+    /// Sessions not yet cancelled (under `counterLock`), for `cancelAll()`.
+    nonisolated(unsafe) private static var running: [ObjectIdentifier: RmapTraceSession] = [:]
 
     /// The kernel's dev_t encoding of a block device's `st_rdev` (major << 20 | minor), the
     /// value the tracepoints' `dev` field holds.
@@ -120,6 +122,7 @@ public final class RmapTraceSession: @unchecked Sendable {
             removed = true
             throw error
         }
+        Self.counterLock.withLock { Self.running[ObjectIdentifier(self)] = self }
         let thread = Thread { [self] in readLoop() }
         thread.name = "xfs-rmap trace reader"
         thread.start()
@@ -240,6 +243,7 @@ public final class RmapTraceSession: @unchecked Sendable {
             return removed
         }
         guard !alreadyRemoved else { return }
+        _ = Self.counterLock.withLock { Self.running.removeValue(forKey: ObjectIdentifier(self)) }
         try? tracefs.write("\(instance)/tracing_on", "0")
         for event in RmapTraceDecoder.allEvents {
             try? tracefs.write("\(instance)/events/xfs/\(event)/enable", "0")
@@ -256,6 +260,33 @@ public final class RmapTraceSession: @unchecked Sendable {
         guard stopped else { return }
         if stream >= 0 { tracefs.closeStream(stream) }
         try? tracefs.removeDirectory(instance)
+    }
+
+    /// Cancels every session of this process (for Ctrl-C): each removes its instance.
+    public static func cancelAll() {
+        let sessions = counterLock.withLock { Array(running.values) }
+        for session in sessions { session.cancel() }
+    }
+
+    /// Disables and removes the instances process `pid` made (for a signal handler: the
+    /// reader threads are left to the process's exit); returns their names.
+    @discardableResult
+    public static func removeInstances(ofProcess pid: Int32) -> [String] {
+        guard let tracefs = try? TraceFS.find(),
+              let names = try? FileManager.default.contentsOfDirectory(atPath: tracefs.root + "/instances") else { return [] }
+        var removed: [String] = []
+        for name in names where name.hasPrefix("xfs-rmap-\(pid)-") {
+            try? tracefs.write("instances/\(name)/tracing_on", "0")
+            for event in RmapTraceDecoder.allEvents {
+                try? tracefs.write("instances/\(name)/events/xfs/\(event)/enable", "0")
+            }
+            // An open trace_pipe keeps the instance busy; retry while the reader lets go.
+            for _ in 0..<20 {
+                if (try? tracefs.removeDirectory("instances/\(name)")) != nil { removed.append(name); break }
+                usleep(50_000)
+            }
+        }
+        return removed
     }
 
     /// Removes instances left by processes that no longer run (killed before they could
