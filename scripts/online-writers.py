@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Writers that keep changing a mounted XFS, for the live check's tests and benchmark.
 
-    online-writers.py DIR [--seed N] [--writers W] [--seconds S | --ops N] [--stop-file PATH]
+    online-writers.py DIR [--seed N] [--writers W] [--seconds S | --ops N] [--stop-file PATH] [--rate R]
 
 Each of W processes works in DIR/wNN with its own seeded random generator and does, over
 and over: create, append, overwrite, fallocate (unwritten extents), write into
 preallocated space (unwritten -> written conversions), punch holes, truncate, reflink
 (FICLONE / FICLONERANGE) and overwrite the clone (copy on write), set and remove xattrs
 (large ones go to attr-fork blocks), fsync, and unlink. It stops after S seconds, after N
-operations per writer, or when PATH exists. On exit it prints one JSON line: operations
+operations per writer, or when PATH exists; with --rate, each writer does at most R
+operations a second. When the filesystem is more than 70 % full, writers unlink files
+until it is not (so that a long run does not end in ENOSPC). On exit it prints one JSON line: operations
 done, bytes written, the longest single operation (the longest pause a writer saw), and
 the operations per second.
 
@@ -172,9 +174,18 @@ class Writer:
         self.ops += 1
 
 
-def run_one(root, seed, block, deadline, ops, stop_file, result_fd):
+def run_one(root, seed, block, deadline, ops, stop_file, result_fd, rate):
     w = Writer(root, seed, block)
+    started = time.monotonic()
     while True:
+        if rate and w.ops > rate * (time.monotonic() - started):
+            time.sleep(1.0 / rate)
+            continue
+        if w.ops % 64 == 0 and len(w.files) > 4:
+            st = os.statvfs(root)
+            while st.f_bavail < 0.3 * st.f_blocks and len(w.files) > 4:
+                w.op_unlink(w.files[0])
+                st = os.statvfs(root)
         if ops is not None and w.ops >= ops:
             break
         if deadline is not None and time.monotonic() >= deadline:
@@ -193,6 +204,7 @@ def main():
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--ops", type=int)
     ap.add_argument("--stop-file")
+    ap.add_argument("--rate", type=float, help="at most this many operations a second per writer")
     args = ap.parse_args()
     if args.seconds is None and args.ops is None and args.stop_file is None:
         ap.error("give --seconds, --ops or --stop-file")
@@ -208,7 +220,7 @@ def main():
             code = 0
             try:
                 run_one(os.path.join(args.dir, "w%02d" % i), args.seed * 1000 + i, block, deadline, args.ops,
-                        args.stop_file, write_end)
+                        args.stop_file, write_end, args.rate)
             except BaseException as e:
                 sys.stderr.write("writer %d: %r\n" % (i, e))
                 code = 1

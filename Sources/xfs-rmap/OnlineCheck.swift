@@ -16,6 +16,9 @@ import XFSRmap
 enum OnlineCheck {
     /// Signal sources kept alive while the check runs.
     nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
+    /// Set when SIGINT or SIGTERM arrived (the check's own errors then say so).
+    nonisolated(unsafe) static var interrupted = false
+    static let interruptedMessage = "interrupted: the check was stopped, its tracing instance removed"
 
     /// Checks the XFS mounted at `mountPoint`; prints the report; throws `ExitCode(1)` on
     /// damage, and a `ToolFailure` (exit 2) when no verdict can be given.
@@ -33,6 +36,10 @@ enum OnlineCheck {
             }
             report = try check.run()
         } catch let error as LiveCheckError {
+            if interrupted {
+                RmapTraceSession.cancelAll()
+                throw ToolFailure(description: interruptedMessage)
+            }
             throw ToolFailure(description: "could not check \(mountPoint) online: \(error)")
         }
         var output = StandardOutput()
@@ -97,11 +104,11 @@ enum OnlineCheck {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
+                interrupted = true
                 RmapTraceSession.cancelAll()
                 let removed = RmapTraceSession.removeInstances(ofProcess: getpid())
                 var stderr = StandardError()
-                stderr.write("xfs-rmap: interrupted: the check was stopped, its tracing instance removed"
-                    + (removed.isEmpty ? "" : " (\(removed.joined(separator: ", ")))") + "\n")
+                stderr.write("xfs-rmap: \(interruptedMessage)" + (removed.isEmpty ? "" : " (\(removed.joined(separator: ", ")))") + "\n")
                 exit(2)
             }
             source.resume()

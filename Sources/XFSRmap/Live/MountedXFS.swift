@@ -263,6 +263,9 @@ public final class MountedXFS: @unchecked Sendable {
         var records: [FSMapRecord] = []
         while true {
             guard buffer.withUnsafeMutableBytes({ cxfs_ioctl(fd, 0xC0C0_583B, $0.baseAddress) }) >= 0 else {
+                if errno == EUCLEAN {
+                    throw LiveCheckError.corruptionReported(path: path, detail: "FS_IOC_GETFSMAP: \(Self.errorText())")
+                }
                 throw LiveCheckError.filesystem(path: path, detail: "FS_IOC_GETFSMAP failed: \(Self.errorText())")
             }
             let entries = Int(Self.u32(buffer, 12))

@@ -418,11 +418,11 @@ public final class OnlineRmapCheck {
             // everything up to the largest inode number, so nothing made meanwhile is missed).
             guard let last else { break }
             next = max(continueFrom ?? 0, last &+ 1)
-            if scanned % 8192 < options.batchSize { progress?("scanned \(scanned) inodes") }
+            progress?("scanned \(scanned) inodes (cursor at inode \(last))")
         }
         report.inodesScanned = scanned
         // Re-read the inodes whose reads raced, each round in one batch, until none races.
-        for _ in 0..<options.rereadRounds {
+        for round in 0..<options.rereadRounds {
             collector.lock.lock()
             let pending = collector.retry
             collector.rereads += pending.count
@@ -430,6 +430,7 @@ public final class OnlineRmapCheck {
             if pending.isEmpty {
                 return
             }
+            progress?("re-reading \(pending.count) inode\(pending.count == 1 ? "" : "s") that raced with updates (round \(round + 1))")
             try runBatch(collector, session, range: nil, inodes: pending) { batch in
                 for ino in pending.sorted() {
                     let (inodes, _) = try filesystem.bulkstat(from: ino, count: 1)
@@ -498,7 +499,22 @@ public final class OnlineRmapCheck {
                 let excluded = collector.excluded
                 collector.lock.unlock()
                 try session.mark("xfs-rmap-live fsmap-begin \(id)")
-                let kernel = try kernelRecords(agno, excluded: excluded)
+                let kernel: [RmapRecord]
+                do {
+                    kernel = try kernelRecords(agno, excluded: excluded)
+                } catch let LiveCheckError.corruptionReported(_, detail) {
+                    // The kernel's own verifiers refused this AG's rmapbt: damage, by the
+                    // kernel's word; its records cannot be compared.
+                    try session.mark("xfs-rmap-live fsmap-end \(id)")
+                    try collector.waitForClose(id)
+                    collector.lock.lock()
+                    collector.queries[id] = nil
+                    collector.lock.unlock()
+                    report.recordsCompared.append(0)
+                    report.findings.append(RmapFinding(agno: agno, kind: .structure,
+                                                       detail: "the kernel reports this AG's rmapbt corrupt (\(detail)); its records were not compared"))
+                    break
+                }
                 try session.mark("xfs-rmap-live fsmap-end \(id)")
                 try collector.waitForClose(id)
                 collector.lock.lock()
@@ -509,9 +525,10 @@ public final class OnlineRmapCheck {
                     settled = (snapshot, kernel.filter { !nowExcluded.contains($0.owner) })
                 } else {
                     report.fsmapRetries += 1
+                    progress?("AG \(agno): an update raced GETFSMAP query \(attempt)\(frozen ? " (frozen)" : ""); again")
                 }
             }
-            guard let (ours, kernel) = settled else { continue }
+            guard let (ours, kernel) = settled else { continue }  // the kernel refused the AG
             report.recordsCompared.append(kernel.count)
             report.findings += Self.differences(agno, expected: ours, found: kernel)
         }
@@ -532,12 +549,12 @@ public final class OnlineRmapCheck {
                                             detail: "missing record \(RmapText.describe(e[i]))"))
                 i += 1
             } else if i == e.count || key(f[j]) < key(e[i]) {
-                findings.append(RmapFinding(agno: agno, kind: .extra, block: UInt64(f[j].startBlock), found: f[j],
+                findings.append(RmapFinding(agno: agno, kind: .extra, found: f[j],
                                             detail: "extra record \(RmapText.describe(f[j]))"))
                 j += 1
             } else {
                 if e[i] != f[j] {
-                    findings.append(RmapFinding(agno: agno, kind: .wrong, block: UInt64(f[j].startBlock), expected: e[i], found: f[j],
+                    findings.append(RmapFinding(agno: agno, kind: .wrong, expected: e[i], found: f[j],
                                                 detail: "wrong record \(RmapText.describe(f[j])), should be \(RmapText.describe(e[i]))"))
                 }
                 i += 1

@@ -73,6 +73,9 @@ public final class RmapTraceSession: @unchecked Sendable {
     private var markersSeen: Set<String> = []
     private var readerDone = false
     private var stopRequested = false
+    private var readerStarted = false
+    private var cancelDone = false
+    private var readerHeld = false
     private var removed = false
     private var stream: Int32 = -1
     private let finished = NSCondition()
@@ -107,6 +110,8 @@ public final class RmapTraceSession: @unchecked Sendable {
             }
         }
         try tracefs.makeDirectory(instance)
+        // Known to `cancelAll()` from the moment the instance exists (a Ctrl-C may come now).
+        Self.counterLock.withLock { Self.running[ObjectIdentifier(self)] = self }
         do {
             try tracefs.write("\(instance)/trace_clock", "mono")
             try tracefs.write("\(instance)/buffer_size_kb", "\(bufferKB)")
@@ -116,13 +121,24 @@ public final class RmapTraceSession: @unchecked Sendable {
                 try tracefs.write("\(instance)/events/xfs/\(event)/enable", "1")
             }
             try tracefs.write("\(instance)/tracing_on", "1")
-            stream = try tracefs.openStream("\(instance)/trace_pipe")
+            let fd = try tracefs.openStream("\(instance)/trace_pipe")
+            // A cancel (Ctrl-C) that came meanwhile found no reader to stop and no stream to
+            // close: it is this init's to finish.
+            let proceed = lock.withLock { () -> Bool in
+                if removed { return false }
+                stream = fd
+                readerStarted = true
+                return true
+            }
+            if !proceed {
+                tracefs.closeStream(fd)
+                try? tracefs.removeDirectory(instance)
+                throw LiveCheckError.tracing(path: tracefs.root + "/" + instance, detail: "cancelled while starting")
+            }
         } catch {
-            try? tracefs.removeDirectory(instance)
-            removed = true
+            cancel()
             throw error
         }
-        Self.counterLock.withLock { Self.running[ObjectIdentifier(self)] = self }
         let thread = Thread { [self] in readLoop() }
         thread.name = "xfs-rmap trace reader"
         thread.start()
@@ -133,6 +149,12 @@ public final class RmapTraceSession: @unchecked Sendable {
     /// Writes `text` (one line, no newline) to the instance's `trace_marker`.
     public func mark(_ text: String) throws {
         try tracefs.write("\(instance)/trace_marker", text)
+    }
+
+    /// Holds the reader back (`true`) or lets it go on: for tests of what a full ring
+    /// buffer does.
+    func holdReader(_ held: Bool) {
+        lock.withLock { readerHeld = held }
     }
 
     /// Updates decoded so far, and how many came from intents (deferred) and direct calls.
@@ -149,6 +171,10 @@ public final class RmapTraceSession: @unchecked Sendable {
             finished.unlock()
         }
         while true {
+            if lock.withLock({ readerHeld && !stopRequested }) {
+                usleep(10_000)
+                continue
+            }
             let chunk: [UInt8]
             do {
                 guard let read = try tracefs.readChunk(stream) else {
@@ -236,13 +262,27 @@ public final class RmapTraceSession: @unchecked Sendable {
         return found
     }
 
-    /// Stops tracing and removes the instance (once; also on error paths and at deinit).
+    /// Stops tracing and removes the instance (once; also on error paths and at deinit). A
+    /// second caller (the Ctrl-C handler and the check's own clean-up, say) waits until
+    /// the first has finished, so that neither returns with the instance still there.
     public func cancel() {
         let alreadyRemoved = lock.withLock { () -> Bool in
             defer { removed = true }
             return removed
         }
-        guard !alreadyRemoved else { return }
+        guard !alreadyRemoved else {
+            finished.lock()
+            let deadline = Date().addingTimeInterval(15)
+            while !cancelDone { if !finished.wait(until: deadline) { break } }
+            finished.unlock()
+            return
+        }
+        defer {
+            finished.lock()
+            cancelDone = true
+            finished.broadcast()
+            finished.unlock()
+        }
         _ = Self.counterLock.withLock { Self.running.removeValue(forKey: ObjectIdentifier(self)) }
         try? tracefs.write("\(instance)/tracing_on", "0")
         for event in RmapTraceDecoder.allEvents {
@@ -250,15 +290,17 @@ public final class RmapTraceSession: @unchecked Sendable {
         }
         // The reader polls: it sees the request within its poll interval.
         lock.withLock { stopRequested = true }
+        let started = lock.withLock { readerStarted }
         finished.lock()
         let deadline = Date().addingTimeInterval(10)
-        while !readerDone { if !finished.wait(until: deadline) { break } }
-        let stopped = readerDone
+        while started && !readerDone { if !finished.wait(until: deadline) { break } }
+        let stopped = !started || readerDone
         finished.unlock()
         // A reader that did not stop keeps its descriptor (closing it under a read would
         // hand the number to someone else); the instance then cannot be removed either.
         guard stopped else { return }
-        if stream >= 0 { tracefs.closeStream(stream) }
+        let fd = lock.withLock { stream }
+        if fd >= 0 { tracefs.closeStream(fd) }
         try? tracefs.removeDirectory(instance)
     }
 

@@ -26,6 +26,8 @@ public enum LiveCheckError: Error, CustomStringConvertible, Equatable {
     case inconsistentStream(String)
     /// The mounted filesystem could not be read (bulkstat, bmap, getfsmap, statfs).
     case filesystem(path: String, detail: String)
+    /// The kernel itself found the metadata corrupt (EFSCORRUPTED) while answering.
+    case corruptionReported(path: String, detail: String)
 
     public var description: String {
         switch self {
@@ -34,6 +36,7 @@ public enum LiveCheckError: Error, CustomStringConvertible, Equatable {
         case let .incompleteStream(why): "the trace of rmap updates is incomplete: \(why)"
         case let .inconsistentStream(why): "a traced rmap update does not fit the trees: \(why)"
         case let .filesystem(path, detail): "\(path): \(detail)"
+        case let .corruptionReported(path, detail): "\(path): \(detail)"
         }
     }
 }
