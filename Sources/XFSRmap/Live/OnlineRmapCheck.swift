@@ -10,10 +10,10 @@
 // reached (the scan will read that inode later, with the update in it).
 //
 // What "passed" means is decided in the trace stream itself, not by the clock: each scan
-// batch (a bulkstat call and the FIEMAP reads of the inodes it returned) is bracketed by
+// batch (a bulkstat call and the GETBMAPX reads of the inodes it returned) is bracketed by
 // two trace markers; the collector sees the markers in the stream among the updates. An
 // update of an inode of the batch's range seen between the two markers raced with the read
-// (it may or may not be in what FIEMAP returned), so the inode is read again in a batch of
+// (it may or may not be in what GETBMAPX returned), so the inode is read again in a batch of
 // its own, and its updates are dropped until that read lands. At the closing marker the
 // batch's records are mapped into the trees (merging as the kernel does) and the cursor
 // moves to the batch's end. Every tree change thus happens on the reader thread, in stream
@@ -332,7 +332,7 @@ public final class OnlineRmapCheck {
             var block = m.physical / blockSize
             var offset = m.logical / blockSize
             var left = m.length / blockSize
-            // One record per AG the mapping crosses (a FIEMAP extent may join two).
+            // One record per AG the mapping crosses (a GETBMAPX extent may run across the boundary).
             while left > 0 {
                 let agno = block / UInt64(geometry.agBlocks)
                 let agbno = block % UInt64(geometry.agBlocks)

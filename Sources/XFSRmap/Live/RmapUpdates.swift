@@ -37,6 +37,7 @@ public enum RmapUpdateError: Error, Equatable, CustomStringConvertible {
     /// The update has no blocks, or a range past the 32-bit AG block space.
     case malformed(RmapRecord, reason: String)
 
+    /// A sentence naming the update and what is wrong.
     public var description: String {
         switch self {
         case let .notMapped(record):

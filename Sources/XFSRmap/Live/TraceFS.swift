@@ -29,6 +29,7 @@ public enum LiveCheckError: Error, CustomStringConvertible, Equatable {
     /// The kernel itself found the metadata corrupt (EFSCORRUPTED) while answering.
     case corruptionReported(path: String, detail: String)
 
+    /// A sentence saying what could not be done and why.
     public var description: String {
         switch self {
         case let .tracing(path, detail): "tracefs: \(path): \(detail)"
