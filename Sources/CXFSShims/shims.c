@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <linux/futex.h>
+#include <sys/ioctl.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #if defined(__GLIBC__)
@@ -259,4 +261,15 @@ uint32_t cxfs_crc32c_update(uint32_t crc, const void *bytes, size_t length) {
     }
 #endif
     return cxfs_crc32c_update_portable(crc, bytes, length);
+}
+
+int cxfs_ioctl(int fd, unsigned long request, void *argument) {
+    return ioctl(fd, request, argument);
+}
+
+int cxfs_fs_magic(int fd, uint64_t *magic) {
+    struct statfs info;
+    if (fstatfs(fd, &info) != 0) return -1;
+    *magic = (uint64_t)info.f_type;
+    return 0;
 }

@@ -35,11 +35,19 @@ struct CheckCommand: ParsableCommand, JSONOutputCommand {
 
     @OptionGroup var progressOptions: ProgressOptions
 
+    @Flag(help: "Check the filesystem mounted at IMAGE (a mount point) while it is in use: live updates from the kernel's rmap tracepoints, an inode scan, and GETFSMAP (see OnlineCheck).")
+    var online = false
+
     func validate() throws {
         guard maxFindings >= 0 else { throw ValidationError("--max-findings must be 0 (no limit) or more, not \(maxFindings)") }
     }
 
     func run() throws {
+        if online {
+            try OnlineCheck.run(mountPoint: target.image, json: json, maxFindings: maxFindings,
+                                progress: progressOptions.progress)
+            return
+        }
         let opened = try target.openImage()
         let (image, ags) = (opened.image, opened.ags)
         let log = LogReport(image)

@@ -19,7 +19,10 @@ public final class LoopMount {
     /// Attaches `image` (and `logImage`) to loop devices and mounts the filesystem on a new
     /// directory under $TMPDIR, or under `directoryName` there when given; `readOnly` makes
     /// read-only loop devices and a read-only mount (the image is never written).
-    public init(image: String, logImage: String? = nil, directoryName: String? = nil, readOnly: Bool = false) throws {
+    /// `beforeMount` runs with the data loop device's path once it exists and before the
+    /// mount (to start tracing the device, say); when it throws, nothing is left behind.
+    public init(image: String, logImage: String? = nil, directoryName: String? = nil, readOnly: Bool = false,
+                beforeMount: ((String) throws -> Void)? = nil) throws {
         let directory = NSTemporaryDirectory() + (directoryName ?? "xfs-rmap-mnt-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let loopFlags = readOnly ? ["--find", "--show", "--read-only"] : ["--find", "--show"]
@@ -30,6 +33,7 @@ public final class LoopMount {
                 log = try Fixtures.runTool("losetup", loopFlags + [logImage]).trimmingCharacters(in: .whitespacesAndNewlines)
             }
             let options = (readOnly ? "ro,nouuid" : "nouuid") + (log.map { ",logdev=\($0)" } ?? "")
+            try beforeMount?(data)
             try Fixtures.runTool("mount", ["-t", "xfs", "-o", options, data, directory])
         } catch {
             if let log { _ = try? Fixtures.runTool("losetup", ["--detach", log]) }

@@ -47,6 +47,13 @@ uint32_t cxfs_crc32c_update_portable(uint32_t crc, const void *bytes, size_t len
 /// 1 when cxfs_crc32c_update uses the CPU's crc32 instruction.
 int cxfs_crc32c_is_hardware(void);
 
+/// ioctl(2) with a pointer argument (Swift cannot call the variadic one). Returns its
+/// result, or -1 with errno set.
+int cxfs_ioctl(int fd, unsigned long request, void *argument);
+
+/// The f_type of fstatfs(2) of `fd` in *magic. Returns 0, or -1 with errno set.
+int cxfs_fs_magic(int fd, uint64_t *magic);
+
 // ---- Buffer lock --------------------------------------------------------------------
 //
 // An exclusive lock in one 32-bit word (0 free, 1 taken, 2 taken with sleepers), with

@@ -1,0 +1,566 @@
+// The online check: a mounted XFS's inode-owned rmap records, checked while it is written.
+//
+// Design note. This is the kernel's live rmap repair scan (in-memory-btrees.md §6) done
+// from user space. The in-memory trees (one `RmapBTree` per AG) are filled two ways at
+// once: an inode scan cursor walks every inode in inode-number order (XFS_IOC_BULKSTAT)
+// and reads each one's mappings (GETBMAPX of both forks), and the kernel's rmap updates
+// arrive from the trace (`RmapTraceSession`) through the hook registry. The hook
+// (`LiveRmapCollector.receive`, the analogue of `xchk_iscan_want_live_update`) applies an
+// update of an inode the cursor has passed, and drops one of an inode the cursor has not
+// reached (the scan will read that inode later, with the update in it).
+//
+// What "passed" means is decided in the trace stream itself, not by the clock: each scan
+// batch (a bulkstat call and the GETBMAPX reads of the inodes it returned) is bracketed by
+// two trace markers; the collector sees the markers in the stream among the updates. An
+// update of an inode of the batch's range seen between the two markers raced with the read
+// (it may or may not be in what GETBMAPX returned), so the inode is read again in a batch of
+// its own, and its updates are dropped until that read lands. At the closing marker the
+// batch's records are mapped into the trees (merging as the kernel does) and the cursor
+// moves to the batch's end. Every tree change thus happens on the reader thread, in stream
+// order. A final batch with an empty bulkstat covers everything above the cursor, so an
+// inode made at the end of the scan is not missed; after it every update applies.
+//
+// The end compares each AG's trees with the kernel's rmapbt read by FS_IOC_GETFSMAP, at a
+// consistent point: the query is bracketed by markers too, and when an update of that AG
+// arrives between them the query is repeated (up to `OnlineCheckOptions.fsmapAttempts`,
+// then, if allowed, once more with the filesystem frozen, FIFREEZE/FITHAW, and the pause
+// measured). Only inode-owned data and attr-fork records are compared: AG metadata
+// (OWN_AG, OWN_INOBT, OWN_INODES, OWN_REFC, ...), CoW staging extents and bmbt blocks have
+// no user-space view to scan from. Inodes that cannot be opened by handle (symlinks,
+// device files) or that vanish while being read (unlinked, being freed) are left out, with
+// their updates, and counted in the report.
+//
+// Verdicts: consistent, damage (every missing, extra and wrong record, as `check` words
+// them), or an error (`LiveCheckError`: lost events, an update that does not fit the
+// trees, a race that never settles) which the tool reports as "could not check".
+
+import Foundation
+import XFSBuffer
+import XFSFormat
+import XFSMemoryFile
+
+/// Settings of an online check.
+public struct OnlineCheckOptions: Sendable {
+    /// Inodes per bulkstat batch (between two markers).
+    public var batchSize = 256
+    /// How many times an inode whose reads keep racing with updates is read again.
+    public var rereadRounds = 200
+    /// How many times an AG's GETFSMAP query is repeated while updates of that AG race it.
+    public var fsmapAttempts = 50
+    /// Whether a short freeze may settle an AG whose queries keep racing.
+    public var allowFreeze = true
+    /// The trace ring buffer per CPU, in KiB.
+    public var traceBufferKB = 65536
+    /// Default settings.
+    public init() {}
+}
+
+/// What an online check found and did.
+public struct OnlineCheckReport: Sendable {
+    /// Missing, extra and wrong inode-owned records, per AG in AG order.
+    public var findings: [RmapFinding] = []
+    /// Inode-owned records compared per AG (the kernel's, by GETFSMAP).
+    public var recordsCompared: [Int] = []
+    /// Inodes the scan read (each once, however often re-read).
+    public var inodesScanned = 0
+    /// Reads repeated because an update raced with them.
+    public var inodesReread = 0
+    /// Inodes left out: not openable by handle (symlinks, special files) or gone while read.
+    public var inodesExcluded = 0
+    /// Kernel rmap updates seen in the trace (all owners), applied to the trees, dropped
+    /// (an inode not yet scanned, a racing read, an excluded inode), and not inode-owned.
+    public var updatesSeen = 0, updatesApplied = 0, updatesDropped = 0, updatesNotInodeOwned = 0
+    /// GETFSMAP queries repeated because an update of their AG arrived meanwhile.
+    public var fsmapRetries = 0
+    /// How long the filesystem was frozen (nil: never).
+    public var frozenSeconds: Double?
+    /// Wall time of the scan phase and of the whole check.
+    public var scanSeconds = 0.0, totalSeconds = 0.0
+    /// Whether no record is missing, extra or wrong.
+    public var isConsistent: Bool { findings.isEmpty }
+}
+
+/// The hook subscriber: applies or drops each traced update, maps each scan batch at its
+/// closing marker, and snapshots an AG's records at a GETFSMAP query's closing marker (see
+/// the design note above). All its state is under one lock; the trees change only on the
+/// trace reader's thread.
+final class LiveRmapCollector: @unchecked Sendable {
+    /// A batch of reads between two markers.
+    struct Batch {
+        /// The inode-number range it covers (bulkstat batches), if any.
+        var range: ClosedRange<UInt64>?
+        /// The inodes it re-reads (retry batches).
+        var inodes: Set<UInt64> = []
+        /// Records read, per AG, per inode (filled before the closing marker).
+        var records: [UInt64: [(UInt32, RmapRecord)]] = [:]
+        /// Inodes found gone or unopenable during the read.
+        var excluded: Set<UInt64> = []
+        /// Inodes with updates between the markers.
+        var raced: Set<UInt64> = []
+        /// Whether the opening marker has been seen.
+        var open = false
+        func covers(_ ino: UInt64) -> Bool { range?.contains(ino) == true || inodes.contains(ino) }
+    }
+
+    /// A GETFSMAP query between two markers.
+    struct Query {
+        var agno: UInt32
+        var open = false
+        var raced = false
+        var snapshot: [RmapRecord]?
+    }
+
+    let lock = NSCondition()
+    let trees: [RmapBTree]
+    let agCount: UInt32
+    /// Inodes at or below this have been scanned (nil: none yet).
+    var cursor: UInt64?
+    var scanComplete = false
+    var batches: [Int: Batch] = [:]
+    var queries: [Int: Query] = [:]
+    var retry: Set<UInt64> = []
+    var excluded: Set<UInt64> = []
+    var closedMarkers: Set<Int> = []
+    var failure: String?
+    var seen = 0, applied = 0, dropped = 0, notInodeOwned = 0, rereads = 0
+
+    init(trees: [RmapBTree]) {
+        self.trees = trees
+        agCount = UInt32(trees.count)
+    }
+
+    /// Whether an update of `owner` goes into the trees now (`xchk_iscan_want_live_update`).
+    func wants(_ owner: UInt64) -> Bool {
+        if excluded.contains(owner) || retry.contains(owner) { return false }
+        for batch in batches.values where batch.open && batch.covers(owner) { return false }
+        if scanComplete { return true }
+        guard let cursor else { return false }
+        return owner <= cursor
+    }
+
+    /// The hook: called with every trace item, in order, on the reader thread.
+    func receive(_ item: RmapTraceItem) {
+        lock.lock()
+        defer { lock.unlock() }
+        switch item {
+        case let .update(update):
+            seen += 1
+            for id in queries.keys where queries[id]!.open && queries[id]!.agno == update.agno {
+                queries[id]!.raced = true
+            }
+            let record = update.record
+            guard record.isFileMapping else { notInodeOwned += 1; return }
+            for id in batches.keys where batches[id]!.open && batches[id]!.covers(record.owner) {
+                batches[id]!.raced.insert(record.owner)
+            }
+            guard wants(record.owner) else { dropped += 1; return }
+            guard update.agno < agCount else {
+                failure = failure ?? "update of AG \(update.agno), past the last AG: \(update)"
+                return
+            }
+            do {
+                try trees[Int(update.agno)].apply(update)
+                applied += 1
+            } catch {
+                failure = failure ?? "\(update): \(error)"
+            }
+        case let .marker(text):
+            marker(text)
+        case let .lost(why):
+            failure = failure ?? "lost events: \(why)"
+        case let .failure(why):
+            failure = failure ?? why
+        }
+    }
+
+    private func marker(_ text: String) {
+        let words = text.split(separator: " ")
+        guard words.count == 3, words[0] == "xfs-rmap-live", let id = Int(words[2]) else { return }
+        switch words[1] {
+        case "scan-begin": batches[id]?.open = true
+        case "scan-end":
+            closeBatch(id)
+            closedMarkers.insert(id)
+        case "fsmap-begin": queries[id]?.open = true
+        case "fsmap-end":
+            if var query = queries[id], !query.raced {
+                query.snapshot = snapshot(query.agno)
+                queries[id] = query
+            }
+            queries[id]?.open = false
+            closedMarkers.insert(id)
+        default: return
+        }
+        lock.broadcast()
+    }
+
+    /// Maps the batch's records of inodes that did not race; the raced ones wait for a
+    /// re-read. Moves the cursor to the batch's end.
+    private func closeBatch(_ id: Int) {
+        guard let batch = batches.removeValue(forKey: id) else { return }
+        excluded.formUnion(batch.excluded)
+        for (ino, records) in batch.records where !batch.raced.contains(ino) && !excluded.contains(ino) {
+            for (agno, record) in records {
+                guard agno < agCount else {
+                    failure = failure ?? "inode \(ino) maps AG \(agno), past the last AG"
+                    continue
+                }
+                do {
+                    try trees[Int(agno)].map(record)
+                } catch {
+                    failure = failure ?? "inode \(ino): \(RmapText.describe(record)) does not fit the trees: \(error)"
+                }
+            }
+            retry.remove(ino)
+        }
+        for ino in batch.raced where !excluded.contains(ino) { retry.insert(ino) }
+        for ino in batch.inodes where !batch.raced.contains(ino) { retry.remove(ino) }
+        if let range = batch.range {
+            cursor = max(cursor ?? 0, range.upperBound)
+            if range.upperBound == .max && batch.raced.isEmpty { scanComplete = true }
+        }
+    }
+
+    /// AG `agno`'s inode-owned records, without excluded owners.
+    private func snapshot(_ agno: UInt32) -> [RmapRecord] {
+        var records: [RmapRecord] = []
+        do {
+            try trees[Int(agno)].forEach { record in
+                if record.isFileMapping && !excluded.contains(record.owner) { records.append(record) }
+                return .proceed
+            }
+        } catch {
+            failure = failure ?? "AG \(agno) in-memory tree: \(error)"
+        }
+        return records
+    }
+
+    /// Waits until the closing marker `id` has been seen (or a failure).
+    func waitForClose(_ id: Int, timeout: TimeInterval = 120) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        lock.lock()
+        defer { lock.unlock() }
+        while !closedMarkers.contains(id) && failure == nil {
+            if !lock.wait(until: deadline) {
+                throw LiveCheckError.incompleteStream("marker \(id) did not come through the trace within \(Int(timeout)) s")
+            }
+        }
+        closedMarkers.remove(id)
+        if let failure { throw LiveCheckError.inconsistentStream(failure) }
+    }
+}
+
+/// A live check of a mounted XFS's inode-owned rmap records (see the design note above).
+public final class OnlineRmapCheck {
+    /// The filesystem.
+    public let filesystem: MountedXFS
+    /// Its geometry.
+    public let geometry: MountedGeometry
+    /// Settings.
+    public let options: OnlineCheckOptions
+    /// Called with a line of progress now and then (phase changes, counts).
+    public var progress: (@Sendable (String) -> Void)?
+    private var nextMarker = 0
+
+    /// A check of the XFS mounted at `mountPoint`; throws when it is not one, or has no
+    /// reverse mappings.
+    public init(mountPoint: String, options: OnlineCheckOptions = OnlineCheckOptions()) throws {
+        filesystem = try MountedXFS(path: mountPoint)
+        geometry = try filesystem.geometry()
+        self.options = options
+        guard geometry.hasRmap else {
+            throw LiveCheckError.filesystem(path: mountPoint, detail: "the filesystem has no reverse-mapping btrees (rmapbt=0)")
+        }
+        guard geometry.blockSize >= 512, geometry.agBlocks > 0, geometry.agCount > 0 else {
+            throw LiveCheckError.filesystem(path: mountPoint, detail: "implausible geometry \(geometry)")
+        }
+    }
+
+    /// Runs the check: traces, scans, compares. Throws `LiveCheckError` when no verdict can
+    /// be given.
+    public func run() throws -> OnlineCheckReport {
+        let started = Date()
+        RmapTraceSession.removeStaleInstances()
+        let memoryFile = try MemoryFile(name: "xfs-rmap online")
+        var trees: [RmapBTree] = []
+        for agno in 0..<geometry.agCount {
+            let size = max(16 << 20, (Int(geometry.agBlocks) * 64 + MemoryTarget.blockSize - 1) / MemoryTarget.blockSize * MemoryTarget.blockSize)
+            let target = MemoryTarget(partition: try memoryFile.makePartition(size: size), exclusive: true)
+            trees.append(try RmapBTree(target: target, allowsSharing: geometry.hasReflink, owner: UInt64(agno)))
+        }
+        let collector = LiveRmapCollector(trees: trees)
+        let hooks = RmapHookRegistry()
+        hooks.subscribe { collector.receive($0) }
+        let session = try RmapTraceSession(device: try filesystem.device, hooks: hooks, bufferKB: options.traceBufferKB)
+        defer { session.cancel() }
+
+        var report = OnlineCheckReport()
+        progress?("scanning inodes")
+        try scan(collector, session, &report)
+        report.scanSeconds = Date().timeIntervalSince(started)
+        progress?("comparing with GETFSMAP")
+        try compare(collector, session, &report)
+        try session.finish()
+        collector.lock.lock()
+        report.updatesSeen = collector.seen
+        report.updatesApplied = collector.applied
+        report.updatesDropped = collector.dropped
+        report.updatesNotInodeOwned = collector.notInodeOwned
+        report.inodesReread = collector.rereads
+        report.inodesExcluded = collector.excluded.count
+        let failure = collector.failure
+        collector.lock.unlock()
+        if let failure { throw LiveCheckError.inconsistentStream(failure) }
+        report.totalSeconds = Date().timeIntervalSince(started)
+        return report
+    }
+
+    private func newMarker() -> Int {
+        nextMarker += 1
+        return nextMarker
+    }
+
+    /// The rmap records of `mappings` of inode `ino` (one fork), by AG; delayed allocations
+    /// and inline data have none yet.
+    func records(of mappings: [FileMapping], ino: UInt64, attrFork: Bool) throws -> [(UInt32, RmapRecord)] {
+        let blockSize = UInt64(geometry.blockSize)
+        var result: [(UInt32, RmapRecord)] = []
+        for m in mappings where !m.isUnallocated && m.length > 0 {
+            guard m.physical % blockSize == 0, m.logical % blockSize == 0, m.length % blockSize == 0 else {
+                throw LiveCheckError.filesystem(path: filesystem.path, detail: "inode \(ino): mapping not block-aligned: \(m)")
+            }
+            var block = m.physical / blockSize
+            var offset = m.logical / blockSize
+            var left = m.length / blockSize
+            // One record per AG the mapping crosses (a GETBMAPX extent may run across the boundary).
+            while left > 0 {
+                let agno = block / UInt64(geometry.agBlocks)
+                let agbno = block % UInt64(geometry.agBlocks)
+                let count = min(left, UInt64(geometry.agBlocks) - agbno, UInt64(UInt32.max))
+                guard agno < UInt64(geometry.agCount) else {
+                    throw LiveCheckError.filesystem(path: filesystem.path, detail: "inode \(ino): mapping past the last AG: \(m)")
+                }
+                result.append((UInt32(agno), RmapRecord(startBlock: UInt32(agbno), blockCount: UInt32(count), owner: ino,
+                                                        offset: offset, isAttrFork: attrFork, isUnwritten: m.isUnwritten)))
+                block += count
+                offset += count
+                left -= count
+            }
+        }
+        return result
+    }
+
+    /// Reads `inodes` into `batch`: their mappings, or their exclusion.
+    private func read(_ inodes: [BulkstatInode], into batch: inout LiveRmapCollector.Batch) throws {
+        for inode in inodes {
+            guard inode.isOpenable else {
+                if inode.blocks > 0 { batch.excluded.insert(inode.ino) }
+                continue
+            }
+            guard let descriptor = try filesystem.open(inode) else {
+                batch.excluded.insert(inode.ino)
+                continue
+            }
+            defer { filesystem.close(descriptor) }
+            var records = try self.records(of: try filesystem.mappings(of: descriptor, attrFork: false), ino: inode.ino, attrFork: false)
+            records += try self.records(of: try filesystem.mappings(of: descriptor, attrFork: true), ino: inode.ino, attrFork: true)
+            batch.records[inode.ino] = records
+        }
+    }
+
+    /// Runs one batch: registers it, writes the opening marker, reads, hands the records
+    /// over, writes the closing marker and waits for it to come through.
+    private func runBatch(_ collector: LiveRmapCollector, _ session: RmapTraceSession, range: ClosedRange<UInt64>?,
+                          inodes: Set<UInt64>, read body: (inout LiveRmapCollector.Batch) throws -> Void) throws {
+        let id = newMarker()
+        collector.lock.lock()
+        collector.batches[id] = LiveRmapCollector.Batch(range: range, inodes: inodes)
+        collector.lock.unlock()
+        try session.mark("xfs-rmap-live scan-begin \(id)")
+        var batch = LiveRmapCollector.Batch(range: range, inodes: inodes)
+        try body(&batch)
+        collector.lock.lock()
+        collector.batches[id]?.records = batch.records
+        collector.batches[id]?.excluded = batch.excluded
+        collector.lock.unlock()
+        try session.mark("xfs-rmap-live scan-end \(id)")
+        try collector.waitForClose(id)
+    }
+
+    private func scan(_ collector: LiveRmapCollector, _ session: RmapTraceSession, _ report: inout OnlineCheckReport) throws {
+        var next: UInt64 = 0
+        var scanned = 0
+        // The cursor's walk: each bulkstat call and its reads in one batch covering the
+        // inode numbers from the cursor to the last one returned.
+        while true {
+            var last: UInt64?
+            var continueFrom: UInt64?
+            let low = next
+            // The range is known only after bulkstat; register it as everything above the
+            // cursor, and narrow it once the batch has run.
+            try runBatch(collector, session, range: low...UInt64.max, inodes: []) { batch in
+                let (inodes, following) = try filesystem.bulkstat(from: low, count: options.batchSize)
+                scanned += inodes.count
+                last = inodes.last?.ino
+                continueFrom = following
+                if let last {
+                    // Inodes above the last one returned are not read in this batch.
+                    batch.range = low...last
+                }
+                try read(inodes, into: &batch)
+                if let last {
+                    collector.lock.lock()
+                    narrow(collector, to: low...last)
+                    collector.lock.unlock()
+                }
+            }
+            // Only a batch that found nothing above the cursor ends the walk (it covered
+            // everything up to the largest inode number, so nothing made meanwhile is missed).
+            guard let last else { break }
+            next = max(continueFrom ?? 0, last &+ 1)
+            progress?("scanned \(scanned) inodes (cursor at inode \(last))")
+        }
+        report.inodesScanned = scanned
+        // Re-read the inodes whose reads raced, each round in one batch, until none races.
+        for round in 0..<options.rereadRounds {
+            collector.lock.lock()
+            let pending = collector.retry
+            collector.rereads += pending.count
+            collector.lock.unlock()
+            if pending.isEmpty {
+                return
+            }
+            progress?("re-reading \(pending.count) inode\(pending.count == 1 ? "" : "s") that raced with updates (round \(round + 1))")
+            try runBatch(collector, session, range: nil, inodes: pending) { batch in
+                for ino in pending.sorted() {
+                    let (inodes, _) = try filesystem.bulkstat(from: ino, count: 1)
+                    if let inode = inodes.first, inode.ino == ino {
+                        try read([inode], into: &batch)
+                    } else {
+                        batch.records[ino] = []
+                    }
+                }
+            }
+        }
+        throw LiveCheckError.incompleteStream("inodes kept changing during each of \(options.rereadRounds) reads")
+    }
+
+    /// Narrows the open scan batch's range to `range` (the inodes bulkstat returned): an
+    /// inode above it is the next batch's.
+    private func narrow(_ collector: LiveRmapCollector, to range: ClosedRange<UInt64>) {
+        for id in collector.batches.keys where collector.batches[id]!.range?.lowerBound == range.lowerBound {
+            let raced = collector.batches[id]!.raced
+            collector.batches[id]!.range = range
+            // An update above the range seen so far belongs to an inode the next batch reads.
+            collector.batches[id]!.raced = raced.filter { range.contains($0) }
+        }
+    }
+
+    /// The kernel's inode-owned records of AG `agno`, as rmap records.
+    func kernelRecords(_ agno: UInt32, excluded: Set<UInt64>) throws -> [RmapRecord] {
+        let blockSize = UInt64(geometry.blockSize)
+        let agBytes = UInt64(geometry.agBlocks) * blockSize
+        let low = UInt64(agno) * agBytes
+        var records: [RmapRecord] = []
+        for r in try filesystem.fsmap(physical: low, through: low + agBytes - 1)
+        where r.isInodeOwned && !r.isBmbtBlock && !excluded.contains(r.owner) {
+            guard r.physical >= low, r.physical - low + r.length <= agBytes else { continue }
+            records.append(RmapRecord(startBlock: UInt32((r.physical - low) / blockSize), blockCount: UInt32(r.length / blockSize),
+                                      owner: r.owner, offset: r.offset / blockSize, isAttrFork: r.isAttrFork,
+                                      isUnwritten: r.isUnwritten))
+        }
+        return records
+    }
+
+    private func compare(_ collector: LiveRmapCollector, _ session: RmapTraceSession, _ report: inout OnlineCheckReport) throws {
+        for agno in 0..<geometry.agCount {
+            var settled: (ours: [RmapRecord], kernel: [RmapRecord])?
+            var attempt = 0
+            while settled == nil {
+                attempt += 1
+                let frozen = attempt > options.fsmapAttempts
+                if frozen && !options.allowFreeze {
+                    throw LiveCheckError.incompleteStream("AG \(agno): updates raced every one of \(options.fsmapAttempts) GETFSMAP queries (freezing not allowed)")
+                }
+                if attempt > options.fsmapAttempts + 1 {
+                    throw LiveCheckError.incompleteStream("AG \(agno): updates arrived even while the filesystem was frozen")
+                }
+                let freezeStart = Date()
+                if frozen { try filesystem.freeze() }
+                defer {
+                    if frozen {
+                        try? filesystem.thaw()
+                        report.frozenSeconds = (report.frozenSeconds ?? 0) + Date().timeIntervalSince(freezeStart)
+                    }
+                }
+                let id = newMarker()
+                collector.lock.lock()
+                collector.queries[id] = LiveRmapCollector.Query(agno: agno)
+                let excluded = collector.excluded
+                collector.lock.unlock()
+                try session.mark("xfs-rmap-live fsmap-begin \(id)")
+                let kernel: [RmapRecord]
+                do {
+                    kernel = try kernelRecords(agno, excluded: excluded)
+                } catch let LiveCheckError.corruptionReported(_, detail) {
+                    // The kernel's own verifiers refused this AG's rmapbt: damage, by the
+                    // kernel's word; its records cannot be compared.
+                    try session.mark("xfs-rmap-live fsmap-end \(id)")
+                    try collector.waitForClose(id)
+                    collector.lock.lock()
+                    collector.queries[id] = nil
+                    collector.lock.unlock()
+                    report.recordsCompared.append(0)
+                    report.findings.append(RmapFinding(agno: agno, kind: .structure,
+                                                       detail: "the kernel reports this AG's rmapbt corrupt (\(detail)); its records were not compared"))
+                    break
+                }
+                try session.mark("xfs-rmap-live fsmap-end \(id)")
+                try collector.waitForClose(id)
+                collector.lock.lock()
+                let query = collector.queries.removeValue(forKey: id)
+                let nowExcluded = collector.excluded
+                collector.lock.unlock()
+                if let snapshot = query?.snapshot {
+                    settled = (snapshot, kernel.filter { !nowExcluded.contains($0.owner) })
+                } else {
+                    report.fsmapRetries += 1
+                    progress?("AG \(agno): an update raced GETFSMAP query \(attempt)\(frozen ? " (frozen)" : ""); again")
+                }
+            }
+            guard let (ours, kernel) = settled else { continue }  // the kernel refused the AG
+            report.recordsCompared.append(kernel.count)
+            report.findings += Self.differences(agno, expected: ours, found: kernel)
+        }
+    }
+
+    /// Missing, extra and wrong records of AG `agno`, worded as `check` words them: an
+    /// expected record without a kernel record of its key is missing, a kernel record without
+    /// an expected one of its key is extra, equal keys with different records are wrong.
+    static func differences(_ agno: UInt32, expected: [RmapRecord], found: [RmapRecord]) -> [RmapFinding] {
+        let key = { (r: RmapRecord) in RmapFormat.lowKey(of: r) }
+        let e = expected.sorted { key($0) < key($1) }
+        let f = found.sorted { key($0) < key($1) }
+        var findings: [RmapFinding] = []
+        var i = 0, j = 0
+        while i < e.count || j < f.count {
+            if j == f.count || (i < e.count && key(e[i]) < key(f[j])) {
+                findings.append(RmapFinding(agno: agno, kind: .missing, block: UInt64(e[i].startBlock), expected: e[i],
+                                            detail: "missing record \(RmapText.describe(e[i]))"))
+                i += 1
+            } else if i == e.count || key(f[j]) < key(e[i]) {
+                findings.append(RmapFinding(agno: agno, kind: .extra, found: f[j],
+                                            detail: "extra record \(RmapText.describe(f[j]))"))
+                j += 1
+            } else {
+                if e[i] != f[j] {
+                    findings.append(RmapFinding(agno: agno, kind: .wrong, expected: e[i], found: f[j],
+                                                detail: "wrong record \(RmapText.describe(f[j])), should be \(RmapText.describe(e[i]))"))
+                }
+                i += 1
+                j += 1
+            }
+        }
+        return findings
+    }
+}
