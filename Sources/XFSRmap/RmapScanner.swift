@@ -300,6 +300,9 @@ public final class RmapScanner: @unchecked Sendable {
         let outcomes = ParallelAGs.results(all, threads: threads) { agno in
             let tree = self.trees[Int(agno)]
             var observations = self.locks[Int(agno)].withLock { self.gathered[Int(agno)].takeAll() }
+            // The chunks just copied were small allocations, now free but kept by the
+            // allocator: give their pages back before the tree takes its own.
+            cxfs_release_free_heap()
             let count = ObservationMerge.sortAndMerge(&observations, allowsSharing: tree.allowsSharing) { collision in
                 self.problem(agno, "\(collision)")
             }
@@ -311,10 +314,9 @@ public final class RmapScanner: @unchecked Sendable {
                 throw error
             }
             try tree.tree.commit(transaction)
+            observations = []
+            cxfs_release_free_heap()
         }
-        // The gathered observations were small allocations, now free but kept by the
-        // allocator's per-thread arenas; give their pages back to the system.
-        cxfs_release_free_heap()
         for outcome in outcomes { try outcome.get() }
     }
 
