@@ -43,10 +43,10 @@ struct PackedObservation: Sendable, Equatable {
     }
 }
 
-/// An AG's observations as gathered, in chunks of a fixed size: appending never copies
-/// what was gathered (a growing array would, and would hold up to twice its size while
-/// doing so), and ``takeAll()`` hands them over in one exactly sized array, letting each
-/// chunk go as it is copied.
+/// An AG's observations as gathered: chunks that workers filled on their own and handed
+/// over whole (``chunkSize`` observations each, the last ones fewer), so that gathering
+/// takes the AG's lock once a chunk and never copies what was gathered; ``takeAll()``
+/// hands them over in one exactly sized array, letting each chunk go as it is copied.
 struct GatheredObservations {
     /// Observations per chunk: 96 KiB.
     static let chunkSize = 4096
@@ -54,14 +54,10 @@ struct GatheredObservations {
     /// How many observations were gathered.
     private(set) var count = 0
 
-    /// Adds `observation`.
-    mutating func append(_ observation: PackedObservation) {
-        if chunks.isEmpty || chunks[chunks.count - 1].count == Self.chunkSize {
-            chunks.append([])
-            chunks[chunks.count - 1].reserveCapacity(Self.chunkSize)
-        }
-        chunks[chunks.count - 1].append(observation)
-        count += 1
+    /// Adds a chunk a worker filled.
+    mutating func append(chunk: [PackedObservation]) {
+        count += chunk.count
+        chunks.append(chunk)
     }
 
     /// Every observation, in no particular order; leaves this empty.

@@ -272,12 +272,14 @@ public final class RmapScanner: @unchecked Sendable {
         progressLock.withLock { progressState.agsDone = ags.count { inodesLeftPerAG[Int($0)] == 0 } }
         let workers = max(1, min(threads, inodeCount))
         let outcomes = ParallelJobs.results(workers, threads: threads) { _ in
-            let transaction = Transaction()
+            let worker = WorkerStash(agCount: self.trees.count)
+            defer { self.handOverAll(worker) }
             var claim: InodeLanes.Claim? = nil
             while let next = lanes.next(finishing: claim) {
                 for inode in next.inodes {
-                    try self.scanInode(inode.ino, agno: self.agOf(inode.ino)) { record, ag in try self.stash(record, ag: ag, transaction) }
+                    try self.scanInode(inode.ino, agno: self.agOf(inode.ino)) { record, ag in try self.stash(record, ag: ag, worker) }
                 }
+                self.publishCounts(worker)
                 self.inodesScanned.add(next.inodes.count, ordering: .relaxed)
                 self.progressLock.withLock {
                     for inode in next.inodes {
@@ -369,9 +371,43 @@ public final class RmapScanner: @unchecked Sendable {
         }
     }
 
+    /// One worker's way into the trees: its transaction (for `.perObservation`) and, for
+    /// `.sortedBulkLoad`, the observations it found per AG, handed over a chunk at a time
+    /// (the AG's lock taken once a chunk, not once an observation), with its counts.
+    /// Used by one thread.
+    private final class WorkerStash {
+        let transaction = Transaction()
+        @exclusivity(unchecked) var chunks: [[PackedObservation]]
+        @exclusivity(unchecked) var observations = 0
+        @exclusivity(unchecked) var blocks = 0
+
+        init(agCount: Int) { chunks = Array(repeating: [], count: agCount) }
+    }
+
+    /// Adds `worker`'s counts to the scan's, for progress reports.
+    private func publishCounts(_ worker: WorkerStash) {
+        observationCount.add(worker.observations, ordering: .relaxed)
+        blockCount.add(worker.blocks, ordering: .relaxed)
+        worker.observations = 0
+        worker.blocks = 0
+    }
+
+    /// Hands `worker`'s chunk for AG `agno` to the AG's gathered observations.
+    private func handOver(_ worker: WorkerStash, _ agno: Int) {
+        let chunk = worker.chunks[agno]
+        worker.chunks[agno] = []
+        locks[agno].withLock { gathered[agno].append(chunk: chunk) }
+    }
+
+    /// Hands over every chunk `worker` still holds, and its counts.
+    private func handOverAll(_ worker: WorkerStash) {
+        for agno in worker.chunks.indices where !worker.chunks[agno].isEmpty { handOver(worker, agno) }
+        publishCounts(worker)
+    }
+
     /// Stashes one observation for the tree of `agno`: gathers it, or maps it in its own
     /// committed transaction (``Stashing``).
-    private func stash(_ record: RmapRecord, ag agno: UInt32, _ transaction: Transaction) throws {
+    private func stash(_ record: RmapRecord, ag agno: UInt32, _ worker: WorkerStash) throws {
         guard Int(agno) < trees.count else {
             problem(agno, "mapping \(RmapText.describe(record)) names AG \(agno), which does not exist")
             return
@@ -382,12 +418,16 @@ public final class RmapScanner: @unchecked Sendable {
             problem(agno, "mapping \(RmapText.describe(record)) runs past the end of the AG")
             return
         }
+        worker.observations += 1
+        worker.blocks += Int(record.blockCount)
         if stashing == .sortedBulkLoad {
-            lock.withLock { gathered[Int(agno)].append(PackedObservation(record)) }
-            observationCount.add(1, ordering: .relaxed)
-            blockCount.add(Int(record.blockCount), ordering: .relaxed)
+            let a = Int(agno)
+            if worker.chunks[a].isEmpty { worker.chunks[a].reserveCapacity(GatheredObservations.chunkSize) }
+            worker.chunks[a].append(PackedObservation(record))
+            if worker.chunks[a].count == GatheredObservations.chunkSize { handOver(worker, a) }
             return
         }
+        let transaction = worker.transaction
         try lock.withLock {
             do {
                 try tree.map(record, in: transaction)
@@ -401,15 +441,14 @@ public final class RmapScanner: @unchecked Sendable {
                 throw error
             }
         }
-        observationCount.add(1, ordering: .relaxed)
-        blockCount.add(Int(record.blockCount), ordering: .relaxed)
     }
 
     /// Stashes AG `agno`'s metadata observations; returns its allocated inodes.
     private func scanAGMetadata(_ agno: UInt32) throws -> [UInt64] {
         let g = image.geometry
-        let transaction = Transaction()
-        func stash(_ record: RmapRecord, _ ag: UInt32 = agno) throws { try self.stash(record, ag: ag, transaction) }
+        let worker = WorkerStash(agCount: trees.count)
+        defer { handOverAll(worker) }
+        func stash(_ record: RmapRecord, _ ag: UInt32 = agno) throws { try self.stash(record, ag: ag, worker) }
         func special(_ start: UInt32, _ length: UInt32, _ owner: UInt64) throws {
             guard length > 0 else { return }
             try stash(RmapRecord(startBlock: start, blockCount: length, owner: owner))
