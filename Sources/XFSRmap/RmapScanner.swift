@@ -178,11 +178,10 @@ public final class RmapScanner: @unchecked Sendable {
     private let blockCount = Atomic<Int>(0)
     /// Inodes scanned, counted without a lock.
     private let inodesScanned = Atomic<Int>(0)
-    /// With `.sortedBulkLoad`: each AG's observations so far, in the order found (under the
-    /// AG's lock).
-    /// Unchecked exclusivity: each AG's element is only touched under that AG's lock, and
-    /// the run-time check would cost more than the append it guards.
-    @exclusivity(unchecked) private var gathered: [GatheredObservations]
+    /// With `.sortedBulkLoad`: each AG's observations so far, one object per AG, each
+    /// changed only under its AG's lock (threads gathering for different AGs change
+    /// different objects, never one shared array).
+    private let gathered: [GatheredBox]
     /// With `.sortedBulkLoad`: whether `scan` has run (it runs once).
     private var hasScanned = false
 
@@ -202,7 +201,7 @@ public final class RmapScanner: @unchecked Sendable {
         self.image = image
         self.stashing = stashing
         self.threads = threads
-        gathered = Array(repeating: GatheredObservations(), count: Int(image.geometry.agCount))
+        gathered = (0..<image.geometry.agCount).map { _ in GatheredBox() }
         memoryFile = try MemoryFile(name: "xfs-rmap observations",
                                     backing: memoryDirectory.map { .only(.temporaryFile(directory: $0)) } ?? .automatic)
         progressState = ScanProgress(agsDone: 0, agCount: 0, inodes: 0, inodesExpected: 0, observations: 0)
@@ -301,7 +300,7 @@ public final class RmapScanner: @unchecked Sendable {
         let all = Array(0..<image.geometry.agCount)
         let outcomes = ParallelAGs.results(all, threads: threads) { agno in
             let tree = self.trees[Int(agno)]
-            var observations = self.locks[Int(agno)].withLock { self.gathered[Int(agno)].takeAll() }
+            var observations = self.locks[Int(agno)].withLock { self.gathered[Int(agno)].observations.takeAll() }
             // The chunks just copied were small allocations, now free but kept by the
             // allocator: give their pages back before the tree takes its own.
             cxfs_release_free_heap()
@@ -371,6 +370,11 @@ public final class RmapScanner: @unchecked Sendable {
         }
     }
 
+    /// One AG's gathered observations, behind the AG's lock.
+    private final class GatheredBox {
+        @exclusivity(unchecked) var observations = GatheredObservations()
+    }
+
     /// One worker's way into the trees: its transaction (for `.perObservation`) and, for
     /// `.sortedBulkLoad`, the observations it found per AG, handed over a chunk at a time
     /// (the AG's lock taken once a chunk, not once an observation), with its counts.
@@ -396,7 +400,7 @@ public final class RmapScanner: @unchecked Sendable {
     private func handOver(_ worker: WorkerStash, _ agno: Int) {
         let chunk = worker.chunks[agno]
         worker.chunks[agno] = []
-        locks[agno].withLock { gathered[agno].append(chunk: chunk) }
+        locks[agno].withLock { gathered[agno].observations.append(chunk: chunk) }
     }
 
     /// Hands over every chunk `worker` still holds, and its counts.
