@@ -66,7 +66,7 @@ struct BenchBTree: ParsableCommand {
 
         if json {
             for (policy, m) in measured {
-                print(#"{"implementation": "\#(RmapBenchmark.implementationName(policy))", "records": \#(records), "insert_ns": \#(fixed(m.insertNanoseconds)), "lookup_ns": \#(fixed(m.lookupNanoseconds)), "scan_ns": \#(fixed(m.scanNanoseconds)), "bytes_per_record": \#(fixed(m.bytesPerRecord)), "bulk_bytes_per_record": \#(fixed(bulkDefault.bytesPerRecord)), "bulk_full_bytes_per_record": \#(fixed(bulkFull.bytesPerRecord)), "digest": "\#(String(m.digest, radix: 16))"}"#)
+                print(#"{"implementation": "\#(RmapBenchmark.implementationName(policy))", "records": \#(records), "insert_ns": \#(decimal1(m.insertNanoseconds)), "lookup_ns": \#(decimal1(m.lookupNanoseconds)), "scan_ns": \#(decimal1(m.scanNanoseconds)), "bytes_per_record": \#(decimal1(m.bytesPerRecord)), "bulk_bytes_per_record": \#(decimal1(bulkDefault.bytesPerRecord)), "bulk_full_bytes_per_record": \#(decimal1(bulkFull.bytesPerRecord)), "digest": "\#(String(m.digest, radix: 16))"}"#)
             }
             return
         }
@@ -76,16 +76,16 @@ struct BenchBTree: ParsableCommand {
             let growth = policy == .kernel ? "kernel's growth policy" : "batched shifts"
             rows += [
                 ("\(growth):", ""),
-                ("  insert (own transaction each)", "\(fixed(m.insertNanoseconds)) ns/record"),
-                ("  lookup LE + read record", "\(fixed(m.lookupNanoseconds)) ns/lookup"),
-                ("  full scan", "\(fixed(m.scanNanoseconds)) ns/record"),
-                ("  memory after inserts", "\(fixed(m.bytesPerRecord)) B/record (height \(m.height), \(m.blocks) blocks)"),
+                ("  insert (own transaction each)", "\(decimal1(m.insertNanoseconds)) ns/record"),
+                ("  lookup LE + read record", "\(decimal1(m.lookupNanoseconds)) ns/lookup"),
+                ("  full scan", "\(decimal1(m.scanNanoseconds)) ns/record"),
+                ("  memory after inserts", "\(decimal1(m.bytesPerRecord)) B/record (height \(m.height), \(m.blocks) blocks)"),
                 ("  digest (lookups + scan)", String(m.digest, radix: 16)),
             ]
         }
         rows += [
-            ("bulk load, default slack", "\(fixed(bulkDefault.bytesPerRecord)) B/record, \(fixed(bulkDefault.loadNanoseconds)) ns/record (\(bulkDefault.blocks) blocks)"),
-            ("bulk load, full leaves (slack 0)", "\(fixed(bulkFull.bytesPerRecord)) B/record, \(fixed(bulkFull.loadNanoseconds)) ns/record (\(bulkFull.blocks) blocks)"),
+            ("bulk load, default slack", "\(decimal1(bulkDefault.bytesPerRecord)) B/record, \(decimal1(bulkDefault.loadNanoseconds)) ns/record (\(bulkDefault.blocks) blocks)"),
+            ("bulk load, full leaves (slack 0)", "\(decimal1(bulkFull.bytesPerRecord)) B/record, \(decimal1(bulkFull.loadNanoseconds)) ns/record (\(bulkFull.blocks) blocks)"),
         ]
         for (name, value) in rows {
             print(value.isEmpty ? name : name + String(repeating: " ", count: max(1, 36 - name.count)) + value)
@@ -127,7 +127,7 @@ struct BenchBTree: ParsableCommand {
         if json {
             let fields = metrics.map { m in
                 let r = median(raw.map(m.value)), i = median(index.map(m.value))
-                return #""raw_\#(m.key)": \#(fixed(r)), "index_\#(m.key)": \#(fixed(i)), "ratio_\#(m.key)": \#(ratio(roundRatio(m.value)))"#
+                return #""raw_\#(m.key)": \#(decimal1(r)), "index_\#(m.key)": \#(decimal1(i)), "ratio_\#(m.key)": \#(decimal2(roundRatio(m.value)))"#
             }
             print(#"{"records": \#(records), "rounds": \#(rounds), \#(fields.joined(separator: ", ")), "digest": "\#(String(raw[0].digest, radix: 16))"}"#)
             return
@@ -138,28 +138,13 @@ struct BenchBTree: ParsableCommand {
         print("".rightPadded(32) + "raw".leftPadded(12) + "index".leftPadded(12) + "index/raw".leftPadded(11))
         for m in metrics {
             let r = median(raw.map(m.value)), i = median(index.map(m.value))
-            print(m.name.rightPadded(32) + fixed(r).leftPadded(12) + fixed(i).leftPadded(12)
-                  + ratio(roundRatio(m.value)).leftPadded(11) + "  " + m.unit)
+            print(m.name.rightPadded(32) + decimal1(r).leftPadded(12) + decimal1(i).leftPadded(12)
+                  + decimal2(roundRatio(m.value)).leftPadded(11) + "  " + m.unit)
         }
-        print("rounds (insert ns, raw / index): " + zip(raw, index).map { "\(fixed($0.insertNanoseconds)) / \(fixed($1.insertNanoseconds))" }.joined(separator: ", "))
+        print("rounds (insert ns, raw / index): " + zip(raw, index).map { "\(decimal1($0.insertNanoseconds)) / \(decimal1($1.insertNanoseconds))" }.joined(separator: ", "))
         print("digest (lookups + scan, both APIs)   \(String(raw[0].digest, radix: 16))")
     }
 
-    /// Two decimal places.
-    private func ratio(_ value: Double) -> String {
-        let hundredths = (value * 100).rounded()
-        guard hundredths.isFinite, abs(hundredths) < 1e15 else { return "\(value)" }
-        let h = Int(hundredths)
-        return "\(h / 100).\(String(h % 100).leftPadded(2, with: "0"))"
-    }
-
-    /// One decimal place.
-    private func fixed(_ value: Double) -> String {
-        let tenths = (value * 10).rounded()
-        guard tenths.isFinite, abs(tenths) < 1e15 else { return "\(value)" }
-        let whole = Int(tenths) / 10, fraction = abs(Int(tenths) % 10)
-        return "\(tenths < 0 && whole == 0 ? "-" : "")\(whole).\(fraction)"
-    }
 }
 
 
@@ -174,3 +159,9 @@ extension String {
         count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }
+
+/// One decimal place, as the tables print figures.
+private func decimal1(_ value: Double) -> String { decimal(value, places: 1) }
+
+/// Two decimal places, as the tables print ratios.
+private func decimal2(_ value: Double) -> String { decimal(value, places: 2) }

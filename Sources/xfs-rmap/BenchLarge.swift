@@ -46,10 +46,7 @@ struct BenchLarge: ParsableCommand {
     func validate() throws {
         guard records > 0 else { throw ValidationError("--records must be positive, not \(records)") }
         guard records <= Int(UInt32.max) / 2 else { throw ValidationError("--records must be at most \(UInt32.max / 2)") }
-        var status = stat()
-        guard stat(memoryDir, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
-            throw ValidationError("--memory-dir \(memoryDir): not a directory")
-        }
+        guard isDirectory(memoryDir) else { throw ValidationError("--memory-dir \(memoryDir): not a directory") }
     }
 
     func run() throws {
@@ -117,17 +114,9 @@ struct BenchLarge: ParsableCommand {
         let records = self.records
         let seconds = Double(time.components.seconds) + Double(time.components.attoseconds) / 1e18
         let memory = ResidentMemory.now()
-        print("\(phase) \(fixed(seconds)) s (\(fixed(seconds * 1e9 / Double(records))) ns/record); resident: anonymous "
+        print("\(phase) \(decimal(seconds, places: 2)) s (\(decimal(seconds * 1e9 / Double(records), places: 2)) ns/record); resident: anonymous "
             + "\(memory.anonymous >> 20) MiB, file-backed \(memory.file >> 20) MiB, shared \(memory.shared >> 20) MiB; \(extra)")
     }
-}
-
-/// Two decimal places.
-private func fixed(_ value: Double) -> String {
-    let hundredths = (value * 100).rounded()
-    guard hundredths.isFinite, abs(hundredths) < 1e15 else { return "\(value)" }
-    let whole = Int(hundredths) / 100, fraction = abs(Int(hundredths) % 100)
-    return "\(hundredths < 0 && whole == 0 ? "-" : "")\(whole).\(fraction < 10 ? "0" : "")\(fraction)"
 }
 
 /// The process's resident memory by kind, from /proc/self/status (RssAnon, RssFile,

@@ -177,6 +177,24 @@ struct ImageOptions: ParsableArguments {
     }
 }
 
+/// Whether `path` names a directory (following symbolic links).
+func isDirectory(_ path: String) -> Bool {
+    var status = stat()
+    return stat(path, &status) == 0 && status.st_mode & S_IFMT == S_IFDIR
+}
+
+/// `value` with `places` decimal places (the benchmarks' figures): "12.5", "0.07".
+func decimal(_ value: Double, places: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<places { scale *= 10 }
+    let scaled = (value * scale).rounded()
+    guard scaled.isFinite, abs(scaled) < 1e15 else { return "\(value)" }
+    let units = Int(scaled), unit = Int(scale)
+    let whole = units / unit, fraction = String(abs(units % unit))
+    let sign = units < 0 && whole == 0 ? "-" : ""
+    return places == 0 ? "\(whole)" : "\(sign)\(whole)." + String(repeating: "0", count: places - fraction.count) + fraction
+}
+
 /// How many threads a command uses.
 struct ThreadOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Use at most this many threads (one per core unless set).", valueName: "n"))
@@ -200,11 +218,8 @@ struct ScanOptions: ParsableArguments {
     var threads: Int { threadOptions.threads }
 
     func validate() throws {
-        if let memoryDir {
-            var status = stat()
-            guard stat(memoryDir, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
-                throw ValidationError("--memory-dir \(memoryDir): not a directory")
-            }
+        if let memoryDir, !isDirectory(memoryDir) {
+            throw ValidationError("--memory-dir \(memoryDir): not a directory")
         }
     }
 
