@@ -155,6 +155,31 @@ extension BTreeCursor {
         }
     }
 
+    /// Calls `body` with the encoded records from the cursor's position onward, one leaf's
+    /// run at a time: `bytes` holds `count` records of `Format.recordSize` bytes each, in
+    /// key order, and is valid only during the call. Stops when `body` returns `.stop`
+    /// (the cursor then rests on the first record of the next run, or after the last
+    /// record) or when the records end (this then returns `.proceed`). This is the walk of
+    /// ``walkForward(_:)`` for callers that copy records in bulk and decode them later.
+    /// Position the cursor with a lookup first; `body` must not change the tree.
+    @inlinable @discardableResult
+    public mutating func walkRecordRuns(
+        _ body: (_ bytes: UnsafeRawPointer, _ count: Int) throws -> BTreeVisitAction
+    ) throws -> BTreeVisitAction {
+        precondition(!path.isEmpty && path[0].base != nil, "walkRecordRuns on an unpositioned btree cursor")
+        while true {
+            let b = path[0].block
+            let n = b.numrecs
+            let i = max(path[0].index, 0)
+            path[0].index = n
+            if i < n, try body(UnsafeRawPointer(b.record(i, layout)), n &- i) == .stop {
+                _ = try stepRight(atLevel: 0)
+                return .stop
+            }
+            guard try stepRight(atLevel: 0) else { return .proceed }
+        }
+    }
+
     /// Calls `body` with every record in key order (libxfs `xfs_btree_query_all`).
     @inlinable @discardableResult
     public mutating func queryAll(_ body: (Format.Record) throws -> BTreeVisitAction) throws -> BTreeVisitAction {

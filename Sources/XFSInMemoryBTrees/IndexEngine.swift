@@ -199,36 +199,36 @@ final class IndexEngine<F: IndexFormat> {
         }
     }
 
-    /// Up to `limit` records in key order into `batch` (replacing what it held), starting
-    /// at `start` and stopping past `upper`. Returns where the next batch starts, or nil
-    /// when no record is left.
+    /// Records in key order into `batch` (replacing what it held), whole leaf runs at a
+    /// time until it holds at least `limit` or a run passes `upper`, starting at `start`.
+    /// Returns where the next batch starts, or nil when no record is left to read (the
+    /// batch may still hold records past `upper`: the iterator stops at them).
     @inlinable
     func batch(from start: IndexBatchStart<F.User.Key>, upper: IndexUpperBound<F.User.Key>?, limit: Int,
-               into batch: inout [F.User]) throws -> IndexBatchStart<F.User.Key>? {
-        var resume: F.Key?
-        batch = try filledArray(capacity: limit) { filler in
-            try reading { cursor in
-                switch start {
-                case .first:
-                    _ = try cursor.moveToFirst()
-                case .atOrAfter(let key, let serial):
-                    _ = try cursor.lookup(F.key(key, serial: serial), .greaterOrEqual)
-                }
-                try cursor.walkForward { entry in
-                    let user = F.user(entry)
-                    if let upper, !upper.contains(user.key) { return .stop }
-                    if filler.isFull {
-                        resume = F.lowKey(of: entry)
-                        return .stop
-                    }
-                    filler.append(user)
-                    return .proceed
-                }
+               into batch: inout RecordBatch) throws -> IndexBatchStart<F.User.Key>? {
+        batch.removeAll()
+        return try reading { cursor in
+            switch start {
+            case .first:
+                _ = try cursor.moveToFirst()
+            case .atOrAfter(let key, let serial):
+                _ = try cursor.lookup(F.key(key, serial: serial), .greaterOrEqual)
             }
+            var passedUpper = false
+            let action = try cursor.walkRecordRuns { bytes, count in
+                batch.append(bytes, count: count)
+                if let upper, !upper.contains(F.User.loadKey(from: bytes + (count &- 1) &* F.recordSize)) {
+                    passedUpper = true
+                    return .stop
+                }
+                return batch.count >= limit ? .stop : .proceed
+            }
+            // Stopped full: the next batch starts at the record the cursor rests on (engine
+            // keys are unique, so its key finds exactly it).
+            guard action == .stop, !passedUpper, let entry = cursor.record else { return nil }
+            let key = F.lowKey(of: entry)
+            return .atOrAfter(F.userKey(key), serial: F.serial(key))
         }
-        // Full: the next batch starts at the record the walk stopped on (engine keys are
-        // unique, so its key finds exactly it).
-        return resume.map { .atOrAfter(F.userKey($0), serial: F.serial($0)) }
     }
 
     // MARK: Transactions

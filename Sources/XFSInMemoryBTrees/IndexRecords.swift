@@ -1,8 +1,9 @@
 /// The records of a ``RecordIndex`` in a key range, in key order: a `Sequence` read lazily,
 /// a batch of records at a time.
 ///
-/// Each batch (1,024 records) is read in a transaction of its own (or in the open
-/// transaction), so the iteration holds nothing between batches. When the index changes
+/// Each batch (whole leaves, about 1,024 records) is copied from the btree in a transaction
+/// of its own (or in the open transaction) and decoded a record at a time as the iteration
+/// returns it, so the iteration holds nothing between batches. When the index changes
 /// during an iteration, the records already read into the current batch are returned as
 /// they were, and the next batch starts after the last of them, in the index as it is
 /// then.
@@ -30,13 +31,13 @@ public struct IndexRecords<Record: IndexRecord>: Sequence {
 
     /// Walks the range, one batch of records at a time.
     public struct Iterator: IteratorProtocol {
-        /// Records read per batch.
+        /// Records read per batch (at least; a batch ends at a leaf's end).
         @usableFromInline static var batchSize: Int { 1024 }
 
         @usableFromInline let index: RecordIndex<Record>
         @usableFromInline var nextStart: IndexBatchStart<Record.Key>?
         @usableFromInline let upper: IndexUpperBound<Record.Key>?
-        @usableFromInline var buffer: [Record] = []
+        @usableFromInline var batch: RecordBatch
         @usableFromInline var position = 0
 
         @inlinable
@@ -44,30 +45,43 @@ public struct IndexRecords<Record: IndexRecord>: Sequence {
             self.index = index
             self.nextStart = start
             self.upper = upper
+            self.batch = RecordBatch(stride: index.engineRecordSize, capacity: Self.batchSize + 256)
         }
 
         /// The next record in key order, or nil after the last one.
         @inlinable @inline(__always)
         public mutating func next() -> Record? {
-            if position < buffer.count {
-                defer { position &+= 1 }
-                return buffer[position]
+            if position >= batch.count {
+                guard refill() else { return nil }
             }
-            return refill()
+            let record = batch.record(position, as: Record.self)
+            if let upper, !upper.contains(record.key) {
+                finish()
+                return nil
+            }
+            position &+= 1
+            return record
         }
 
-        /// Reads the next batch and returns its first record, or nil when none is left.
+        /// Reads the next batch; false when no record is left.
         @inlinable @inline(never)
-        mutating func refill() -> Record? {
-            guard let start = nextStart else { return nil }
+        mutating func refill() -> Bool {
+            guard let start = nextStart else { return false }
             do {
-                nextStart = try index.batch(from: start, upper: upper, limit: Self.batchSize, into: &buffer)
+                nextStart = try index.batch(from: start, upper: upper, limit: Self.batchSize, into: &batch)
             } catch {
                 preconditionFailure("\(Record.indexName) index: reading records failed: \(error)")
             }
-            guard !buffer.isEmpty else { return nil }
-            position = 1
-            return buffer[0]
+            position = 0
+            return batch.count > 0
+        }
+
+        /// Ends the walk at a record past the range.
+        @inlinable @inline(never)
+        mutating func finish() {
+            nextStart = nil
+            batch.removeAll()
+            position = 0
         }
     }
 }

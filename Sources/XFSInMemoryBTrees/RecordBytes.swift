@@ -7,7 +7,7 @@
 /// traps with a message naming the sizes (a record type whose `encodedSize` is too small is
 /// a programming error, not bad input). Bytes left unwritten are zero.
 ///
-/// This type, ``RecordReader`` and the batch filler of ordered walks (`BatchFiller`, in
+/// This type, ``RecordReader`` and the record batch of ordered walks (`RecordBatch`, in
 /// this file) are the only ones in this module that touch raw memory.
 public struct RecordWriter: ~Copyable {
     @usableFromInline let start: UnsafeMutableRawPointer
@@ -234,39 +234,70 @@ func loadSerial(from bytes: UnsafeRawPointer, at offset: Int) -> UInt64 {
     return reader.read(UInt64.self)
 }
 
-/// Appends to the uninitialized storage of a new array (see `filledArray`): no capacity or
-/// uniqueness check per element, as `Array.append` makes.
+/// Encoded records copied from the btree's leaves in bulk, decoded one at a time as an
+/// ordered walk returns them (see `IndexRecords.Iterator`). Copying a leaf's run of records
+/// is one `memcpy`; decoding straight from the copy is the same work as decoding from the
+/// leaf, so a `for` loop over an index costs little more than the engine's own walk.
 @usableFromInline
-struct BatchFiller<Element>: ~Copyable {
-    @usableFromInline let buffer: UnsafeMutableBufferPointer<Element>
-    /// Elements initialized so far.
+struct RecordBatch {
+    /// The bytes, owned by a class so that the batch can be held in a copyable iterator.
+    @usableFromInline
+    final class Storage {
+        @usableFromInline let base: UnsafeMutableRawPointer
+        @usableFromInline let capacity: Int
+
+        @inlinable
+        init(capacity: Int) {
+            self.capacity = capacity
+            base = .allocate(byteCount: Swift.max(capacity, 1), alignment: 16)
+        }
+
+        deinit { base.deallocate() }
+    }
+
+    @usableFromInline var storage: Storage
+    /// Bytes per encoded record (the engine's record size: the user's encoding, plus a
+    /// serial number when keys may repeat).
+    @usableFromInline let stride: Int
+    /// The number of records held.
     @usableFromInline var count = 0
 
     @inlinable
-    init(buffer: UnsafeMutableBufferPointer<Element>) {
-        self.buffer = buffer
+    init(stride: Int, capacity: Int) {
+        self.stride = stride
+        storage = Storage(capacity: stride &* capacity)
     }
 
-    /// Whether the array's capacity is reached.
+    /// Forgets every record, keeping the storage.
     @inlinable
-    var isFull: Bool { count == buffer.count }
-
-    /// Appends `element`.
-    @inlinable @inline(__always)
-    mutating func append(_ element: Element) {
-        precondition(count < buffer.count, "batch of \(buffer.count) elements overfilled")
-        buffer.initializeElement(at: count, to: element)
-        count += 1
+    mutating func removeAll() {
+        count = 0
     }
-}
 
-/// A new array of at most `capacity` elements, appended by `fill`; if `fill` throws, the
-/// elements it appended are destroyed with the array.
-@inlinable
-func filledArray<Element>(capacity: Int, _ fill: (inout BatchFiller<Element>) throws -> Void) rethrows -> [Element] {
-    try [Element](unsafeUninitializedCapacity: capacity) { buffer, initializedCount in
-        var filler = BatchFiller(buffer: UnsafeMutableBufferPointer(rebasing: buffer[0..<capacity]))
-        defer { initializedCount = filler.count }
-        try fill(&filler)
+    /// Appends `count` encoded records from `source`.
+    @inlinable
+    mutating func append(_ source: UnsafeRawPointer, count: Int) {
+        let used = self.count &* stride
+        let needed = used &+ count &* stride
+        if needed > storage.capacity {
+            // Another owner (a copied iterator) may share the storage: never grow in place.
+            let grown = Storage(capacity: Swift.max(needed, storage.capacity &* 2))
+            grown.base.copyMemory(from: storage.base, byteCount: used)
+            storage = grown
+        } else if !isKnownUniquelyReferenced(&storage) {
+            let copy = Storage(capacity: storage.capacity)
+            copy.base.copyMemory(from: storage.base, byteCount: used)
+            storage = copy
+        }
+        (storage.base + used).copyMemory(from: source, byteCount: needed &- used)
+        self.count &+= count
+    }
+
+    /// Decodes record `i`: the user's record is the first `Record.encodedSize` bytes of
+    /// each engine record.
+    @inlinable @inline(__always)
+    func record<Record: IndexRecord>(_ i: Int, as type: Record.Type) -> Record {
+        precondition(i < count, "record \(i) of a batch of \(count)")
+        return Record.load(from: storage.base + i &* stride)
     }
 }

@@ -354,10 +354,10 @@ public final class RecordIndex<Record: IndexRecord> {
         return result
     }
 
-    /// Up to `limit` records of a walk; see `IndexEngine.batch`.
+    /// The next records of a walk; see `IndexEngine.batch`.
     @inlinable
     func batch(from start: IndexBatchStart<Record.Key>, upper: IndexUpperBound<Record.Key>?, limit: Int,
-               into batch: inout [Record]) throws -> IndexBatchStart<Record.Key>? {
+               into batch: inout RecordBatch) throws -> IndexBatchStart<Record.Key>? {
         switch storage {
         case .unique(let engine): try engine.batch(from: start, upper: upper, limit: limit, into: &batch)
         case .duplicates(let engine): try engine.batch(from: start, upper: upper, limit: limit, into: &batch)
@@ -369,6 +369,16 @@ public final class RecordIndex<Record: IndexRecord> {
 extension RecordIndex: Sendable {}
 
 extension RecordIndex: Sequence {
+    /// Bytes per record in the btree's leaves (the user's encoding, plus an 8-byte serial
+    /// number when keys may repeat).
+    @inlinable
+    var engineRecordSize: Int {
+        switch storage {
+        case .unique: UniqueKeyFormat<Record>.recordSize
+        case .duplicates: DuplicateKeyFormat<Record>.recordSize
+        }
+    }
+
     /// Iterates over every record in key order (see ``IndexRecords``).
     @inlinable
     public func makeIterator() -> IndexRecords<Record>.Iterator {

@@ -61,6 +61,19 @@ struct Differential<Format: BTreeRecordFormat, Pointer: BTreePointer> {
         all.reserveCapacity(model.count)
         try tree.queryAll { all.append($0); return .proceed }
         try check(all == model, "queryAll differs from the model")
+        if !model.isEmpty {
+            // Bulk walks (walkRecordRuns) from a random record: the model's suffix, in runs.
+            let from = Int(rng.next() % UInt64(model.count))
+            var c = tree.makeCursor()
+            defer { c.close() }
+            _ = try c.lookup(Format.lowKey(of: model[from]), .greaterOrEqual)
+            var runs: [Format.Record] = []
+            try c.walkRecordRuns { bytes, n in
+                for i in 0..<n { runs.append(Format.loadRecord(from: bytes + i * Format.recordSize)) }
+                return .proceed
+            }
+            try check(runs == Array(model[from...]), "walkRecordRuns from record \(from) differs from the model")
+        }
         try check(try tree.countBlocks() == report.blocks, "countBlocks differs from the verifier's count")
         try check(tree.store.liveBlocks == report.blocks, "\(tree.store.liveBlocks) live blocks, \(report.blocks) in the tree")
     }

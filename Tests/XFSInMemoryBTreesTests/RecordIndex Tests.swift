@@ -153,6 +153,24 @@ struct RecordIndexTests {
         #expect(seen == expected)
     }
 
+    @Test("A copied iterator walks on by itself, across batches and range ends")
+    func iteratorCopies() throws {
+        for duplicateKeys in [DuplicateKeys.refused, .allowed] {
+            let index = try tinyIndex(Extent.self, duplicateKeys: duplicateKeys)
+            for start in 0..<UInt64(3000) { try index.insert(Extent(start: start, length: 1, owner: start)) }
+            var first = index.records(in: 10..<2900).makeIterator()
+            for _ in 0..<1500 { _ = first.next() }
+            var second = first
+            var rest: [UInt64] = []
+            while let extent = first.next() { rest.append(extent.start) }
+            #expect(rest == Array(1510..<2900), "\(duplicateKeys)")
+            #expect(first.next() == nil, "an ended walk stays ended")
+            var again: [UInt64] = []
+            while let extent = second.next() { again.append(extent.start) }
+            #expect(again == rest, "the copy walks the same records by itself (\(duplicateKeys))")
+        }
+    }
+
     @Test("A full index refuses the insert, changes nothing, and stays usable")
     func full() throws {
         let index = try RecordIndex<Extent>(maximumSize: 16 * 4096)
