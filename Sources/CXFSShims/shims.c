@@ -7,6 +7,7 @@
 #include <string.h>
 #include <linux/futex.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -18,6 +19,11 @@ void cxfs_release_free_heap(void) {
 #if defined(__GLIBC__)
     malloc_trim(0);
 #endif
+}
+
+void *cxfs_mremap_move(void *address, size_t old_size, size_t new_size) {
+    void *moved = mremap(address, old_size, new_size, MREMAP_MAYMOVE);
+    return moved == MAP_FAILED ? NULL : moved;
 }
 
 int cxfs_memfd_create(const char *name, unsigned int flags) {

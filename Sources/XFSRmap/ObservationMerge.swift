@@ -43,33 +43,6 @@ struct PackedObservation: Sendable, Equatable {
     }
 }
 
-/// An AG's observations as gathered: chunks that workers filled on their own and handed
-/// over whole (``chunkSize`` observations each, the last ones fewer), so that gathering
-/// takes the AG's lock once a chunk and never copies what was gathered; ``takeAll()``
-/// hands them over in one exactly sized array, letting each chunk go as it is copied.
-struct GatheredObservations {
-    /// Observations per chunk: 96 KiB.
-    static let chunkSize = 4096
-    private var chunks: [[PackedObservation]] = []
-    /// How many observations were gathered.
-    private(set) var count = 0
-
-    /// Adds a chunk a worker filled.
-    mutating func append(chunk: [PackedObservation]) {
-        count += chunk.count
-        chunks.append(chunk)
-    }
-
-    /// Every observation, in no particular order; leaves this empty.
-    mutating func takeAll() -> [PackedObservation] {
-        var all: [PackedObservation] = []
-        all.reserveCapacity(count)
-        while let chunk = chunks.popLast() { all += chunk }
-        count = 0
-        return all
-    }
-}
-
 /// Turns an AG's observations, gathered in any order, into the records an ``RmapBTree``
 /// holds after `map`ping them one at a time: sorted in key order, with contiguous mappings
 /// of one owner merged by the kernel's rules (`xfs_rmap_map`, `xfs_rmap_map_shared`), and
@@ -91,11 +64,22 @@ struct GatheredObservations {
 /// Where the tree's merges depend on the order of `map` calls (damage: two observations of
 /// one owner's blocks), the sorted order decides, and every run gives the same records.
 enum ObservationMerge {
-    /// Sorts and merges `observations` in place: the records kept are its first elements,
-    /// and their number is returned. `collision` hears of each observation refused.
+    /// Sorts and merges `observations` in place (as ``ObservationStore`` does): the records
+    /// kept are its first elements, and their number is returned. `collision` hears of each
+    /// observation refused.
     static func sortAndMerge(_ observations: inout [PackedObservation], allowsSharing: Bool,
                              collision: (RmapMapError) -> Void) -> Int {
-        observations.sort(by: PackedObservation.precedes)
+        observations.withUnsafeMutableBufferPointer { all in
+            ObservationStore.introsort(all)
+            return merge(sorted: all, allowsSharing: allowsSharing, collision: collision)
+        }
+    }
+
+    /// Merges `observations`, sorted by `PackedObservation.precedes`, in place: the records
+    /// kept are its first elements, and their number is returned. `collision` hears of each
+    /// observation refused.
+    static func merge(sorted observations: UnsafeMutableBufferPointer<PackedObservation>, allowsSharing: Bool,
+                      collision: (RmapMapError) -> Void) -> Int {
         /// Where a shared-path record ends: the start block and offset a mapping of the same
         /// owner must have to extend it.
         struct OpenEnd: Hashable {

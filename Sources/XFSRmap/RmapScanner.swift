@@ -300,22 +300,26 @@ public final class RmapScanner: @unchecked Sendable {
         let all = Array(0..<image.geometry.agCount)
         let outcomes = ParallelAGs.results(all, threads: threads) { agno in
             let tree = self.trees[Int(agno)]
-            var observations = self.locks[Int(agno)].withLock { self.gathered[Int(agno)].observations.takeAll() }
-            // The chunks just copied were small allocations, now free but kept by the
+            let (store, failure) = self.locks[Int(agno)].withLock {
+                (self.gathered[Int(agno)].take(), self.gathered[Int(agno)].failure)
+            }
+            if let failure { throw failure }
+            // The workers' chunks were small allocations, now free but kept by the
             // allocator: give their pages back before the tree takes its own.
             cxfs_release_free_heap()
-            let count = ObservationMerge.sortAndMerge(&observations, allowsSharing: tree.allowsSharing) { collision in
+            store.sortAndMerge(allowsSharing: tree.allowsSharing) { collision in
                 self.problem(agno, "\(collision)")
             }
             let transaction = Transaction()
             do {
-                try tree.tree.bulkLoad(observations.prefix(count).lazy.map(\.record), count: count, in: transaction)
+                try store.drain { records in
+                    try tree.tree.bulkLoad(records, count: records.count, in: transaction)
+                }
             } catch {
                 tree.tree.cancel(transaction)
                 throw error
             }
             try tree.tree.commit(transaction)
-            observations = []
             cxfs_release_free_heap()
         }
         for outcome in outcomes { try outcome.get() }
@@ -372,7 +376,15 @@ public final class RmapScanner: @unchecked Sendable {
 
     /// One AG's gathered observations, behind the AG's lock.
     private final class GatheredBox {
-        @exclusivity(unchecked) var observations = GatheredObservations()
+        @exclusivity(unchecked) var store = ObservationStore()
+        /// Why the store could not take a chunk (the system had no memory to give).
+        @exclusivity(unchecked) var failure: (any Error)?
+
+        /// The store, leaving an empty one in its place.
+        func take() -> ObservationStore {
+            defer { store = ObservationStore() }
+            return store
+        }
     }
 
     /// One worker's way into the trees: its transaction (for `.perObservation`) and, for
@@ -380,6 +392,8 @@ public final class RmapScanner: @unchecked Sendable {
     /// (the AG's lock taken once a chunk, not once an observation), with its counts.
     /// Used by one thread.
     private final class WorkerStash {
+        /// Observations per chunk: 96 KiB.
+        static let chunkSize = 4096
         let transaction = Transaction()
         @exclusivity(unchecked) var chunks: [[PackedObservation]]
         @exclusivity(unchecked) var observations = 0
@@ -396,11 +410,19 @@ public final class RmapScanner: @unchecked Sendable {
         worker.blocks = 0
     }
 
-    /// Hands `worker`'s chunk for AG `agno` to the AG's gathered observations.
+    /// Copies `worker`'s chunk for AG `agno` into the AG's gathered observations and
+    /// empties it for reuse. A store that cannot grow keeps the error for `loadGathered`.
     private func handOver(_ worker: WorkerStash, _ agno: Int) {
-        let chunk = worker.chunks[agno]
-        worker.chunks[agno] = []
-        locks[agno].withLock { gathered[agno].observations.append(chunk: chunk) }
+        locks[agno].withLock {
+            let box = gathered[agno]
+            guard box.failure == nil else { return }
+            do {
+                try worker.chunks[agno].withUnsafeBufferPointer { try box.store.append($0) }
+            } catch {
+                box.failure = error
+            }
+        }
+        worker.chunks[agno].removeAll(keepingCapacity: true)
     }
 
     /// Hands over every chunk `worker` still holds, and its counts.
@@ -426,9 +448,9 @@ public final class RmapScanner: @unchecked Sendable {
         worker.blocks += Int(record.blockCount)
         if stashing == .sortedBulkLoad {
             let a = Int(agno)
-            if worker.chunks[a].isEmpty { worker.chunks[a].reserveCapacity(GatheredObservations.chunkSize) }
+            if worker.chunks[a].isEmpty { worker.chunks[a].reserveCapacity(WorkerStash.chunkSize) }
             worker.chunks[a].append(PackedObservation(record))
-            if worker.chunks[a].count == GatheredObservations.chunkSize { handOver(worker, a) }
+            if worker.chunks[a].count == WorkerStash.chunkSize { handOver(worker, a) }
             return
         }
         let transaction = worker.transaction

@@ -149,3 +149,67 @@ struct SortedObservationTests {
         #expect(bulk.progress.observations == mapped.progress.observations)
     }
 }
+
+@Suite("Observation store: in-place sort, growth, draining")
+struct ObservationStoreTests {
+    /// Random observations with many equal keys and equal elements, as damage makes them.
+    private func observations(_ count: Int, seed: UInt64, spread: UInt32) -> [PackedObservation] {
+        var random = SeededRandom(seed: seed)
+        return (0..<count).map { _ in
+            PackedObservation(rec(UInt32.random(in: 0..<spread, using: &random), UInt32.random(in: 1...3, using: &random),
+                                  UInt64.random(in: 100..<104, using: &random), UInt64.random(in: 0..<4, using: &random),
+                                  unwritten: Bool.random(using: &random)))
+        }
+    }
+
+    @Test("The in-place sort orders like the standard library's, on random, equal, sorted and reversed input")
+    func introsort() {
+        var inputs: [[PackedObservation]] = [[], observations(1, seed: 1, spread: 9)]
+        for (count, spread) in [(17, UInt32(3)), (1000, 50), (20_000, 1), (20_000, 100_000)] {
+            inputs.append(observations(count, seed: UInt64(count) &+ UInt64(spread), spread: spread))
+        }
+        let ascending = observations(5000, seed: 9, spread: 10_000).sorted(by: PackedObservation.precedes)
+        inputs += [ascending, ascending.reversed(), ascending + ascending, Array(repeating: ascending[7], count: 3000)]
+        for input in inputs {
+            var sorted = input
+            sorted.withUnsafeMutableBufferPointer { ObservationStore.introsort($0) }
+            #expect(sorted == input.sorted(by: PackedObservation.precedes), "\(input.count) observations")
+        }
+    }
+
+    @Test("Chunks appended across growths drain back sorted and merged, as the array path gives them")
+    func appendAndDrain() throws {
+        for sharing in [false, true] {
+            let all = workload(seed: 41, sharing: sharing).map(PackedObservation.init)
+            // Enough copies to grow past the first 1 MiB mapping several times: each copy
+            // shifted to blocks of its own, so merges stay within a copy.
+            var many: [PackedObservation] = []
+            for copy in UInt32(0)..<400 {
+                many += all.map { var o = $0; o.startBlock += copy * 100_000; return o }
+            }
+            let store = ObservationStore()
+            var random = SeededRandom(seed: 5)
+            var at = 0
+            while at < many.count {
+                let size = min(many.count - at, Int.random(in: 1...5000, using: &random))
+                try many[at..<(at + size)].withUnsafeBufferPointer { try store.append($0) }
+                at += size
+            }
+            #expect(store.count == many.count)
+            var storeCollisions: [RmapMapError] = []
+            store.sortAndMerge(allowsSharing: sharing) { storeCollisions.append($0) }
+
+            var expected = many
+            var arrayCollisions: [RmapMapError] = []
+            let kept = ObservationMerge.sortAndMerge(&expected, allowsSharing: sharing) { arrayCollisions.append($0) }
+            var drained: [RmapRecord] = []
+            store.drain { records in
+                #expect(records.count == kept)
+                drained = Array(records)
+            }
+            #expect(drained == expected.prefix(kept).map(\.record), "sharing \(sharing)")
+            #expect(storeCollisions == arrayCollisions)
+            #expect(store.count == 0, "a drained store is empty")
+        }
+    }
+}

@@ -37,6 +37,11 @@ int cxfs_fallocate(int fd, int mode, int64_t offset, int64_t length);
 /// also releases free pages inside per-thread arenas); a no-op elsewhere.
 void cxfs_release_free_heap(void);
 
+/// mremap(2) with MREMAP_MAYMOVE (glibc declares it only under _GNU_SOURCE): the mapping
+/// of `old_size` bytes at `address`, resized to `new_size`, possibly moved. Returns the new
+/// address, or NULL with errno set.
+void *cxfs_mremap_move(void *address, size_t old_size, size_t new_size);
+
 /// Updates a CRC32c over `length` bytes. `crc` is the running value *without* the final
 /// inversion: start with 0xFFFFFFFF and invert the result at the end (XFS does both).
 uint32_t cxfs_crc32c_update(uint32_t crc, const void *bytes, size_t length);
