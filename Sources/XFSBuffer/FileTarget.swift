@@ -149,19 +149,35 @@ public final class FileTarget: BufferTarget {
 
     /// Fills a buffer from the device, continuing interrupted and short reads.
     private func readFromDevice(_ buffer: Buffer) throws(BufferError) {
+        try readFully(into: UnsafeMutableRawBufferPointer(start: buffer.memory, count: buffer.length), at: buffer.diskAddress)
+    }
+
+    /// Reads `bytes.count` bytes at `address` into `bytes`, past the cache: for blocks read
+    /// once and in bulk (an inode scan reads each inode block once, a run of them at a
+    /// time), where a buffer per block would cost more than the read. Nothing is cached,
+    /// and a cached buffer of the same blocks is neither used nor changed: read this way
+    /// only blocks that this process does not write.
+    ///
+    /// - Throws: `.readPastEnd` when the device ends inside the range, `.systemCallFailed`.
+    public func readUncached(into bytes: UnsafeMutableRawBufferPointer, at address: DiskAddress) throws(BufferError) {
+        checkShape(address, length: bytes.count)
+        try readFully(into: bytes, at: address)
+    }
+
+    private func readFully(into bytes: UnsafeMutableRawBufferPointer, at address: DiskAddress) throws(BufferError) {
+        guard let base = bytes.baseAddress else { return }
         var done = 0
-        while done < buffer.length {
-            let into = UnsafeMutableRawBufferPointer(start: buffer.memory + done, count: buffer.length - done)
-            switch system.pread(descriptor, into, Int64(buffer.diskAddress.byteOffset + done)) {
+        while done < bytes.count {
+            let into = UnsafeMutableRawBufferPointer(start: base + done, count: bytes.count - done)
+            switch system.pread(descriptor, into, Int64(address.byteOffset + done)) {
             case let .success(count) where count > 0:
                 done += count
             case .success:
-                throw .readPastEnd(address: buffer.diskAddress, length: buffer.length, bytesRead: done)
+                throw .readPastEnd(address: address, length: bytes.count, bytesRead: done)
             case .failure(.interrupted):
                 continue
             case let .failure(error):
-                throw .systemCallFailed(call: "pread", errno: error.rawValue,
-                                        address: buffer.diskAddress, length: buffer.length)
+                throw .systemCallFailed(call: "pread", errno: error.rawValue, address: address, length: bytes.count)
             }
         }
     }

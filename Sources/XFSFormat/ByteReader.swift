@@ -25,38 +25,52 @@ public struct ByteReader {
     public var count: Int { bytes.count }
 
     /// Throws unless `size` bytes at `offset` lie inside the buffer.
+    ///
+    /// Inlined, so that a decoder's field reads cost a compare each (the compiler drops
+    /// those an earlier check already covers); the error is made out of line.
+    @inline(__always)
     public func require(_ size: Int, at offset: Int, _ what: @autoclosure () -> String = "field") throws(XFSFormatError) {
         guard offset >= 0, size >= 0, offset <= bytes.count, size <= bytes.count - offset else {
-            throw XFSFormatError(.truncated, location,
-                                 "\(what()) at byte \(offset) (\(size) bytes) lies outside the \(bytes.count)-byte buffer")
+            throw outside(size, at: offset, what())
         }
     }
 
+    /// The error of a read of `size` bytes at `offset` outside the buffer.
+    @inline(never)
+    private func outside(_ size: Int, at offset: Int, _ what: String) -> XFSFormatError {
+        XFSFormatError(.truncated, location, "\(what) at byte \(offset) (\(size) bytes) lies outside the \(bytes.count)-byte buffer")
+    }
+
     /// The byte at `offset`.
+    @inline(__always)
     public func u8(at offset: Int) throws(XFSFormatError) -> UInt8 {
         try require(1, at: offset)
         return bytes[offset]
     }
 
     /// The big-endian 16-bit integer at `offset`.
+    @inline(__always)
     public func u16(at offset: Int) throws(XFSFormatError) -> UInt16 {
         try require(2, at: offset)
         return UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
     }
 
     /// The big-endian 32-bit integer at `offset`.
+    @inline(__always)
     public func u32(at offset: Int) throws(XFSFormatError) -> UInt32 {
         try require(4, at: offset)
         return UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 
     /// The big-endian 64-bit integer at `offset`.
+    @inline(__always)
     public func u64(at offset: Int) throws(XFSFormatError) -> UInt64 {
         try require(8, at: offset)
         return UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
     /// The little-endian 32-bit integer at `offset` (XFS stores only its CRC fields this way).
+    @inline(__always)
     public func u32LittleEndian(at offset: Int) throws(XFSFormatError) -> UInt32 {
         try require(4, at: offset)
         return UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))

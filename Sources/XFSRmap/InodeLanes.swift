@@ -30,6 +30,8 @@ final class InodeLanes: @unchecked Sendable {
         var remainingWeight = 0
         /// Workers scanning a batch of this lane now.
         var workers = 0
+        /// The first inode whose blocks nobody has asked the device for yet.
+        var readAheadNext = 0
     }
 
     /// A batch handed to one worker.
@@ -37,6 +39,10 @@ final class InodeLanes: @unchecked Sendable {
         fileprivate let lane: Int
         /// The inodes to scan.
         let inodes: ArraySlice<InodeToScan>
+        /// Inodes of this lane, from this batch on, whose blocks the worker should ask the
+        /// device to read ahead now (`XFSImage.readAheadInodes`): each lane keeps
+        /// ``readAheadInodes`` inodes requested beyond the batches handed out.
+        let readAhead: ArraySlice<InodeToScan>
     }
 
     /// A batch ends after this many inodes, or once it weighs `batchWeight`: small, so the
@@ -44,6 +50,9 @@ final class InodeLanes: @unchecked Sendable {
     /// that two workers seldom read the same inode cluster buffer (and wait for its lock).
     static let batchInodes = 64
     static let batchWeight = 1024
+    /// How far ahead of its batches a lane's inode blocks are requested: 2,048 inodes,
+    /// 1 MiB of 512-byte inodes, enough to keep the device busy between batches.
+    static let readAheadInodes = 2048
 
     private let lock = Mutex()
     private var lanes: [Lane]
@@ -81,7 +90,11 @@ final class InodeLanes: @unchecked Sendable {
             lanes[best].next = end
             lanes[best].remainingWeight -= weight
             lanes[best].workers += 1
-            return Claim(lane: best, inodes: lanes[best].inodes[start..<end])
+            let windowEnd = min(lanes[best].inodes.count, end + Self.readAheadInodes)
+            let readFrom = max(lanes[best].readAheadNext, start)
+            lanes[best].readAheadNext = max(lanes[best].readAheadNext, windowEnd)
+            return Claim(lane: best, inodes: lanes[best].inodes[start..<end],
+                         readAhead: lanes[best].inodes[readFrom..<max(readFrom, windowEnd)])
         }
     }
 }

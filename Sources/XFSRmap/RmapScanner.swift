@@ -247,10 +247,12 @@ public final class RmapScanner: @unchecked Sendable {
     /// scanned AG may map blocks of an AG that is not scanned, and those records land in
     /// that AG's tree too.
     ///
-    /// Three parallel phases: each AG's metadata (headers and AG btrees), one job per AG;
-    /// a plan of every allocated inode of those AGs (where its blocks probably are), in
-    /// chunks over all cores; then the inodes themselves, in small batches over all cores,
-    /// workers in different AGs' trees while they can be (`InodeLanes`).
+    /// Parallel phases: each AG's metadata (headers and AG btrees), one job per AG; with
+    /// `.perObservation`, a plan of every allocated inode of those AGs (where its blocks
+    /// probably are), in chunks over all cores; then the inodes themselves, in small batches
+    /// over all cores, workers in different AGs' trees while they can be (`InodeLanes`).
+    /// With `.sortedBulkLoad` workers never share a tree while they scan, so there is
+    /// nothing to plan: inodes go out in inode order, a lane per AG, and each is read once.
     ///
     /// - Throws: only what stops the whole scan (the memory file failing); unreadable
     ///   structures become `problems`.
@@ -275,8 +277,9 @@ public final class RmapScanner: @unchecked Sendable {
             defer { self.handOverAll(worker) }
             var claim: InodeLanes.Claim? = nil
             while let next = lanes.next(finishing: claim) {
-                for inode in next.inodes {
-                    try self.scanInode(inode.ino, agno: self.agOf(inode.ino)) { record, ag in try self.stash(record, ag: ag, worker) }
+                if !next.readAhead.isEmpty { self.image.readAheadInodes(next.readAhead.map(\.ino)) }
+                try self.image.forEachInode(next.inodes.map(\.ino)) { ino, loaded in
+                    try self.scanInode(ino, loaded, agno: self.agOf(ino)) { record, ag in try self.stash(record, ag: ag, worker) }
                 }
                 self.publishCounts(worker)
                 self.inodesScanned.add(next.inodes.count, ordering: .relaxed)
@@ -325,9 +328,10 @@ public final class RmapScanner: @unchecked Sendable {
         for outcome in outcomes { try outcome.get() }
     }
 
-    /// Reads AGs `ags`' metadata into the trees and plans their allocated inodes: each
-    /// read once for its home AG (`plan`), in chunks over all cores (one AG may hold every
-    /// inode). Returns the lanes and the number of inodes, and sets `inodesLeftPerAG`.
+    /// Reads AGs `ags`' metadata into the trees and plans their allocated inodes: with
+    /// `.perObservation`, each read once for its home AG (`plan`), in chunks over all cores
+    /// (one AG may hold every inode); with `.sortedBulkLoad`, each in its own AG's lane,
+    /// unread. Returns the lanes and the number of inodes, and sets `inodesLeftPerAG`.
     /// The inode lists live only as long as this call, apart from the lanes (16 bytes an
     /// inode).
     private func planLanes(_ ags: [UInt32]) throws -> (InodeLanes, Int) {
@@ -340,11 +344,17 @@ public final class RmapScanner: @unchecked Sendable {
             collected += inodes
         }
         let allocated = collected
-        let chunk = 256
-        let planned = ParallelJobs.results((allocated.count + chunk - 1) / chunk, threads: threads) { index in
-            allocated[index * chunk..<min((index + 1) * chunk, allocated.count)].map { self.plan($0) }
+        let lanes: InodeLanes
+        if stashing == .sortedBulkLoad {
+            lanes = InodeLanes([allocated.map { InodeToScan(ino: $0, homeAG: agOf($0), weight: 1) }],
+                               agCount: image.geometry.agCount)
+        } else {
+            let chunk = 256
+            let planned = ParallelJobs.results((allocated.count + chunk - 1) / chunk, threads: threads) { index in
+                allocated[index * chunk..<min((index + 1) * chunk, allocated.count)].map { self.plan($0) }
+            }
+            lanes = InodeLanes(try planned.map { try $0.get() }, agCount: image.geometry.agCount)
         }
-        let lanes = InodeLanes(try planned.map { try $0.get() }, agCount: image.geometry.agCount)
         progressLock.withLock { inodesLeftPerAG = perAG }
         return (lanes, allocated.count)
     }
@@ -600,13 +610,16 @@ public final class RmapScanner: @unchecked Sendable {
         return InodeToScan(ino: ino, homeAG: home, weight: weight)
     }
 
-    /// Stashes every block inode `ino` maps, each under the AG its blocks are in.
-    private func scanInode(_ ino: UInt64, agno: UInt32, stash: (RmapRecord, UInt32) throws -> Void) throws {
+    /// Stashes every block inode `ino` (as `loaded` from the image) maps, each under the AG
+    /// its blocks are in.
+    private func scanInode(_ ino: UInt64, _ loaded: Result<Inode, any Error>, agno: UInt32,
+                           stash: (RmapRecord, UInt32) throws -> Void) throws {
         let g = image.geometry
         let inode: Inode
-        do {
-            inode = try image.inode(ino)
-        } catch {
+        switch loaded {
+        case .success(let read):
+            inode = read
+        case .failure(let error):
             unreadable(agno, ino, fork: nil, error)
             return
         }
