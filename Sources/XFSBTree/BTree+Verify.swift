@@ -205,6 +205,8 @@ public enum BTreeVerifier<Format: BTreeRecordFormat, Store: BTreeBlockStore> {
                     lows.append(k)
                     highs.append(hk)
                 }
+                // The children are read next, in key order: ask for them all now.
+                for i in 0..<n { store.readAhead(b.pointer(i, layout, as: Store.Pointer.self)) }
                 for i in stride(from: n - 1, through: 0, by: -1) {
                     stack.append(Frame(
                         pointer: b.pointer(i, layout, as: Store.Pointer.self), level: level - 1,

@@ -11,9 +11,10 @@ struct ToolFailure: Error, CustomStringConvertible {
 
     /// Opens an image (with its external log device, if given), turning any failure into a
     /// one-line message naming the file.
-    static func opening(_ path: String, logDevice: String? = nil) throws -> XFSImage {
+    static func opening(_ path: String, logDevice: String? = nil,
+                        cacheCapacity: Int = XFSImage.defaultCacheCapacity) throws -> XFSImage {
         do {
-            return try XFSImage(path: path, logDevicePath: logDevice)
+            return try XFSImage(path: path, logDevicePath: logDevice, cacheCapacity: cacheCapacity)
         } catch let error as XFSFormatError where error.location == path || error.location == logDevice {
             throw ToolFailure(description: error.description)
         } catch BufferError.openFailed(let failed, let code) {
@@ -160,9 +161,10 @@ struct ImageOptions: ParsableArguments {
     var forceMounted = false
 
     /// Opens the image (refusing one a mounted filesystem uses, unless --force-mounted) and
-    /// resolves `--ag`; when forced, a warning on stderr says the image is in use.
-    func open() throws -> (XFSImage, [UInt32]) {
-        let opened = try openImage()
+    /// resolves `--ag`; when forced, a warning on stderr says the image is in use. The
+    /// image caches at most `cacheCapacity` bytes of blocks.
+    func open(cacheCapacity: Int = XFSImage.defaultCacheCapacity) throws -> (XFSImage, [UInt32]) {
+        let opened = try openImage(cacheCapacity: cacheCapacity)
         var stderr = StandardError()
         for warning in opened.mountWarnings { stderr.write("xfs-rmap: warning: \(warning)\n") }
         return (opened.image, opened.ags)
@@ -170,8 +172,8 @@ struct ImageOptions: ParsableArguments {
 
     /// Opens the image as `open()` does, returning what was found in use instead of
     /// printing it.
-    func openImage() throws -> OpenedImage {
-        let image = try ToolFailure.opening(self.image, logDevice: logdev)
+    func openImage(cacheCapacity: Int = XFSImage.defaultCacheCapacity) throws -> OpenedImage {
+        let image = try ToolFailure.opening(self.image, logDevice: logdev, cacheCapacity: cacheCapacity)
         let inUse = try MountCheck.devicesInUse([self.image] + (logdev.map { [$0] } ?? []), force: forceMounted)
         return OpenedImage(image: image, ags: try selectedAGs(ag, in: image), inUse: inUse)
     }
