@@ -12,8 +12,10 @@
 #      workload and the longest pause they saw), and each check's wall time, verdict,
 #      live updates applied and freeze time (0 when it never froze).
 #
-# RATE (default: none) caps each writer's operations per second. Needs root, loop devices
-# and tracefs. Everything it makes (copy, mount, instances) is removed at exit.
+# RATE (default: none) caps each writer's operations per second. CHECK_ARGS (environment)
+# adds options to each check, e.g. CHECK_ARGS=--background. XFS_RMAP names another binary
+# (default: this checkout's release build, built first). Needs root, loop devices and
+# tracefs. Everything it makes (copy, mount, instances) is removed at exit.
 set -euo pipefail
 
 image=${1:?usage: bench-online.sh IMAGE [SECONDS] [RATE]}
@@ -23,8 +25,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 [[ -x /usr/bin/time ]] || { echo "GNU time is missing: apt-get install time" >&2; exit 2; }
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 
-(cd "$root" && swift build -c release --product xfs-rmap >/dev/null)
-tool="$root/.build/release/xfs-rmap"
+if [[ -z ${XFS_RMAP:-} ]]; then
+    (cd "$root" && swift build -c release --product xfs-rmap >/dev/null)
+fi
+tool=${XFS_RMAP:-$root/.build/release/xfs-rmap}
+read -r -a check_args <<<"${CHECK_ARGS:-}"
 writers="$root/scripts/online-writers.py"
 scratch=$(mktemp -d)
 mnt="$scratch/mnt"
@@ -45,14 +50,14 @@ rate_args=()
 [[ -n $rate ]] && rate_args=(--rate "$rate")
 
 echo "image:   $image ($(du -h --apparent-size "$image" | cut -f1) apparent, $(du -h "$image" | cut -f1) allocated), mounted on $loop"
-echo "tool:    $tool check --online --json MOUNTPOINT"
+echo "tool:    $tool check --online --json ${check_args[*]} MOUNTPOINT"
 echo "writers: $writers MOUNTPOINT --seed 1 --writers 2 --seconds $seconds ${rate_args[*]}"
 echo "cpus:    $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# One check: prints "SECONDS KB EXIT APPLIED FROZEN".
+# One check: prints "SECONDS KB EXIT APPLIED FROZEN RANGES RETRIES".
 check_once() {
     local status=0
-    /usr/bin/time -o "$scratch/time" -f "%e %M" "$tool" check --online --json "$mnt" >"$scratch/check.json" 2>"$scratch/check.err" || status=$?
+    /usr/bin/time -o "$scratch/time" -f "%e %M" "$tool" check --online --json "${check_args[@]}" "$mnt" >"$scratch/check.json" 2>"$scratch/check.err" || status=$?
     python3 - "$scratch/check.json" "$(tail -1 "$scratch/time")" "$status" <<'EOF'
 import json, sys
 try:
@@ -60,15 +65,16 @@ try:
 except Exception:
     d = {}
 live = d.get("live_updates", {})
-print(sys.argv[2], sys.argv[3], live.get("applied", "-"), d.get("frozen_seconds") or 0)
+print(sys.argv[2], sys.argv[3], live.get("applied", "-"), d.get("frozen_seconds") or 0,
+      d.get("fsmap_queries", "-"), d.get("fsmap_retries", "-"))
 EOF
 }
 
 echo
 echo "1. check --online, no writers"
 for i in 1 2; do
-    read -r s kb st applied frozen < <(check_once)
-    echo "   run $i: ${s} s, ${kb} KB, exit $st, live updates applied $applied, frozen ${frozen} s"
+    read -r s kb st applied frozen ranges retries < <(check_once)
+    echo "   run $i: ${s} s, ${kb} KB, exit $st, live updates applied $applied, GETFSMAP ranges $ranges (repeated $retries), frozen ${frozen} s"
 done
 
 echo
@@ -81,9 +87,9 @@ python3 "$writers" "$mnt" --seed 1 --writers 2 --seconds "$seconds" "${rate_args
 wpid=$!
 n=0
 while kill -0 "$wpid" 2>/dev/null; do
-    read -r s kb st applied frozen < <(check_once)
+    read -r s kb st applied frozen ranges retries < <(check_once)
     n=$((n + 1))
-    echo "   check $n: ${s} s, ${kb} KB, exit $st, live updates applied $applied, frozen ${frozen} s"
+    echo "   check $n: ${s} s, ${kb} KB, exit $st, live updates applied $applied, GETFSMAP ranges $ranges (repeated $retries), frozen ${frozen} s"
     [[ $st == 0 ]] || sed 's/^/     /' "$scratch/check.err"
 done
 wait "$wpid"
@@ -97,3 +103,4 @@ print("writers' throughput with the check running: %.1f of %.1f ops/s alone (%.1
       % (w["ops_per_second"], a["ops_per_second"], 100 * (1 - w["ops_per_second"] / a["ops_per_second"])))
 print("longest single writer operation: %.3f s with the check, %.3f s alone" % (w["longest_op_seconds"], a["longest_op_seconds"]))
 EOF
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

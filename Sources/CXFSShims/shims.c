@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <string.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -277,5 +279,19 @@ int cxfs_fs_magic(int fd, uint64_t *magic) {
     struct statfs info;
     if (fstatfs(fd, &info) != 0) return -1;
     *magic = (uint64_t)info.f_type;
+    return 0;
+}
+
+int cxfs_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
+}
+
+int cxfs_background_priority(void) {
+    struct sched_param param = { .sched_priority = 0 };
+    if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) return -1;
+#ifdef SYS_ioprio_set
+    /* IOPRIO_WHO_PROCESS (1) of the calling thread (0), IOPRIO_CLASS_IDLE (3) << 13. */
+    if (syscall(SYS_ioprio_set, 1, 0, 3 << 13) != 0) return -1;
+#endif
     return 0;
 }

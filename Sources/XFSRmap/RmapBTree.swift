@@ -80,6 +80,21 @@ public final class RmapBTree {
         }
     }
 
+    /// Calls `body` with every record whose start block lies in `blocks`, in key order, in a
+    /// transaction of its own (a lookup, then a walk to the right).
+    public func forEach(startingIn blocks: ClosedRange<UInt32>, _ body: (RmapRecord) throws -> BTreeVisitAction) throws {
+        let transaction = Transaction()
+        defer { try? tree.commit(transaction) }
+        try tree.withCursor(in: transaction) { cursor in
+            guard try cursor.lookup(RmapKey(startBlock: blocks.lowerBound, owner: 0, packedOffset: 0), .greaterOrEqual) else {
+                return
+            }
+            try cursor.walkForward { record in
+                record.startBlock <= blocks.upperBound ? try body(record) : .stop
+            }
+        }
+    }
+
     /// Every record, in key order.
     public func records() throws -> [RmapRecord] {
         var result: [RmapRecord] = []

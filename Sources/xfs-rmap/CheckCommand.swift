@@ -38,14 +38,18 @@ struct CheckCommand: ParsableCommand, JSONOutputCommand {
     @Flag(help: "Check the filesystem mounted at IMAGE (a mount point) while it is in use: live updates from the kernel's rmap tracepoints, an inode scan, and GETFSMAP (see OnlineCheck).")
     var online = false
 
+    @Flag(help: "With --online: run at idle CPU and I/O priority (SCHED_IDLE, IOPRIO_CLASS_IDLE), as background maintenance; the check then takes only CPU time the filesystem's users leave.")
+    var background = false
+
     func validate() throws {
         guard maxFindings >= 0 else { throw ValidationError("--max-findings must be 0 (no limit) or more, not \(maxFindings)") }
+        guard online || !background else { throw ValidationError("--background needs --online") }
     }
 
     func run() throws {
         if online {
             try OnlineCheck.run(mountPoint: target.image, json: json, maxFindings: maxFindings,
-                                progress: progressOptions.progress)
+                                progress: progressOptions.progress, background: background)
             return
         }
         let opened = try target.openImage()

@@ -8,7 +8,9 @@
 
 import ArgumentParser
 import Dispatch
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import XFSFormat
 import XFSRmap
 
@@ -22,8 +24,15 @@ enum OnlineCheck {
 
     /// Checks the XFS mounted at `mountPoint`; prints the report; throws `ExitCode(1)` on
     /// damage, and a `ToolFailure` (exit 2) when no verdict can be given.
-    static func run(mountPoint: String, json: Bool, maxFindings: Int, progress: Bool) throws {
+    static func run(mountPoint: String, json: Bool, maxFindings: Int, progress: Bool, background: Bool = false) throws {
         installSignalCleanup()
+        if background {
+            do {
+                try OnlineRmapCheck.runInBackground()
+            } catch {
+                throw ToolFailure(description: "could not check \(mountPoint) online: \(error)")
+            }
+        }
         let check: OnlineRmapCheck
         let report: OnlineCheckReport
         do {
@@ -58,16 +67,16 @@ enum OnlineCheck {
             output.write("live: \(report.updatesSeen) rmap updates traced, \(report.updatesApplied) applied, "
                 + "\(report.updatesDropped) dropped (inode not yet scanned or being read), "
                 + "\(report.updatesNotInodeOwned) of AG metadata, CoW staging or bmbt blocks\n")
-            output.write("scan: \(report.inodesScanned) inodes in \(String(format: "%.2f", report.scanSeconds)) s, "
+            output.write("scan: \(report.inodesScanned) inodes in \(decimal(report.scanSeconds, places: 2)) s, "
                 + "\(report.inodesReread) re-read after racing with an update, \(report.inodesExcluded) left out "
                 + "(symlinks, special files or inodes being freed: not openable by handle)\n")
-            output.write("compare: GETFSMAP per AG, \(report.fsmapRetries) quer\(report.fsmapRetries == 1 ? "y" : "ies") repeated after a race, "
-                + (report.frozenSeconds.map { "frozen for \(String(format: "%.3f", $0)) s" } ?? "no freeze") + "\n")
+            output.write("compare: GETFSMAP in \(report.fsmapQueries) block ranges, \(report.fsmapRetries) range quer\(report.fsmapRetries == 1 ? "y" : "ies") repeated after a race, "
+                + (report.frozenSeconds.map { "frozen for \(decimal($0, places: 3)) s" } ?? "no freeze") + "\n")
             output.write("not checked: AG metadata (OWN_FS, OWN_LOG, OWN_AG, OWN_INOBT, OWN_INODES, OWN_REFC), CoW staging "
                 + "extents and bmbt blocks, which user space cannot observe\n")
             output.write(report.isConsistent
                 ? "rmap (online): consistent in \(check.geometry.agCount) AG\(check.geometry.agCount == 1 ? "" : "s") "
-                    + "(\(String(format: "%.2f", report.totalSeconds)) s)\n"
+                    + "(\(decimal(report.totalSeconds, places: 2)) s)\n"
                 : "rmap (online): \(report.findings.count) problem\(report.findings.count == 1 ? "" : "s") in "
                     + "\(Set(report.findings.map(\.agno)).count) of \(check.geometry.agCount) AGs\n")
         }
@@ -92,7 +101,7 @@ enum OnlineCheck {
             + "\"dropped\": \(report.updatesDropped), \"not_inode_owned\": \(report.updatesNotInodeOwned)}, "
             + "\"scan\": {\"inodes\": \(report.inodesScanned), \"reread\": \(report.inodesReread), "
             + "\"excluded\": \(report.inodesExcluded), \"seconds\": \(report.scanSeconds)}, "
-            + "\"fsmap_retries\": \(report.fsmapRetries), \"frozen_seconds\": \(report.frozenSeconds.map { "\($0)" } ?? "null"), "
+            + "\"fsmap_queries\": \(report.fsmapQueries), \"fsmap_retries\": \(report.fsmapRetries), \"frozen_seconds\": \(report.frozenSeconds.map { "\($0)" } ?? "null"), "
             + "\"seconds\": \(report.totalSeconds), "
             + "\"not_checked\": [\"AG metadata\", \"CoW staging extents\", \"bmbt blocks\"], "
             + "\"ags\": [" + ags.joined(separator: ", ") + "], \"findings\": [" + findings.joined(separator: ", ") + "]}"

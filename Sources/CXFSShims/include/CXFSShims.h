@@ -59,6 +59,16 @@ int cxfs_ioctl(int fd, unsigned long request, void *argument);
 /// The f_type of fstatfs(2) of `fd` in *magic. Returns 0, or -1 with errno set.
 int cxfs_fs_magic(int fd, uint64_t *magic);
 
+/// Names the calling thread (prctl PR_SET_NAME; the first 15 bytes count). Returns 0, or -1
+/// with errno set.
+int cxfs_set_thread_name(const char *name);
+
+/// Puts the calling thread, and the threads it starts afterwards, in the idle CPU
+/// scheduling class (SCHED_IDLE) and the idle I/O class (IOPRIO_CLASS_IDLE): they run
+/// only when nothing else wants the CPU or the disk. Returns 0, or -1 with errno set (the
+/// I/O class is left as it was when the CPU class cannot be set).
+int cxfs_background_priority(void);
+
 // ---- Buffer lock --------------------------------------------------------------------
 //
 // An exclusive lock in one 32-bit word (0 free, 1 taken, 2 taken with sleepers), with

@@ -247,14 +247,28 @@ public final class MountedXFS: @unchecked Sendable {
     /// The kernel's rmap records of the bytes [`low`, `high`] of the data device
     /// (FS_IOC_GETFSMAP, continued until the last).
     public func fsmap(physical low: UInt64, through high: UInt64) throws -> [FSMapRecord] {
-        let recordSize = 64, batch = 4096
+        try fsmap(physical: low, through: high, limit: nil).records
+    }
+
+    /// At most `limit` of the kernel's rmap records of the bytes [`low`, `high`] of the data
+    /// device, in one FS_IOC_GETFSMAP call (the kernel reads each AG's part of it with that
+    /// AG's headers locked), and whether they are all the range has (`complete`).
+    public func fsmap(physical low: UInt64, through high: UInt64, atMost limit: Int) throws
+        -> (records: [FSMapRecord], complete: Bool) {
+        try fsmap(physical: low, through: high, limit: max(1, limit))
+    }
+
+    private func fsmap(physical low: UInt64, through high: UInt64, limit: Int?) throws
+        -> (records: [FSMapRecord], complete: Bool) {
+        let recordSize = 64, batch = limit ?? 4096
         var buffer = [UInt8](repeating: 0, count: 192 + batch * recordSize)
+        let device = UInt32(truncatingIfNeeded: try device)
         // Low key: the data device (its dev_t, as the kernel encodes it for user space) at
         // `low`; a key of another device would make the query start at the device's start.
-        Self.put32(UInt32(truncatingIfNeeded: try device), &buffer, 64)
+        Self.put32(device, &buffer, 64)
         Self.put(low, &buffer, 64 + 8)
         // High key: everything of the data device up to `high`.
-        Self.put32(UInt32(truncatingIfNeeded: try device), &buffer, 128)
+        Self.put32(device, &buffer, 128)
         Self.put32(UInt32.max, &buffer, 128 + 4)
         Self.put(high, &buffer, 128 + 8)
         Self.put(UInt64.max, &buffer, 128 + 16)
@@ -269,7 +283,8 @@ public final class MountedXFS: @unchecked Sendable {
                 throw LiveCheckError.filesystem(path: path, detail: "FS_IOC_GETFSMAP failed: \(Self.errorText())")
             }
             let entries = Int(Self.u32(buffer, 12))
-            if entries == 0 { return records }
+            if entries == 0 { return (records, true) }
+            records.reserveCapacity(records.count + entries)
             var last = false
             for i in 0..<entries {
                 let base = 192 + i * recordSize
@@ -279,7 +294,8 @@ public final class MountedXFS: @unchecked Sendable {
                 records.append(record)
                 if record.isLast { last = true }
             }
-            if last { return records }
+            if last || entries < batch { return (records, true) }
+            if limit != nil { return (records, false) }
             // Continue after the last record returned: it becomes the low key.
             let lastBase = 192 + (entries - 1) * recordSize
             let lastRecord = Array(buffer[lastBase..<(lastBase + recordSize)])

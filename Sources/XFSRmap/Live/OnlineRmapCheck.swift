@@ -20,10 +20,18 @@
 // order. A final batch with an empty bulkstat covers everything above the cursor, so an
 // inode made at the end of the scan is not missed; after it every update applies.
 //
-// The end compares each AG's trees with the kernel's rmapbt read by FS_IOC_GETFSMAP, at a
-// consistent point: the query is bracketed by markers too, and when an update of that AG
-// arrives between them the query is repeated (up to `OnlineCheckOptions.fsmapAttempts`,
-// then, if allowed, once more with the filesystem frozen, FIFREEZE/FITHAW, and the pause
+// The end compares each AG's trees with the kernel's rmapbt read by FS_IOC_GETFSMAP, in
+// block ranges small enough (about `OnlineCheckOptions.fsmapRangeRecords` records, one
+// GETFSMAP call each) to settle between the writers' updates. A range ends just before
+// the start block of the last record its call returned, so every record starting in it
+// came whole; each record is compared in the range where it starts. Each range query is
+// bracketed by markers; at the closing one the hook takes the trees' records starting in
+// the range, and notes the inode-owned updates of the AG that came between the markers.
+// Only an update touching the blocks the range's records cover (from its first block to
+// one past the end of its longest record: merges join records that touch) can have made
+// the two sides differ; such a range is read again alone, halved while wide (up to
+// `OnlineCheckOptions.fsmapAttempts` rounds, then, if allowed, once more with the
+// filesystem frozen, FIFREEZE/FITHAW, and the pause
 // measured). Only inode-owned data and attr-fork records are compared: AG metadata
 // (OWN_AG, OWN_INOBT, OWN_INODES, OWN_REFC, ...), CoW staging extents and bmbt blocks have
 // no user-space view to scan from. Inodes that cannot be opened by handle (symlinks,
@@ -34,7 +42,10 @@
 // them), or an error (`LiveCheckError`: lost events, an update that does not fit the
 // trees, a race that never settles) which the tool reports as "could not check".
 
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import CXFSShims
 import XFSBuffer
 import XFSFormat
 import XFSMemoryFile
@@ -45,10 +56,14 @@ public struct OnlineCheckOptions: Sendable {
     public var batchSize = 256
     /// How many times an inode whose reads keep racing with updates is read again.
     public var rereadRounds = 200
-    /// How many times an AG's GETFSMAP query is repeated while updates of that AG race it.
+    /// How many rounds of re-reads a range of an AG gets while updates of its blocks race
+    /// its GETFSMAP queries.
     public var fsmapAttempts = 50
-    /// Whether a short freeze may settle an AG whose queries keep racing.
+    /// Whether a short freeze may settle a range whose queries keep racing.
     public var allowFreeze = true
+    /// GETFSMAP records per range of an AG (one call each; a range stops before the start
+    /// block of the last record, so records per range is about this).
+    public var fsmapRangeRecords = 4096
     /// The trace ring buffer per CPU, in KiB.
     public var traceBufferKB = 65536
     /// Default settings.
@@ -70,7 +85,9 @@ public struct OnlineCheckReport: Sendable {
     /// Kernel rmap updates seen in the trace (all owners), applied to the trees, dropped
     /// (an inode not yet scanned, a racing read, an excluded inode), and not inode-owned.
     public var updatesSeen = 0, updatesApplied = 0, updatesDropped = 0, updatesNotInodeOwned = 0
-    /// GETFSMAP queries repeated because an update of their AG arrived meanwhile.
+    /// GETFSMAP range queries of the first pass over each AG.
+    public var fsmapQueries = 0
+    /// Range queries repeated because an update of the range's blocks arrived meanwhile.
     public var fsmapRetries = 0
     /// How long the filesystem was frozen (nil: never).
     public var frozenSeconds: Double?
@@ -102,15 +119,21 @@ final class LiveRmapCollector: @unchecked Sendable {
         func covers(_ ino: UInt64) -> Bool { range?.contains(ino) == true || inodes.contains(ino) }
     }
 
-    /// A GETFSMAP query between two markers.
+    /// A GETFSMAP query of one block range of an AG, between two markers. The records it
+    /// compares are those whose start block lies in `blocks`.
     struct Query {
         var agno: UInt32
+        /// The start blocks compared (the upper bound is set before the closing marker).
+        var blocks: ClosedRange<UInt32>
         var open = false
-        var raced = false
+        /// The blocks [start, end] (end: one past the last) of each inode-owned update of
+        /// the AG seen between the markers.
+        var updates: [ClosedRange<UInt64>] = []
+        /// The trees' records of `blocks`, taken at the closing marker.
         var snapshot: [RmapRecord]?
     }
 
-    let lock = NSCondition()
+    let lock = ConditionLock()
     let trees: [RmapBTree]
     let agCount: UInt32
     /// Inodes at or below this have been scanned (nil: none yet).
@@ -118,6 +141,8 @@ final class LiveRmapCollector: @unchecked Sendable {
     var scanComplete = false
     var batches: [Int: Batch] = [:]
     var queries: [Int: Query] = [:]
+    /// The queries between their markers (at most one: the check queries one range at a time).
+    var openQueries: [Int] = []
     var retry: Set<UInt64> = []
     var excluded: Set<UInt64> = []
     var closedMarkers: Set<Int> = []
@@ -145,11 +170,12 @@ final class LiveRmapCollector: @unchecked Sendable {
         switch item {
         case let .update(update):
             seen += 1
-            for id in queries.keys where queries[id]!.open && queries[id]!.agno == update.agno {
-                queries[id]!.raced = true
-            }
             let record = update.record
             guard record.isFileMapping else { notInodeOwned += 1; return }
+            for id in openQueries where queries[id]?.agno == update.agno {
+                let start = UInt64(record.startBlock)
+                queries[id]?.updates.append(start...(start + UInt64(record.blockCount)))
+            }
             for id in batches.keys where batches[id]!.open && batches[id]!.covers(record.owner) {
                 batches[id]!.raced.insert(record.owner)
             }
@@ -181,13 +207,17 @@ final class LiveRmapCollector: @unchecked Sendable {
         case "scan-end":
             closeBatch(id)
             closedMarkers.insert(id)
-        case "fsmap-begin": queries[id]?.open = true
-        case "fsmap-end":
-            if var query = queries[id], !query.raced {
-                query.snapshot = snapshot(query.agno)
-                queries[id] = query
+        case "fsmap-begin":
+            if queries[id] != nil {
+                queries[id]!.open = true
+                openQueries.append(id)
             }
-            queries[id]?.open = false
+        case "fsmap-end":
+            if let query = queries[id] {
+                queries[id]!.snapshot = snapshot(query.agno, query.blocks)
+                queries[id]!.open = false
+            }
+            openQueries.removeAll { $0 == id }
             closedMarkers.insert(id)
         default: return
         }
@@ -221,11 +251,11 @@ final class LiveRmapCollector: @unchecked Sendable {
         }
     }
 
-    /// AG `agno`'s inode-owned records, without excluded owners.
-    private func snapshot(_ agno: UInt32) -> [RmapRecord] {
+    /// AG `agno`'s inode-owned records that start in `blocks`, without excluded owners.
+    private func snapshot(_ agno: UInt32, _ blocks: ClosedRange<UInt32>) -> [RmapRecord] {
         var records: [RmapRecord] = []
         do {
-            try trees[Int(agno)].forEach { record in
+            try trees[Int(agno)].forEach(startingIn: blocks) { record in
                 if record.isFileMapping && !excluded.contains(record.owner) { records.append(record) }
                 return .proceed
             }
@@ -236,8 +266,8 @@ final class LiveRmapCollector: @unchecked Sendable {
     }
 
     /// Waits until the closing marker `id` has been seen (or a failure).
-    func waitForClose(_ id: Int, timeout: TimeInterval = 120) throws {
-        let deadline = Date().addingTimeInterval(timeout)
+    func waitForClose(_ id: Int, timeout: Double = 120) throws {
+        let deadline = MonotonicDeadline(secondsFromNow: timeout)
         lock.lock()
         defer { lock.unlock() }
         while !closedMarkers.contains(id) && failure == nil {
@@ -279,7 +309,7 @@ public final class OnlineRmapCheck {
     /// Runs the check: traces, scans, compares. Throws `LiveCheckError` when no verdict can
     /// be given.
     public func run() throws -> OnlineCheckReport {
-        let started = Date()
+        let started = ContinuousClock.now
         RmapTraceSession.removeStaleInstances()
         let memoryFile = try MemoryFile(name: "xfs-rmap online")
         var trees: [RmapBTree] = []
@@ -297,7 +327,7 @@ public final class OnlineRmapCheck {
         var report = OnlineCheckReport()
         progress?("scanning inodes")
         try scan(collector, session, &report)
-        report.scanSeconds = Date().timeIntervalSince(started)
+        report.scanSeconds = seconds(since: started)
         progress?("comparing with GETFSMAP")
         try compare(collector, session, &report)
         try session.finish()
@@ -311,8 +341,20 @@ public final class OnlineRmapCheck {
         let failure = collector.failure
         collector.lock.unlock()
         if let failure { throw LiveCheckError.inconsistentStream(failure) }
-        report.totalSeconds = Date().timeIntervalSince(started)
+        report.totalSeconds = seconds(since: started)
         return report
+    }
+
+    /// Puts the calling thread, and every thread it starts afterwards (a check's trace
+    /// reader among them), in the idle CPU and I/O scheduling classes (SCHED_IDLE,
+    /// IOPRIO_CLASS_IDLE), as xfs_scrub's service runs: a check then uses only the CPU and
+    /// disk time nobody else wants. It still finishes (an idle CPU comes sooner or later;
+    /// the trace buffer holds the updates meanwhile) and is still right: events lost while
+    /// it waits end it with `LiveCheckError.incompleteStream`. Irreversible for the thread.
+    public static func runInBackground() throws {
+        guard cxfs_background_priority() == 0 else {
+            throw LiveCheckError.filesystem(path: "sched_setscheduler", detail: "cannot run at idle priority: \(String(cString: strerror(errno)))")
+        }
     }
 
     private func newMarker() -> Int {
@@ -456,81 +498,199 @@ public final class OnlineRmapCheck {
         }
     }
 
-    /// The kernel's inode-owned records of AG `agno`, as rmap records.
-    func kernelRecords(_ agno: UInt32, excluded: Set<UInt64>) throws -> [RmapRecord] {
+    /// One range query sent to the kernel: its marker, the AG blocks whose records it
+    /// compares (their start blocks), and the kernel's inode-owned records starting there.
+    struct IssuedRange {
+        var id: Int
+        var blocks: ClosedRange<UInt32>
+        var kernel: [RmapRecord]
+    }
+
+    /// The inode-owned records among `raw` (GETFSMAP records of AG `agno`) whose start block
+    /// lies in `blocks`, as rmap records.
+    func kernelRecords(_ raw: [FSMapRecord], agno: UInt32, blocks: ClosedRange<UInt32>) -> [RmapRecord] {
         let blockSize = UInt64(geometry.blockSize)
         let agBytes = UInt64(geometry.agBlocks) * blockSize
-        let low = UInt64(agno) * agBytes
+        let agStart = UInt64(agno) * agBytes
         var records: [RmapRecord] = []
-        for r in try filesystem.fsmap(physical: low, through: low + agBytes - 1)
-        where r.isInodeOwned && !r.isBmbtBlock && !excluded.contains(r.owner) {
-            guard r.physical >= low, r.physical - low + r.length <= agBytes else { continue }
-            records.append(RmapRecord(startBlock: UInt32((r.physical - low) / blockSize), blockCount: UInt32(r.length / blockSize),
+        records.reserveCapacity(raw.count)
+        for r in raw where r.isInodeOwned && !r.isBmbtBlock {
+            guard r.physical >= agStart, r.physical - agStart + r.length <= agBytes else { continue }
+            let start = (r.physical - agStart) / blockSize
+            guard start >= UInt64(blocks.lowerBound), start <= UInt64(blocks.upperBound) else { continue }
+            records.append(RmapRecord(startBlock: UInt32(start), blockCount: UInt32(r.length / blockSize),
                                       owner: r.owner, offset: r.offset / blockSize, isAttrFork: r.isAttrFork,
                                       isUnwritten: r.isUnwritten))
         }
         return records
     }
 
-    private func compare(_ collector: LiveRmapCollector, _ session: RmapTraceSession, _ report: inout OnlineCheckReport) throws {
-        for agno in 0..<geometry.agCount {
-            var settled: (ours: [RmapRecord], kernel: [RmapRecord])?
-            var attempt = 0
-            while settled == nil {
-                attempt += 1
-                let frozen = attempt > options.fsmapAttempts
-                if frozen && !options.allowFreeze {
-                    throw LiveCheckError.incompleteStream("AG \(agno): updates raced every one of \(options.fsmapAttempts) GETFSMAP queries (freezing not allowed)")
-                }
-                if attempt > options.fsmapAttempts + 1 {
-                    throw LiveCheckError.incompleteStream("AG \(agno): updates arrived even while the filesystem was frozen")
-                }
-                let freezeStart = Date()
-                if frozen { try filesystem.freeze() }
-                defer {
-                    if frozen {
-                        try? filesystem.thaw()
-                        report.frozenSeconds = (report.frozenSeconds ?? 0) + Date().timeIntervalSince(freezeStart)
+    /// Queries the kernel's records of AG `agno` from block `low` on, between two markers
+    /// (the reader takes the trees' records of the same blocks at the closing one). With
+    /// `high`, the range is [`low`, `high`] (GETFSMAP continued as long as it takes).
+    /// Without, it is one GETFSMAP call of at most `OnlineCheckOptions.fsmapRangeRecords`
+    /// records from `low` to the AG's end: unless that call reached the end, the range stops
+    /// just before the start block of the last record returned, so every record starting in
+    /// the range has come whole (records are returned in start-block order), and the next
+    /// range begins there.
+    private func issue(_ collector: LiveRmapCollector, _ session: RmapTraceSession, agno: UInt32, low: UInt32,
+                       high: UInt32?) throws -> IssuedRange {
+        let id = newMarker()
+        collector.lock.withLock { collector.queries[id] = LiveRmapCollector.Query(agno: agno, blocks: low...low) }
+        try session.mark("xfs-rmap-live fsmap-begin \(id)")
+        let blockSize = UInt64(geometry.blockSize)
+        let agStart = UInt64(agno) * UInt64(geometry.agBlocks) * blockSize
+        let agLast = geometry.agBlocks - 1
+        var blocks = low...agLast
+        var raw: [FSMapRecord] = []
+        do {
+            if let high {
+                blocks = low...high
+                raw = try filesystem.fsmap(physical: agStart + UInt64(low) * blockSize,
+                                           through: agStart + (UInt64(high) + 1) * blockSize - 1)
+            } else {
+                var limit = max(2, options.fsmapRangeRecords)
+                while true {
+                    let (records, complete) = try filesystem.fsmap(physical: agStart + UInt64(low) * blockSize,
+                                                                   through: agStart + UInt64(geometry.agBlocks) * blockSize - 1,
+                                                                   atMost: limit)
+                    raw = records
+                    if complete { break }
+                    let lastStart = (max(records.last?.physical ?? 0, agStart) - agStart) / blockSize
+                    if lastStart > UInt64(low) {
+                        blocks = low...UInt32(lastStart - 1)
+                        break
                     }
-                }
-                let id = newMarker()
-                collector.lock.lock()
-                collector.queries[id] = LiveRmapCollector.Query(agno: agno)
-                let excluded = collector.excluded
-                collector.lock.unlock()
-                try session.mark("xfs-rmap-live fsmap-begin \(id)")
-                let kernel: [RmapRecord]
-                do {
-                    kernel = try kernelRecords(agno, excluded: excluded)
-                } catch let LiveCheckError.corruptionReported(_, detail) {
-                    // The kernel's own verifiers refused this AG's rmapbt: damage, by the
-                    // kernel's word; its records cannot be compared.
-                    try session.mark("xfs-rmap-live fsmap-end \(id)")
-                    try collector.waitForClose(id)
-                    collector.lock.lock()
-                    collector.queries[id] = nil
-                    collector.lock.unlock()
-                    report.recordsCompared.append(0)
-                    report.findings.append(RmapFinding(agno: agno, kind: .structure,
-                                                       detail: "the kernel reports this AG's rmapbt corrupt (\(detail)); its records were not compared"))
-                    break
-                }
-                try session.mark("xfs-rmap-live fsmap-end \(id)")
-                try collector.waitForClose(id)
-                collector.lock.lock()
-                let query = collector.queries.removeValue(forKey: id)
-                let nowExcluded = collector.excluded
-                collector.lock.unlock()
-                if let snapshot = query?.snapshot {
-                    settled = (snapshot, kernel.filter { !nowExcluded.contains($0.owner) })
-                } else {
-                    report.fsmapRetries += 1
-                    progress?("AG \(agno): an update raced GETFSMAP query \(attempt)\(frozen ? " (frozen)" : ""); again")
+                    // Every record returned starts at `low` (a block shared by that many
+                    // owners): ask for more.
+                    limit *= 2
                 }
             }
-            guard let (ours, kernel) = settled else { continue }  // the kernel refused the AG
-            report.recordsCompared.append(kernel.count)
-            report.findings += Self.differences(agno, expected: ours, found: kernel)
+        } catch {
+            try? session.mark("xfs-rmap-live fsmap-end \(id)")
+            collector.lock.withLock {
+                collector.queries[id] = nil
+                collector.openQueries.removeAll { $0 == id }
+            }
+            throw error
+        }
+        collector.lock.withLock { collector.queries[id]?.blocks = blocks }
+        try session.mark("xfs-rmap-live fsmap-end \(id)")
+        return IssuedRange(id: id, blocks: blocks, kernel: kernelRecords(raw, agno: agno, blocks: blocks))
+    }
+
+    /// Waits for the closing marker of `range`; its differences and the number of kernel
+    /// records compared, or nil when an update raced it. An update raced the range when it
+    /// came between the markers and touches the blocks the range's records cover (from the
+    /// range's first block to one past the end of its longest record, ours or the kernel's):
+    /// only such an update can have changed, added or removed a record starting in the range
+    /// (a merge joins records that touch), so the kernel's answer and the trees' snapshot
+    /// then need not be of the same moment.
+    private func settle(_ collector: LiveRmapCollector, _ range: IssuedRange, agno: UInt32) throws
+        -> (findings: [RmapFinding], compared: Int)? {
+        try collector.waitForClose(range.id)
+        let (query, excluded) = collector.lock.withLock { (collector.queries.removeValue(forKey: range.id), collector.excluded) }
+        guard let query, let ours = query.snapshot else {
+            throw LiveCheckError.incompleteStream("the markers of GETFSMAP query \(range.id) (AG \(agno)) were not seen in the trace")
+        }
+        let kernel = excluded.isEmpty ? range.kernel : range.kernel.filter { !excluded.contains($0.owner) }
+        var end = UInt64(range.blocks.upperBound) + 1
+        for r in ours { end = max(end, UInt64(r.startBlock) + UInt64(r.blockCount)) }
+        for r in kernel { end = max(end, UInt64(r.startBlock) + UInt64(r.blockCount)) }
+        let span = UInt64(range.blocks.lowerBound)...end
+        if query.updates.contains(where: { $0.overlaps(span) }) { return nil }
+        return (Self.differences(agno, expected: ours, found: kernel), kernel.count)
+    }
+
+    /// The ranges a raced range is read again as: its two halves while it is wider than
+    /// 128 blocks (an update in one half then no longer holds back the other), else itself.
+    static func split(_ blocks: ClosedRange<UInt32>) -> [ClosedRange<UInt32>] {
+        let width = UInt64(blocks.upperBound) - UInt64(blocks.lowerBound) + 1
+        guard width > 128 else { return [blocks] }
+        let middle = blocks.lowerBound + UInt32(width / 2)
+        return [blocks.lowerBound...(middle - 1), middle...blocks.upperBound]
+    }
+
+    private func compare(_ collector: LiveRmapCollector, _ session: RmapTraceSession, _ report: inout OnlineCheckReport) throws {
+        for agno in 0..<geometry.agCount {
+            var settled: [(UInt32, [RmapFinding])] = []
+            var compared = 0
+            do {
+                // The whole AG in ranges GETFSMAP's own continuation chooses, queried back to
+                // back: the reader takes each range's snapshot at its closing marker meanwhile.
+                var issued: [IssuedRange] = []
+                var low: UInt32 = 0
+                while true {
+                    let range = try issue(collector, session, agno: agno, low: low, high: nil)
+                    issued.append(range)
+                    if range.blocks.upperBound >= geometry.agBlocks - 1 { break }
+                    low = range.blocks.upperBound + 1
+                }
+                report.fsmapQueries += issued.count
+                var pending: [ClosedRange<UInt32>] = []
+                for range in issued {
+                    if let (findings, n) = try settle(collector, range, agno: agno) {
+                        settled.append((range.blocks.lowerBound, findings))
+                        compared += n
+                    } else {
+                        pending += Self.split(range.blocks)
+                    }
+                }
+                // Each raced range again, alone (halved while wide), until none races; after
+                // `fsmapAttempts` rounds, once more with the filesystem frozen.
+                var round = 0
+                while !pending.isEmpty {
+                    round += 1
+                    let frozen = round > options.fsmapAttempts
+                    if frozen && !options.allowFreeze {
+                        throw LiveCheckError.incompleteStream("AG \(agno): updates raced each of \(options.fsmapAttempts) GETFSMAP queries of a range (freezing not allowed)")
+                    }
+                    if round > options.fsmapAttempts + 1 {
+                        throw LiveCheckError.incompleteStream("AG \(agno): updates arrived even while the filesystem was frozen")
+                    }
+                    report.fsmapRetries += pending.count
+                    progress?("AG \(agno): \(pending.count) range\(pending.count == 1 ? "" : "s") raced with updates; again\(frozen ? " with the filesystem frozen" : "")")
+                    var again: [IssuedRange] = []
+                    let freezeStart = ContinuousClock.now
+                    if frozen { try filesystem.freeze() }
+                    do {
+                        for blocks in pending {
+                            again.append(try issue(collector, session, agno: agno, low: blocks.lowerBound, high: blocks.upperBound))
+                        }
+                    } catch {
+                        if frozen {
+                            try? filesystem.thaw()
+                            report.frozenSeconds = (report.frozenSeconds ?? 0) + seconds(since: freezeStart)
+                        }
+                        throw error
+                    }
+                    if frozen {
+                        try filesystem.thaw()
+                        report.frozenSeconds = (report.frozenSeconds ?? 0) + seconds(since: freezeStart)
+                    }
+                    pending = []
+                    for range in again {
+                        if let (findings, n) = try settle(collector, range, agno: agno) {
+                            settled.append((range.blocks.lowerBound, findings))
+                            compared += n
+                        } else {
+                            pending += Self.split(range.blocks)
+                        }
+                    }
+                }
+            } catch let LiveCheckError.corruptionReported(_, detail) {
+                // The kernel's own verifiers refused this AG's rmapbt: damage, by the
+                // kernel's word; its records cannot be compared.
+                collector.lock.withLock {
+                    collector.queries = collector.queries.filter { $0.value.agno != agno }
+                }
+                report.recordsCompared.append(0)
+                report.findings.append(RmapFinding(agno: agno, kind: .structure,
+                                                   detail: "the kernel reports this AG's rmapbt corrupt (\(detail)); its records were not compared"))
+                continue
+            }
+            report.recordsCompared.append(compared)
+            for (_, findings) in settled.sorted(by: { $0.0 < $1.0 }) { report.findings += findings }
         }
     }
 

@@ -122,15 +122,15 @@ public struct RmapTraceDecoder: Sendable {
     /// The task's pid, the event name and the text after it, of a `trace_pipe` line
     /// ("comm-PID [CPU] FLAGS TIMESTAMP: EVENT: FIELDS").
     static func split(_ line: Substring) -> (Int32, Substring, Substring)? {
-        guard let bracket = line.range(of: " [") else { return nil }
+        guard let bracket = line.firstRange(of: " [") else { return nil }
         var head = line[..<bracket.lowerBound]
         while head.last == " " { head = head.dropLast() }
         guard let dash = head.lastIndex(of: "-"), let pid = Int32(head[head.index(after: dash)...]) else { return nil }
         let rest = line[bracket.upperBound...]
         // The timestamp ends with ": "; the event name follows, ending with ": " too.
-        guard let stamp = rest.range(of: ": ") else { return nil }
+        guard let stamp = rest.firstRange(of: ": ") else { return nil }
         let afterStamp = rest[stamp.upperBound...]
-        guard let nameEnd = afterStamp.range(of: ": ") else {
+        guard let nameEnd = afterStamp.firstRange(of: ": ") else {
             return (pid, afterStamp.hasSuffix(":") ? afterStamp.dropLast() : afterStamp, "")
         }
         return (pid, afterStamp[..<nameEnd.lowerBound], afterStamp[nameEnd.upperBound...])

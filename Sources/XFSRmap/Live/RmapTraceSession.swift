@@ -15,9 +15,10 @@
 // The instance is removed by `finish()`, `cancel()` or deinit, and `removeStaleInstances`
 // removes what a killed process left behind.
 
-import Foundation
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 /// Subscribers to decoded rmap trace items (the live hooks). Each subscriber gets every
@@ -28,7 +29,7 @@ public final class RmapHookRegistry: @unchecked Sendable {
     /// A subscriber's handle, for `unsubscribe`.
     public struct Handle: Hashable, Sendable { let id: Int }
 
-    private let lock = NSLock()
+    private let lock = ConditionLock()
     private var subscribers: [(Int, @Sendable (RmapTraceItem) -> Void)] = []
     private var nextID = 0
 
@@ -64,7 +65,7 @@ public final class RmapTraceSession: @unchecked Sendable {
     /// The instance's directory, relative to the tracefs root.
     public let instance: String
     let tracefs: TraceFS
-    private let lock = NSLock()
+    private let lock = ConditionLock()
     private var decoder = RmapTraceDecoder()
     private var lostReasons: [String] = []
     private var failures: [String] = []
@@ -78,8 +79,9 @@ public final class RmapTraceSession: @unchecked Sendable {
     private var readerHeld = false
     private var removed = false
     private var stream: Int32 = -1
-    private let finished = NSCondition()
-    private static let counterLock = NSLock()
+    private var markerStream: Int32 = -1
+    private let finished = ConditionLock()
+    private static let counterLock = ConditionLock()
     nonisolated(unsafe) private static var counter = 0
     /// Sessions not yet cancelled (under `counterLock`), for `cancelAll()`.
     nonisolated(unsafe) private static var running: [ObjectIdentifier: RmapTraceSession] = [:]
@@ -121,16 +123,25 @@ public final class RmapTraceSession: @unchecked Sendable {
                 try tracefs.write("\(instance)/events/xfs/\(event)/enable", "1")
             }
             try tracefs.write("\(instance)/tracing_on", "1")
-            let fd = try tracefs.openStream("\(instance)/trace_pipe")
+            let marker = try tracefs.openForWriting("\(instance)/trace_marker")
+            let fd: Int32
+            do {
+                fd = try tracefs.openStream("\(instance)/trace_pipe")
+            } catch {
+                tracefs.closeStream(marker)
+                throw error
+            }
             // A cancel (Ctrl-C) that came meanwhile found no reader to stop and no stream to
             // close: it is this init's to finish.
             let proceed = lock.withLock { () -> Bool in
                 if removed { return false }
                 stream = fd
+                markerStream = marker
                 readerStarted = true
                 return true
             }
             if !proceed {
+                tracefs.closeStream(marker)
                 tracefs.closeStream(fd)
                 try? tracefs.removeDirectory(instance)
                 throw LiveCheckError.tracing(path: tracefs.root + "/" + instance, detail: "cancelled while starting")
@@ -139,16 +150,25 @@ public final class RmapTraceSession: @unchecked Sendable {
             cancel()
             throw error
         }
-        let thread = Thread { [self] in readLoop() }
-        thread.name = "xfs-rmap trace reader"
-        thread.start()
+        do {
+            try startThread(named: "xfs-rmap trace") { [self] in readLoop() }
+        } catch {
+            lock.withLock { readerStarted = false }
+            cancel()
+            throw error
+        }
     }
 
     deinit { cancel() }
 
     /// Writes `text` (one line, no newline) to the instance's `trace_marker`.
     public func mark(_ text: String) throws {
-        try tracefs.write("\(instance)/trace_marker", text)
+        try lock.withLock {
+            guard markerStream >= 0 else {
+                throw LiveCheckError.tracing(path: tracefs.root + "/" + instance + "/trace_marker", detail: "the trace has ended")
+            }
+            try tracefs.write(to: markerStream, text, path: "\(instance)/trace_marker")
+        }
     }
 
     /// Holds the reader back (`true`) or lets it go on: for tests of what a full ring
@@ -171,7 +191,10 @@ public final class RmapTraceSession: @unchecked Sendable {
             finished.unlock()
         }
         while true {
-            if lock.withLock({ readerHeld && !stopRequested }) {
+            let (held, stopping) = lock.withLock { (readerHeld, stopRequested) }
+            // A cancelled trace is not read to its end: what is left in it has no reader.
+            if stopping { return }
+            if held {
                 usleep(10_000)
                 continue
             }
@@ -215,13 +238,21 @@ public final class RmapTraceSession: @unchecked Sendable {
 
     /// Waits until every update the kernel made before this call has reached the
     /// subscribers (a marker written now has come through the stream).
-    public func drain(timeout: TimeInterval = 60) throws {
-        try waitForMarker("xfs-rmap-live end \(UUID().uuidString)", timeout: timeout)
+    public func drain(timeout: Double = 60) throws {
+        try waitForMarker("xfs-rmap-live end \(nextEndMarker())", timeout: timeout)
     }
 
-    private func waitForMarker(_ marker: String, timeout: TimeInterval) throws {
+    /// A number for an end marker, unique in the process.
+    private func nextEndMarker() -> Int {
+        Self.counterLock.withLock {
+            Self.counter += 1
+            return Self.counter
+        }
+    }
+
+    private func waitForMarker(_ marker: String, timeout: Double) throws {
         try mark(marker)
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = MonotonicDeadline(secondsFromNow: timeout)
         finished.lock()
         defer { finished.unlock() }
         while !markersSeen.contains(marker) && !readerDone {
@@ -237,9 +268,9 @@ public final class RmapTraceSession: @unchecked Sendable {
     /// Ends the trace: waits for every update made before the call, stops the reader,
     /// removes the instance, and throws `incompleteStream` when events were lost (ring-buffer
     /// overruns, dropped events, a lost-events line) or the kernel reported a failed update.
-    public func finish(timeout: TimeInterval = 60) throws {
+    public func finish(timeout: Double = 60) throws {
         defer { cancel() }
-        try waitForMarker("xfs-rmap-live end \(UUID().uuidString) final", timeout: timeout)
+        try waitForMarker("xfs-rmap-live end \(nextEndMarker()) final", timeout: timeout)
         var reasons = lock.withLock { lostReasons + failures }
         reasons += try overruns()
         if !reasons.isEmpty { throw LiveCheckError.incompleteStream(reasons.joined(separator: "; ")) }
@@ -272,7 +303,7 @@ public final class RmapTraceSession: @unchecked Sendable {
         }
         guard !alreadyRemoved else {
             finished.lock()
-            let deadline = Date().addingTimeInterval(15)
+            let deadline = MonotonicDeadline(secondsFromNow: 15)
             while !cancelDone { if !finished.wait(until: deadline) { break } }
             finished.unlock()
             return
@@ -284,6 +315,12 @@ public final class RmapTraceSession: @unchecked Sendable {
             finished.unlock()
         }
         _ = Self.counterLock.withLock { Self.running.removeValue(forKey: ObjectIdentifier(self)) }
+        // No marker is written from now on; an open trace_marker would keep the instance busy.
+        let marker = lock.withLock { () -> Int32 in
+            defer { markerStream = -1 }
+            return markerStream
+        }
+        if marker >= 0 { tracefs.closeStream(marker) }
         try? tracefs.write("\(instance)/tracing_on", "0")
         for event in RmapTraceDecoder.allEvents {
             try? tracefs.write("\(instance)/events/xfs/\(event)/enable", "0")
@@ -292,7 +329,7 @@ public final class RmapTraceSession: @unchecked Sendable {
         lock.withLock { stopRequested = true }
         let started = lock.withLock { readerStarted }
         finished.lock()
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = MonotonicDeadline(secondsFromNow: 10)
         while started && !readerDone { if !finished.wait(until: deadline) { break } }
         let stopped = !started || readerDone
         finished.unlock()
@@ -315,7 +352,7 @@ public final class RmapTraceSession: @unchecked Sendable {
     @discardableResult
     public static func removeInstances(ofProcess pid: Int32) -> [String] {
         guard let tracefs = try? TraceFS.find(),
-              let names = try? FileManager.default.contentsOfDirectory(atPath: tracefs.root + "/instances") else { return [] }
+              let names = directoryEntries(tracefs.root + "/instances") else { return [] }
         var removed: [String] = []
         for name in names where name.hasPrefix("xfs-rmap-\(pid)-") {
             try? tracefs.write("instances/\(name)/tracing_on", "0")
@@ -336,7 +373,7 @@ public final class RmapTraceSession: @unchecked Sendable {
     @discardableResult
     public static func removeStaleInstances() -> [String] {
         guard let tracefs = try? TraceFS.find(),
-              let names = try? FileManager.default.contentsOfDirectory(atPath: tracefs.root + "/instances") else { return [] }
+              let names = directoryEntries(tracefs.root + "/instances") else { return [] }
         var removed: [String] = []
         for name in names where name.hasPrefix("xfs-rmap-") {
             let parts = name.split(separator: "-")

@@ -98,6 +98,21 @@ public struct TraceFS: Sendable {
         guard n == bytes.count else { throw failure(full, "write '\(text)'") }
     }
 
+    /// Opens the file at `path` for writing many times (a `trace_marker`), with
+    /// `write(to:_:path:)`; the caller closes it with `closeStream`.
+    public func openForWriting(_ path: String) throws -> Int32 {
+        let fd = open(root + "/" + path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw failure(root + "/" + path, "open") }
+        return fd
+    }
+
+    /// Writes `text` to `fd` (from `openForWriting`, of the file at `path`) in one `write(2)`.
+    public func write(to fd: Int32, _ text: String, path: String) throws {
+        var text = text
+        let n = text.withUTF8 { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard n == text.utf8.count else { throw failure(root + "/" + path, "write '\(text)'") }
+    }
+
     /// Makes the directory `path` (a tracing instance).
     public func makeDirectory(_ path: String) throws {
         guard mkdir(root + "/" + path, 0o755) == 0 else { throw failure(root + "/" + path, "mkdir") }
