@@ -7,11 +7,17 @@ private let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().d
     .deletingLastPathComponent()
 
 /// A scratch folder for `name`'s build, outside the repository and kept between runs (so a
-/// second run is incremental): `$TMPDIR/xfs-inmemory-btrees-builds-<hash of the checkout's
-/// path>/<name>`.
+/// second run is incremental): `$TMPDIR/xfs-inmemory-btrees-builds-<hash>/<name>`, the hash
+/// of the checkout's path and of the names of its source files. SwiftPM does not notice a
+/// file added to or removed from a package that a build depends on by path, and would
+/// reuse a build plan without it; a new file list gets a folder of its own.
 private func scratchPath(_ name: String) -> String {
     var hash: UInt32 = 0x811C_9DC5
-    for byte in root.path.utf8 { hash = (hash ^ UInt32(byte)) &* 0x0100_0193 }
+    func mix(_ text: String) { for byte in text.utf8 { hash = (hash ^ UInt32(byte)) &* 0x0100_0193 } }
+    mix(root.path)
+    let sources = root.appendingPathComponent("Sources")
+    let files = FileManager.default.enumerator(atPath: sources.path)?.compactMap { $0 as? String } ?? []
+    for file in files.sorted() where file.hasSuffix(".swift") || file.hasSuffix(".c") || file.hasSuffix(".h") { mix(file) }
     return URL(fileURLWithPath: NSTemporaryDirectory())
         .appendingPathComponent("xfs-inmemory-btrees-builds-\(String(hash, radix: 16))/\(name)").path
 }
