@@ -56,16 +56,22 @@ final class InodeLanes: @unchecked Sendable {
 
     private let lock = Mutex()
     private var lanes: [Lane]
+    /// Inodes not yet handed out, in all lanes.
+    private var remainingInodes = 0
+    /// How many workers take batches.
+    private let workers: Int
 
     /// Lanes over `inodes` (in inode order, in any number of pieces), for a filesystem of
-    /// `agCount` AGs.
-    init(_ inodes: [[InodeToScan]], agCount: UInt32) {
+    /// `agCount` AGs, scanned by `workers` workers.
+    init(_ inodes: [[InodeToScan]], agCount: UInt32, workers: Int) {
         lanes = Array(repeating: Lane(), count: Int(agCount))
+        self.workers = max(1, workers)
         for piece in inodes {
             for inode in piece {
                 lanes[Int(inode.homeAG)].inodes.append(inode)
                 lanes[Int(inode.homeAG)].remainingWeight += Int(inode.weight)
             }
+            remainingInodes += piece.count
         }
     }
 
@@ -83,11 +89,16 @@ final class InodeLanes: @unchecked Sendable {
             guard best >= 0 else { return nil }
             let start = lanes[best].next
             var end = start, weight = 0
-            while end < lanes[best].inodes.count && end - start < Self.batchInodes && weight < Self.batchWeight {
+            // Batches shrink as the inodes run out (to a quarter of each worker's share of
+            // what is left), so that the last ones spread over every worker: without a plan
+            // (weights all 1) one batch of 64 could hold several of the largest files.
+            let limit = min(Self.batchInodes, max(4, remainingInodes / (4 * workers)))
+            while end < lanes[best].inodes.count && end - start < limit && weight < Self.batchWeight {
                 weight += Int(lanes[best].inodes[end].weight)
                 end += 1
             }
             lanes[best].next = end
+            remainingInodes -= end - start
             lanes[best].remainingWeight -= weight
             lanes[best].workers += 1
             let windowEnd = min(lanes[best].inodes.count, end + Self.readAheadInodes)

@@ -347,13 +347,13 @@ public final class RmapScanner: @unchecked Sendable {
         let lanes: InodeLanes
         if stashing == .sortedBulkLoad {
             lanes = InodeLanes([allocated.map { InodeToScan(ino: $0, homeAG: agOf($0), weight: 1) }],
-                               agCount: image.geometry.agCount)
+                               agCount: image.geometry.agCount, workers: threads)
         } else {
             let chunk = 256
             let planned = ParallelJobs.results((allocated.count + chunk - 1) / chunk, threads: threads) { index in
                 allocated[index * chunk..<min((index + 1) * chunk, allocated.count)].map { self.plan($0) }
             }
-            lanes = InodeLanes(try planned.map { try $0.get() }, agCount: image.geometry.agCount)
+            lanes = InodeLanes(try planned.map { try $0.get() }, agCount: image.geometry.agCount, workers: threads)
         }
         progressLock.withLock { inodesLeftPerAG = perAG }
         return (lanes, allocated.count)

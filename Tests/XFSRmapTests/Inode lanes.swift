@@ -16,7 +16,7 @@ struct InodeLanesTests {
 
     @Test("two workers get different home AGs while both have work, then share the last")
     func spreadsWorkers() {
-        let lanes = InodeLanes([Self.inodes([(0, 50_000), (0, 50_000), (1, 50_000), (2, 10)])], agCount: 4)
+        let lanes = InodeLanes([Self.inodes([(0, 50_000), (0, 50_000), (1, 50_000), (2, 10)])], agCount: 4, workers: 2)
         let first = lanes.next(finishing: nil)
         let second = lanes.next(finishing: nil)
         #expect(first?.inodes.map(\.ino) == [128])
@@ -34,7 +34,7 @@ struct InodeLanesTests {
         var random = SeededRandom(seed: 7)
         let specs = (0..<5_000).map { _ in (home: UInt32(random.next() % 5), weight: Int(random.next() % 300) + 1) }
         let inodes = Self.inodes(specs)
-        let lanes = InodeLanes([Array(inodes[..<1_000]), Array(inodes[1_000...])], agCount: 5)
+        let lanes = InodeLanes([Array(inodes[..<1_000]), Array(inodes[1_000...])], agCount: 5, workers: 2)
         var seen: [UInt64] = []
         var claim: InodeLanes.Claim? = nil
         while let next = lanes.next(finishing: claim) {
@@ -50,5 +50,24 @@ struct InodeLanesTests {
             let order = seen.filter { specs[Int($0 - 128)].home == home }
             #expect(order == order.sorted())
         }
+    }
+
+    @Test("unplanned inodes: batches of 64 shrink to 4 as the inodes run out; read-ahead asks for each inode once, ahead of its batch")
+    func guidedBatches() {
+        let inodes = Self.inodes((0..<10_000).map { (home: UInt32($0 % 2), weight: 1) })
+        let lanes = InodeLanes([inodes], agCount: 2, workers: 2)
+        var sizes: [Int] = []
+        var requested: [UInt64] = []
+        var claim: InodeLanes.Claim? = nil
+        while let next = lanes.next(finishing: claim) {
+            sizes.append(next.inodes.count)
+            // Every inode of the batch was asked for by now, in this claim or an earlier one.
+            requested += next.readAhead.map(\.ino)
+            #expect(Set(next.inodes.map(\.ino)).isSubset(of: Set(requested)))
+            claim = next
+        }
+        #expect(sizes.first == 64)
+        #expect(sizes.suffix(10).allSatisfy { $0 <= 4 }, "\(sizes.suffix(10))")
+        #expect(requested.sorted() == inodes.map(\.ino), "each inode asked for once")
     }
 }
