@@ -307,7 +307,7 @@ public final class RmapScanner: @unchecked Sendable {
                 (self.gathered[Int(agno)].take(), self.gathered[Int(agno)].failure)
             }
             if let failure { throw failure }
-            // The workers' chunks were small allocations, now free but kept by the
+            // The workers' chunk buffers, freed as the workers ended, are kept by the
             // allocator: give their pages back before the tree takes its own.
             cxfs_release_free_heap()
             store.sortAndMerge(allowsSharing: tree.allowsSharing) { collision in
