@@ -243,16 +243,23 @@ public final class RmapScanner: @unchecked Sendable {
         return snapshot
     }
 
+    /// Above this many allocated inodes a sorted-bulk-load scan plans nothing and reads
+    /// each inode once. A plan reads every inode once more to weigh it (its extent count),
+    /// which keeps the few files that hold most of the extents in batches of their own;
+    /// on a million extents in 2,000 inodes the planned scan's check took 0.28 s against
+    /// 0.32 s. With millions of small files the second read costs more than balance gains.
+    static let planningInodeLimit = 262_144
+
     /// Scans AGs `ags` (their metadata and inodes), filling every AG's tree: an inode of a
     /// scanned AG may map blocks of an AG that is not scanned, and those records land in
     /// that AG's tree too.
     ///
-    /// Parallel phases: each AG's metadata (headers and AG btrees), one job per AG; with
-    /// `.perObservation`, a plan of every allocated inode of those AGs (where its blocks
-    /// probably are), in chunks over all cores; then the inodes themselves, in small batches
-    /// over all cores, workers in different AGs' trees while they can be (`InodeLanes`).
-    /// With `.sortedBulkLoad` workers never share a tree while they scan, so there is
-    /// nothing to plan: inodes go out in inode order, a lane per AG, and each is read once.
+    /// Parallel phases: each AG's metadata (headers and AG btrees), one job per AG; a plan
+    /// of every allocated inode of those AGs (where its blocks probably are, and how many
+    /// observations it makes), in chunks over all cores; then the inodes themselves, in
+    /// small batches over all cores, workers in different AGs' trees while they can be
+    /// (`InodeLanes`). With `.sortedBulkLoad` and many inodes (`planningInodeLimit`) there
+    /// is no plan: inodes go out in inode order, a lane per AG, and each is read once.
     ///
     /// - Throws: only what stops the whole scan (the memory file failing); unreadable
     ///   structures become `problems`.
@@ -328,10 +335,11 @@ public final class RmapScanner: @unchecked Sendable {
         for outcome in outcomes { try outcome.get() }
     }
 
-    /// Reads AGs `ags`' metadata into the trees and plans their allocated inodes: with
-    /// `.perObservation`, each read once for its home AG (`plan`), in chunks over all cores
-    /// (one AG may hold every inode); with `.sortedBulkLoad`, each in its own AG's lane,
-    /// unread. Returns the lanes and the number of inodes, and sets `inodesLeftPerAG`.
+    /// Reads AGs `ags`' metadata into the trees and plans their allocated inodes: each
+    /// read once for its home AG and weight (`plan`), in chunks over all cores (one AG may
+    /// hold every inode); with `.sortedBulkLoad` and more than `planningInodeLimit`
+    /// inodes, each in its own AG's lane, unread. Returns the lanes and the number of
+    /// inodes, and sets `inodesLeftPerAG`.
     /// The inode lists live only as long as this call, apart from the lanes (16 bytes an
     /// inode).
     private func planLanes(_ ags: [UInt32]) throws -> (InodeLanes, Int) {
@@ -345,7 +353,7 @@ public final class RmapScanner: @unchecked Sendable {
         }
         let allocated = collected
         let lanes: InodeLanes
-        if stashing == .sortedBulkLoad {
+        if stashing == .sortedBulkLoad && allocated.count > Self.planningInodeLimit {
             lanes = InodeLanes([allocated.map { InodeToScan(ino: $0, homeAG: agOf($0), weight: 1) }],
                                agCount: image.geometry.agCount, workers: threads)
         } else {
