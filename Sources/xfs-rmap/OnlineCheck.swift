@@ -69,7 +69,9 @@ enum OnlineCheck {
                 + "\(report.updatesNotInodeOwned) of AG metadata, CoW staging or bmbt blocks\n")
             output.write("scan: \(report.inodesScanned) inodes in \(decimal(report.scanSeconds, places: 2)) s, "
                 + "\(report.inodesReread) re-read after racing with an update, \(report.inodesExcluded) left out "
-                + "(symlinks, special files or inodes being freed: not openable by handle)\n")
+                + "(symlinks, special files or inodes being freed: not openable by handle)"
+                + (report.restarts > 0 ? "; started again \(report.restarts) time\(report.restarts == 1 ? "" : "s") after an update did not fit the trees" : "")
+                + "\n")
             output.write("compare: GETFSMAP in \(report.fsmapQueries) block ranges, \(report.fsmapRetries) range quer\(report.fsmapRetries == 1 ? "y" : "ies") repeated after a race, "
                 + (report.frozenSeconds.map { "frozen for \(decimal($0, places: 3)) s" } ?? "no freeze") + "\n")
             output.write("not checked: AG metadata (OWN_FS, OWN_LOG, OWN_AG, OWN_INOBT, OWN_INODES, OWN_REFC), CoW staging "
@@ -100,7 +102,7 @@ enum OnlineCheck {
             + "\"live_updates\": {\"traced\": \(report.updatesSeen), \"applied\": \(report.updatesApplied), "
             + "\"dropped\": \(report.updatesDropped), \"not_inode_owned\": \(report.updatesNotInodeOwned)}, "
             + "\"scan\": {\"inodes\": \(report.inodesScanned), \"reread\": \(report.inodesReread), "
-            + "\"excluded\": \(report.inodesExcluded), \"seconds\": \(report.scanSeconds)}, "
+            + "\"excluded\": \(report.inodesExcluded), \"restarts\": \(report.restarts), \"seconds\": \(report.scanSeconds)}, "
             + "\"fsmap_queries\": \(report.fsmapQueries), \"fsmap_retries\": \(report.fsmapRetries), \"frozen_seconds\": \(report.frozenSeconds.map { "\($0)" } ?? "null"), "
             + "\"seconds\": \(report.totalSeconds), "
             + "\"not_checked\": [\"AG metadata\", \"CoW staging extents\", \"bmbt blocks\"], "

@@ -325,3 +325,27 @@ struct RmapUpdateModelTests {
         #expect(applied > 500 && refused > 20)
     }
 }
+
+@Suite("Live collector: which failures start a check again")
+struct LiveCollectorFailureTests {
+    @Test("an update the trees cannot take is a restartable race; lost events are not")
+    func unfitUpdatesRestart() throws {
+        let unfit = LiveRmapCollector(trees: [try makeTree(sharing: true)])
+        unfit.scanComplete = true
+        unfit.receive(.update(RmapUpdate(.unmapShared, agno: 0, rec(479, 3, 2407, 10))))
+        #expect(unfit.failure != nil && unfit.failureIsUnfit, "\(unfit.failure ?? "no failure")")
+        #expect(throws: UnfitUpdate.self) { try unfit.waitForClose(1, timeout: 1) }
+
+        let lost = LiveRmapCollector(trees: [try makeTree(sharing: true)])
+        lost.receive(.lost("cpu 0: 12 events overwritten"))
+        lost.receive(.update(RmapUpdate(.unmapShared, agno: 0, rec(479, 3, 2407, 10))))
+        #expect(lost.failure != nil && !lost.failureIsUnfit)
+        #expect(throws: LiveCheckError.self) { try lost.waitForClose(1, timeout: 1) }
+
+        // A sound update applies and fails nothing.
+        let sound = LiveRmapCollector(trees: [try makeTree(sharing: true)])
+        sound.scanComplete = true
+        sound.receive(.update(RmapUpdate(.mapShared, agno: 0, rec(479, 3, 2407, 10))))
+        #expect(sound.failure == nil && sound.applied == 1)
+    }
+}

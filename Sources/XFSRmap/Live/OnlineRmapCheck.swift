@@ -56,6 +56,8 @@ public struct OnlineCheckOptions: Sendable {
     public var batchSize = 256
     /// How many times an inode whose reads keep racing with updates is read again.
     public var rereadRounds = 200
+    /// How many times the whole check starts again after an update did not fit the trees.
+    public var restarts = 3
     /// How many rounds of re-reads a range of an AG gets while updates of its blocks race
     /// its GETFSMAP queries.
     public var fsmapAttempts = 50
@@ -80,6 +82,8 @@ public struct OnlineCheckReport: Sendable {
     public var inodesScanned = 0
     /// Reads repeated because an update raced with them.
     public var inodesReread = 0
+    /// Times the check started again after an update did not fit the trees.
+    public var restarts = 0
     /// Inodes left out: not openable by handle (symlinks, special files) or gone while read.
     public var inodesExcluded = 0
     /// Kernel rmap updates seen in the trace (all owners), applied to the trees, dropped
@@ -147,6 +151,9 @@ final class LiveRmapCollector: @unchecked Sendable {
     var excluded: Set<UInt64> = []
     var closedMarkers: Set<Int> = []
     var failure: String?
+    /// Whether `failure` is an update (or a scanned mapping) that did not fit the trees: a
+    /// race the scan could not follow, which a new run may not meet.
+    var failureIsUnfit = false
     var seen = 0, applied = 0, dropped = 0, notInodeOwned = 0, rereads = 0
 
     init(trees: [RmapBTree]) {
@@ -188,6 +195,7 @@ final class LiveRmapCollector: @unchecked Sendable {
                 try trees[Int(update.agno)].apply(update)
                 applied += 1
             } catch {
+                if failure == nil { failureIsUnfit = true }
                 failure = failure ?? "\(update): \(error)"
             }
         case let .marker(text):
@@ -238,6 +246,7 @@ final class LiveRmapCollector: @unchecked Sendable {
                 do {
                     try trees[Int(agno)].map(record)
                 } catch {
+                    if failure == nil { failureIsUnfit = true }
                     failure = failure ?? "inode \(ino): \(RmapText.describe(record)) does not fit the trees: \(error)"
                 }
             }
@@ -276,8 +285,14 @@ final class LiveRmapCollector: @unchecked Sendable {
             }
         }
         closedMarkers.remove(id)
-        if let failure { throw LiveCheckError.inconsistentStream(failure) }
+        if let failure { throw failureIsUnfit ? UnfitUpdate(why: failure) : LiveCheckError.inconsistentStream(failure) }
     }
+}
+
+/// A traced update, or a scanned mapping, that did not fit the trees: the check starts
+/// again (``OnlineCheckOptions/restarts``) before it gives up.
+struct UnfitUpdate: Error {
+    let why: String
 }
 
 /// A live check of a mounted XFS's inode-owned rmap records (see the design note above).
@@ -308,7 +323,29 @@ public final class OnlineRmapCheck {
 
     /// Runs the check: traces, scans, compares. Throws `LiveCheckError` when no verdict can
     /// be given.
+    ///
+    /// An update that does not fit the trees (the kernel removing or converting a mapping
+    /// the trees do not hold) means a race the scan could not follow; the kernel's own live
+    /// repair gives up its scan then. The check starts again from nothing, up to
+    /// `options.restarts` times (counted in the report), and then gives up with
+    /// `LiveCheckError.inconsistentStream`.
     public func run() throws -> OnlineCheckReport {
+        var restarts = 0
+        while true {
+            do {
+                var report = try runOnce()
+                report.restarts = restarts
+                return report
+            } catch let unfit as UnfitUpdate {
+                guard restarts < options.restarts else { throw LiveCheckError.inconsistentStream(unfit.why) }
+                restarts += 1
+                progress?("\(unfit.why); starting again (\(restarts) of \(options.restarts))")
+            }
+        }
+    }
+
+    /// One run of the check, from an empty trace and empty trees.
+    private func runOnce() throws -> OnlineCheckReport {
         let started = ContinuousClock.now
         RmapTraceSession.removeStaleInstances()
         let memoryFile = try MemoryFile(name: "xfs-rmap online")
@@ -338,9 +375,9 @@ public final class OnlineRmapCheck {
         report.updatesNotInodeOwned = collector.notInodeOwned
         report.inodesReread = collector.rereads
         report.inodesExcluded = collector.excluded.count
-        let failure = collector.failure
+        let failure = collector.failure, unfit = collector.failureIsUnfit
         collector.lock.unlock()
-        if let failure { throw LiveCheckError.inconsistentStream(failure) }
+        if let failure { throw unfit ? UnfitUpdate(why: failure) : LiveCheckError.inconsistentStream(failure) }
         report.totalSeconds = seconds(since: started)
         return report
     }
