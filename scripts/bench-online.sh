@@ -25,10 +25,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 [[ -x /usr/bin/time ]] || { echo "GNU time is missing: apt-get install time" >&2; exit 2; }
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 
-if [[ -z ${XFS_RMAP:-} ]]; then
-    (cd "$root" && swift build -c release --product xfs-rmap >/dev/null)
-fi
-tool=${XFS_RMAP:-$root/.build/release/xfs-rmap}
+source "$root/scripts/lib/xfs-rmap-tool.sh"
 read -r -a check_args <<<"${CHECK_ARGS:-}"
 writers="$root/scripts/online-writers.py"
 scratch=$(mktemp -d)

@@ -25,14 +25,7 @@ command -v bc >/dev/null || { echo "bc is missing: apt-get install bc" >&2; exit
 [[ -f $corrupt ]] || { echo "corruptxfs.py not found at $corrupt" >&2; exit 2; }
 [[ -w /proc/sys/vm/drop_caches ]] || { echo "dropping caches needs root" >&2; exit 2; }
 
-# XFS_RMAP names a binary to measure (say, one built in a clean --scratch-path); otherwise
-# the release build of this checkout, brought up to date.
-if [[ -n ${XFS_RMAP:-} ]]; then
-    tool=$XFS_RMAP
-else
-    (cd "$root" && swift build -c release --product xfs-rmap >/dev/null)
-    tool="$root/.build/release/xfs-rmap"
-fi
+source "$root/scripts/lib/xfs-rmap-tool.sh"
 scratch=$(mktemp -d "$(dirname "$image")/bench-rebuild.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
