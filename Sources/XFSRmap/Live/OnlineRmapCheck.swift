@@ -664,15 +664,20 @@ public final class OnlineRmapCheck {
                     low = range.blocks.upperBound + 1
                 }
                 report.fsmapQueries += issued.count
-                var pending: [ClosedRange<UInt32>] = []
-                for range in issued {
-                    if let (findings, n) = try settle(collector, range, agno: agno) {
-                        settled.append((range.blocks.lowerBound, findings))
-                        compared += n
-                    } else {
-                        pending += Self.split(range.blocks)
+                /// Settles each range that did not race; returns the raced ones' halves.
+                func settleAll(_ ranges: [IssuedRange]) throws -> [ClosedRange<UInt32>] {
+                    var raced: [ClosedRange<UInt32>] = []
+                    for range in ranges {
+                        if let (findings, n) = try settle(collector, range, agno: agno) {
+                            settled.append((range.blocks.lowerBound, findings))
+                            compared += n
+                        } else {
+                            raced += Self.split(range.blocks)
+                        }
                     }
+                    return raced
                 }
+                var pending = try settleAll(issued)
                 // Each raced range again, alone (halved while wide), until none races; after
                 // `fsmapAttempts` rounds, once more with the filesystem frozen.
                 var round = 0
@@ -687,33 +692,19 @@ public final class OnlineRmapCheck {
                     }
                     report.fsmapRetries += pending.count
                     progress?("AG \(agno): \(pending.count) range\(pending.count == 1 ? "" : "s") raced with updates; again\(frozen ? " with the filesystem frozen" : "")")
-                    var again: [IssuedRange] = []
                     let freezeStart = ContinuousClock.now
                     if frozen { try filesystem.freeze() }
-                    do {
-                        for blocks in pending {
-                            again.append(try issue(collector, session, agno: agno, low: blocks.lowerBound, high: blocks.upperBound))
-                        }
-                    } catch {
-                        if frozen {
-                            try? filesystem.thaw()
-                            report.frozenSeconds = (report.frozenSeconds ?? 0) + seconds(since: freezeStart)
-                        }
-                        throw error
+                    let issuing = Result {
+                        try pending.map { try issue(collector, session, agno: agno, low: $0.lowerBound, high: $0.upperBound) }
                     }
                     if frozen {
-                        try filesystem.thaw()
+                        // Thawed whatever happened; a failed thaw matters only when the
+                        // queries themselves succeeded.
+                        let thawed = Result { try filesystem.thaw() }
                         report.frozenSeconds = (report.frozenSeconds ?? 0) + seconds(since: freezeStart)
+                        if case .success = issuing { try thawed.get() }
                     }
-                    pending = []
-                    for range in again {
-                        if let (findings, n) = try settle(collector, range, agno: agno) {
-                            settled.append((range.blocks.lowerBound, findings))
-                            compared += n
-                        } else {
-                            pending += Self.split(range.blocks)
-                        }
-                    }
+                    pending = try settleAll(try issuing.get())
                 }
             } catch let LiveCheckError.corruptionReported(_, detail) {
                 // The kernel's own verifiers refused this AG's rmapbt: damage, by the
