@@ -71,7 +71,9 @@
 // pages stay mapped) lets a descent *visit* its blocks without holding them: every node
 // above the leaf, and the leaf too for a lookup. The engine takes the holds (holdPath)
 // before it changes a block, so a lookup holds nothing and an insert that changes only its
-// leaf holds nothing above it. duplicate() makes a second cursor with its own
+// leaf holds nothing above it. Such a store also lends whole leaves (BTreeLentLeaf): an
+// ordered walk reads them in place between operations and steps by sibling pointer, as
+// long as its owner's change counter says nothing moved. duplicate() makes a second cursor with its own
 // holds, as xfs_btree_dup_cursor re-reads buffers; the engine uses duplicates internally to
 // reach a sibling through its own parent when borrowing or joining, and when shifting into
 // a sibling under another parent (a shift into the parent's next or previous child holds

@@ -29,6 +29,9 @@ final class IndexEngine<F: IndexFormat> {
     @usableFromInline @exclusivity(unchecked) var serialAtBegin: UInt64 = 0
     /// Why the index refuses every operation, once an auto-committed one failed half-way.
     @usableFromInline @exclusivity(unchecked) var failure: String?
+    /// Moves on at every change (and commit or rollback), so that an ordered walk reading
+    /// leaves in place knows when to find its place again.
+    @usableFromInline let changes = IndexChanges()
 
     init(target: MemoryTarget, growthPolicy: BTreeGrowthPolicy, recordLimits: BTreeRecordLimits?) throws {
         tree = try InMemoryBTree<F>(target: target, recordLimits: recordLimits, growthPolicy: growthPolicy)
@@ -47,6 +50,7 @@ final class IndexEngine<F: IndexFormat> {
     @inlinable @inline(__always)
     func writing<T>(inTransaction: Bool, _ body: (inout Cursor) throws -> T) throws -> T {
         try checkUsable()
+        changes.advance()
         if let transaction = explicitTransaction {
             precondition(inTransaction, "\(F.name) index: a transaction is open; change the index through it, or end it first")
             do {
@@ -199,36 +203,41 @@ final class IndexEngine<F: IndexFormat> {
         }
     }
 
-    /// Records in key order into `batch` (replacing what it held), whole leaf runs at a
-    /// time until it holds at least `limit` or a run passes `upper`, starting at `start`.
-    /// Returns where the next batch starts, or nil when no record is left to read (the
-    /// batch may still hold records past `upper`: the iterator stops at them).
+    /// The leaf where a walk from `start` begins, lent in place, and the index of the walk's
+    /// first record in it (which may be the leaf's record count: the walk then begins in
+    /// the next leaf). The lent leaf stays valid until `changes` moves on.
     @inlinable
-    func batch(from start: IndexBatchStart<F.User.Key>, upper: IndexUpperBound<F.User.Key>?, limit: Int,
-               into batch: inout RecordBatch) throws -> IndexBatchStart<F.User.Key>? {
-        batch.removeAll()
-        return try reading { cursor in
+    func lentLeaf(from start: IndexWalkStart<F.User.Key>) throws -> (run: LentRecords, index: Int) {
+        try reading { cursor in
             switch start {
             case .first:
                 _ = try cursor.moveToFirst()
-            case .atOrAfter(let key, let serial):
-                _ = try cursor.lookup(F.key(key, serial: serial), .greaterOrEqual)
-            }
-            var passedUpper = false
-            let action = try cursor.walkRecordRuns { bytes, count in
-                batch.append(bytes, count: count)
-                if let upper, !upper.contains(F.User.loadKey(from: bytes + (count &- 1) &* F.recordSize)) {
-                    passedUpper = true
-                    return .stop
+            case .atOrAfter(let key):
+                _ = try cursor.lookup(F.key(key, serial: 0), .greaterOrEqual)
+            case .after(let key, let serial):
+                // Engine keys are unique: the record at (key, serial) is the only one with them.
+                if F.allowsDuplicates {
+                    _ = try cursor.lookup(F.key(key, serial: serial &+ 1), .greaterOrEqual)
+                } else if try cursor.lookup(F.key(key, serial: 0), .greaterOrEqual), let entry = cursor.record,
+                          F.userKey(F.lowKey(of: entry)) == key {
+                    _ = try cursor.increment()
                 }
-                return batch.count >= limit ? .stop : .proceed
             }
-            // Stopped full: the next batch starts at the record the cursor rests on (engine
-            // keys are unique, so its key finds exactly it).
-            guard action == .stop, !passedUpper, let entry = cursor.record else { return nil }
-            let key = F.lowKey(of: entry)
-            return .atOrAfter(F.userKey(key), serial: F.serial(key))
+            guard let (leaf, index) = cursor.lentLeaf() else {
+                throw RecordIndexError.unusable("the index's memory target did not lend leaf \(cursor.pointer(atLevel: 0))")
+            }
+            return (LentRecords(leaf), Swift.max(index, 0))
         }
+    }
+
+    /// The leaf at block `pointer` (a lent leaf's `next`), lent in place.
+    @inlinable
+    func lentLeaf(at pointer: UInt64) throws -> LentRecords {
+        try checkUsable()
+        guard let leaf = try Cursor.lentLeaf(at: pointer, store: tree.store, layout: tree.layout) else {
+            throw RecordIndexError.unusable("the index's memory target did not lend leaf \(pointer)")
+        }
+        return LentRecords(leaf)
     }
 
     // MARK: Transactions
@@ -245,6 +254,7 @@ final class IndexEngine<F: IndexFormat> {
     func commit() throws {
         guard let transaction = explicitTransaction else { throw RecordIndexError.transactionEnded }
         explicitTransaction = nil
+        changes.advance()
         do {
             try tree.commit(transaction)
         } catch {
@@ -257,20 +267,35 @@ final class IndexEngine<F: IndexFormat> {
     func rollback() {
         guard let transaction = explicitTransaction else { return }
         explicitTransaction = nil
+        changes.advance()
         tree.cancel(transaction)
         count = countAtBegin
         nextSerial = serialAtBegin
     }
 }
 
-/// Where a batch of an ordered walk starts.
+/// Where an ordered walk finds its place: at its start, or again after the index changed.
 @usableFromInline
-enum IndexBatchStart<Key: IndexKey> {
+enum IndexWalkStart<Key: IndexKey> {
     /// At the first record.
     case first
-    /// At the first record whose key and serial are at least `key` and `serial` (serial 0:
-    /// the first record with the key, or the first after it).
-    case atOrAfter(Key, serial: UInt64)
+    /// At the first record whose key is at least `key`.
+    case atOrAfter(Key)
+    /// After the record with `key` and `serial` (the serial is 0 in an index that refuses
+    /// duplicates), which the walk returned last.
+    case after(Key, serial: UInt64)
+}
+
+/// A counter that moves on at every change of an index.
+@usableFromInline
+final class IndexChanges {
+    @usableFromInline @exclusivity(unchecked) var value: UInt64 = 0
+
+    @inlinable
+    init() {}
+
+    @inlinable @inline(__always)
+    func advance() { value &+= 1 }
 }
 
 /// Where an ordered walk stops.

@@ -1,12 +1,11 @@
 /// The records of a ``RecordIndex`` in a key range, in key order: a `Sequence` read lazily,
-/// a batch of records at a time.
+/// a record at a time.
 ///
-/// Each batch (whole leaves, about 1,024 records) is copied from the btree in a transaction
-/// of its own (or in the open transaction) and decoded a record at a time as the iteration
-/// returns it, so the iteration holds nothing between batches. When the index changes
-/// during an iteration, the records already read into the current batch are returned as
-/// they were, and the next batch starts after the last of them, in the index as it is
-/// then.
+/// The iteration reads each leaf of the btree in place, in the index's memory, and decodes a
+/// record as it returns it: no copy, no transaction and no hold between records. The index
+/// may change during an iteration (through the index or a transaction): the next record is
+/// then the first one after the last record returned, in the index as it is after the
+/// change.
 ///
 /// Iteration cannot throw: an index that fails to read its own memory (which only a fault
 /// of the machine or a bug can cause) traps with the reason. ``RecordIndex/forEachRecord(overlapping:_:)``
@@ -26,61 +25,102 @@ public struct IndexRecords<Record: IndexRecord>: Sequence {
     /// An iterator from the range's first record.
     @inlinable
     public func makeIterator() -> Iterator {
-        Iterator(index: index, start: lower.map { .atOrAfter($0, serial: 0) } ?? .first, upper: upper)
+        Iterator(index: index, start: lower.map { .atOrAfter($0) } ?? .first, upper: upper)
     }
 
-    /// Walks the range, one batch of records at a time.
+    /// Walks the range a leaf at a time, reading records in place.
     public struct Iterator: IteratorProtocol {
-        /// Records read per batch (at least; a batch ends at a leaf's end).
-        @usableFromInline static var batchSize: Int { 1024 }
-
         @usableFromInline let index: RecordIndex<Record>
-        @usableFromInline var nextStart: IndexBatchStart<Record.Key>?
+        @usableFromInline let changes: IndexChanges
+        @usableFromInline let start: IndexWalkStart<Record.Key>
         @usableFromInline let upper: IndexUpperBound<Record.Key>?
-        @usableFromInline var batch: RecordBatch
+        /// Bytes per record in a leaf, and whether each carries a serial number after the
+        /// user's encoding (an index that allows duplicate keys).
+        @usableFromInline let stride: Int
+        @usableFromInline let keepsSerials: Bool
+        /// The leaf being read, and the index in it of the next record.
+        @usableFromInline var run = LentRecords()
         @usableFromInline var position = 0
+        /// `changes.value` when `run` was lent: while it stays, `run` is the leaf as it is.
+        @usableFromInline var seen: UInt64 = 0
+        /// Whether the walk has found its first leaf.
+        @usableFromInline var placed = false
+        /// Whether the walk has ended: it returns nil from then on, whatever changes.
+        @usableFromInline var ended = false
+        /// The record returned last, and its serial number: after a change, the walk goes
+        /// on after them.
+        @usableFromInline var last: Record?
+        @usableFromInline var lastSerial: UInt64 = 0
+        /// Leaves the walk may still step to before it has visited every block of the index
+        /// (a bound that stops a loop in the sibling links; renewed at each placing).
+        @usableFromInline var leavesLeft = 0
 
         @inlinable
-        init(index: RecordIndex<Record>, start: IndexBatchStart<Record.Key>, upper: IndexUpperBound<Record.Key>?) {
+        init(index: RecordIndex<Record>, start: IndexWalkStart<Record.Key>, upper: IndexUpperBound<Record.Key>?) {
             self.index = index
-            self.nextStart = start
+            self.changes = index.changes
+            self.start = start
             self.upper = upper
-            self.batch = RecordBatch(stride: index.engineRecordSize, capacity: Self.batchSize + 256)
+            self.stride = index.engineRecordSize
+            self.keepsSerials = index.duplicateKeys == .allowed
         }
 
         /// The next record in key order, or nil after the last one.
         @inlinable @inline(__always)
         public mutating func next() -> Record? {
-            if position >= batch.count {
-                guard refill() else { return nil }
-            }
-            let record = batch.record(position, as: Record.self)
+            guard position < run.count, changes.value == seen else { return nextAfterMoving() }
+            return take()
+        }
+
+        /// Returns the record at `position` and moves past it, or ends the walk at a record
+        /// past the range.
+        @inlinable @inline(__always)
+        mutating func take() -> Record? {
+            let record = run.record(position, stride: stride, as: Record.self)
             if let upper, !upper.contains(record.key) {
                 finish()
                 return nil
             }
+            if keepsSerials { lastSerial = run.serial(position, stride: stride, of: Record.self) }
+            last = record
             position &+= 1
             return record
         }
 
-        /// Reads the next batch; false when no record is left.
+        /// The next record when the leaf is used up or the index changed: places the walk
+        /// (again) or steps to the next leaf first.
         @inlinable @inline(never)
-        mutating func refill() -> Bool {
-            guard let start = nextStart else { return false }
+        mutating func nextAfterMoving() -> Record? {
+            if ended { return nil }
             do {
-                nextStart = try index.batch(from: start, upper: upper, limit: Self.batchSize, into: &batch)
+                if !placed || changes.value != seen {
+                    let place = last.map { IndexWalkStart.after($0.key, serial: lastSerial) } ?? start
+                    (run, position) = try index.lentLeaf(from: place)
+                    seen = changes.value
+                    placed = true
+                    leavesLeft = index.blockCount
+                }
+                while position >= run.count {
+                    guard let next = run.next else {
+                        finish()
+                        return nil
+                    }
+                    precondition(leavesLeft > 0, "\(Record.indexName) index: the leaves' sibling links loop")
+                    leavesLeft -= 1
+                    run = try index.lentLeaf(at: next)
+                    position = 0
+                }
             } catch {
                 preconditionFailure("\(Record.indexName) index: reading records failed: \(error)")
             }
-            position = 0
-            return batch.count > 0
+            return take()
         }
 
-        /// Ends the walk at a record past the range.
+        /// Ends the walk.
         @inlinable @inline(never)
         mutating func finish() {
-            nextStart = nil
-            batch.removeAll()
+            ended = true
+            run = LentRecords()
             position = 0
         }
     }

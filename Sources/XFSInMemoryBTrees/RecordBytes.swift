@@ -1,3 +1,5 @@
+import XFSBTree
+
 /// Writes one record's fields, big-endian and in order, into the fixed number of bytes its
 /// type declares (``IndexRecord/encodedSize`` or ``IndexKey/encodedSize``).
 ///
@@ -7,7 +9,7 @@
 /// traps with a message naming the sizes (a record type whose `encodedSize` is too small is
 /// a programming error, not bad input). Bytes left unwritten are zero.
 ///
-/// This type, ``RecordReader`` and the record batch of ordered walks (`RecordBatch`, in
+/// This type, ``RecordReader`` and the leaf records of ordered walks (`LentRecords`, in
 /// this file) are the only ones in this module that touch raw memory.
 public struct RecordWriter: ~Copyable {
     @usableFromInline let start: UnsafeMutableRawPointer
@@ -234,75 +236,45 @@ func loadSerial(from bytes: UnsafeRawPointer, at offset: Int) -> UInt64 {
     return reader.read(UInt64.self)
 }
 
-/// Encoded records copied from the btree's leaves in bulk, decoded one at a time as an
-/// ordered walk returns them (see `IndexRecords.Iterator`). Copying a leaf's run of records
-/// is one `memcpy`; decoding straight from the copy is the same work as decoding from the
-/// leaf, so a `for` loop over an index costs little more than the engine's own walk.
+/// A leaf's encoded records, read in place in the index's memory by an ordered walk (see
+/// `IndexRecords.Iterator`): no copy, so a `for` loop over an index costs what the engine's
+/// own walk does. Valid while the index's change counter stays where it was when the leaf
+/// was lent.
 @usableFromInline
-struct RecordBatch {
-    /// The bytes, owned by a class so that the batch can be held in a copyable iterator.
-    @usableFromInline
-    final class Storage {
-        @usableFromInline let base: UnsafeMutableRawPointer
-        @usableFromInline let capacity: Int
+struct LentRecords {
+    /// The first record; nil for no leaf.
+    @usableFromInline let base: UnsafeRawPointer?
+    /// The number of records.
+    @usableFromInline let count: Int
+    /// The next leaf's block; nil after the last leaf.
+    @usableFromInline let next: UInt64?
 
-        @inlinable
-        init(capacity: Int) {
-            self.capacity = capacity
-            base = .allocate(byteCount: Swift.max(capacity, 1), alignment: 16)
-        }
-
-        deinit { base.deallocate() }
-    }
-
-    @usableFromInline var storage: Storage
-    /// `storage.base`, kept here so that reading a record is one load less.
-    @usableFromInline var base: UnsafeMutableRawPointer
-    /// Bytes per encoded record (the engine's record size: the user's encoding, plus a
-    /// serial number when keys may repeat).
-    @usableFromInline let stride: Int
-    /// The number of records held.
-    @usableFromInline var count = 0
-
+    /// No records, and no leaf after them.
     @inlinable
-    init(stride: Int, capacity: Int) {
-        self.stride = stride
-        storage = Storage(capacity: stride &* capacity)
-        base = storage.base
-    }
-
-    /// Forgets every record, keeping the storage.
-    @inlinable
-    mutating func removeAll() {
+    init() {
+        base = nil
         count = 0
+        next = nil
     }
 
-    /// Appends `count` encoded records from `source`.
     @inlinable
-    mutating func append(_ source: UnsafeRawPointer, count: Int) {
-        let used = self.count &* stride
-        let needed = used &+ count &* stride
-        if needed > storage.capacity {
-            // Another owner (a copied iterator) may share the storage: never grow in place.
-            let grown = Storage(capacity: Swift.max(needed, storage.capacity &* 2))
-            grown.base.copyMemory(from: storage.base, byteCount: used)
-            storage = grown
-            base = grown.base
-        } else if !isKnownUniquelyReferenced(&storage) {
-            let copy = Storage(capacity: storage.capacity)
-            copy.base.copyMemory(from: storage.base, byteCount: used)
-            storage = copy
-            base = copy.base
-        }
-        (base + used).copyMemory(from: source, byteCount: needed &- used)
-        self.count &+= count
+    init(_ leaf: BTreeLentLeaf<UInt64>) {
+        base = leaf.records
+        count = leaf.count
+        next = leaf.rightSibling.isNull ? nil : leaf.rightSibling
     }
 
-    /// Decodes record `i`: the user's record is the first `Record.encodedSize` bytes of
-    /// each engine record.
+    /// Decodes record `i`, `stride` bytes per record.
     @inlinable @inline(__always)
-    func record<Record: IndexRecord>(_ i: Int, as type: Record.Type) -> Record {
-        assert(i >= 0 && i < count, "record \(i) of a batch of \(count)")
-        return Record.load(from: base + i &* stride)
+    func record<Record: IndexRecord>(_ i: Int, stride: Int, as type: Record.Type) -> Record {
+        assert(i >= 0 && i < count, "record \(i) of a leaf of \(count)")
+        return Record.load(from: base.unsafelyUnwrapped + i &* stride)
+    }
+
+    /// The serial number of record `i`, stored `Record.encodedSize` bytes into it.
+    @inlinable @inline(__always)
+    func serial<Record: IndexRecord>(_ i: Int, stride: Int, of type: Record.Type) -> UInt64 {
+        assert(i >= 0 && i < count, "record \(i) of a leaf of \(count)")
+        return loadSerial(from: base.unsafelyUnwrapped + i &* stride, at: Record.encodedSize)
     }
 }

@@ -354,13 +354,31 @@ public final class RecordIndex<Record: IndexRecord> {
         return result
     }
 
-    /// The next records of a walk; see `IndexEngine.batch`.
+    /// Where an ordered walk begins, or goes on after a change; see
+    /// `IndexEngine.lentLeaf(from:)`.
     @inlinable
-    func batch(from start: IndexBatchStart<Record.Key>, upper: IndexUpperBound<Record.Key>?, limit: Int,
-               into batch: inout RecordBatch) throws -> IndexBatchStart<Record.Key>? {
+    func lentLeaf(from start: IndexWalkStart<Record.Key>) throws -> (run: LentRecords, index: Int) {
         switch storage {
-        case .unique(let engine): try engine.batch(from: start, upper: upper, limit: limit, into: &batch)
-        case .duplicates(let engine): try engine.batch(from: start, upper: upper, limit: limit, into: &batch)
+        case .unique(let engine): try engine.lentLeaf(from: start)
+        case .duplicates(let engine): try engine.lentLeaf(from: start)
+        }
+    }
+
+    /// The leaf at block `pointer` (a lent leaf's `next`), lent in place.
+    @inlinable
+    func lentLeaf(at pointer: UInt64) throws -> LentRecords {
+        switch storage {
+        case .unique(let engine): try engine.lentLeaf(at: pointer)
+        case .duplicates(let engine): try engine.lentLeaf(at: pointer)
+        }
+    }
+
+    /// The counter every change moves on.
+    @inlinable
+    var changes: IndexChanges {
+        switch storage {
+        case .unique(let engine): engine.changes
+        case .duplicates(let engine): engine.changes
         }
     }
 }

@@ -48,6 +48,48 @@ struct RecordIndexTests {
         }
     }
 
+    @Test("Iterations interleaved with random changes return what a sorted-array model says")
+    func iterationDifferential() throws {
+        // The model of a walk: its next record is the first in the range after the one it
+        // returned last, in the index as it is at that moment.
+        for seed: UInt64 in [11, 12, 13] {
+            var random = SeededRandom(seed: seed)
+            let index = try tinyIndex(Extent.self)
+            var model: [UInt64: Extent] = [:]
+            for start in stride(from: UInt64(0), to: 800, by: 3) {
+                let extent = Extent(start: start, length: 1, owner: start)
+                try index.insert(extent)
+                model[start] = extent
+            }
+            for walk in 0..<40 {
+                let low = UInt64.random(in: 0..<400, using: &random)
+                let high = low + UInt64.random(in: 0..<500, using: &random)
+                var iterator = index.records(in: low...high).makeIterator()
+                var last: UInt64? = nil
+                while true {
+                    let expected = model.keys.filter { key in key >= low && key <= high && (last.map { key > $0 } ?? true) }.min()
+                    let got = iterator.next()
+                    #expect(got?.start == expected, "seed \(seed) walk \(walk) after \(last.map(String.init) ?? "start")")
+                    guard let got, got.start == expected else { break }
+                    last = got.start
+                    // Now and then, change the index between two steps of the walk.
+                    for _ in 0..<(UInt8.random(in: 0..<4, using: &random) == 0 ? Int.random(in: 1...30, using: &random) : 0) {
+                        let key = UInt64.random(in: 0..<900, using: &random)
+                        if model[key] == nil {
+                            let extent = Extent(start: key, length: 1, owner: UInt64(walk))
+                            try index.insert(extent)
+                            model[key] = extent
+                        } else {
+                            _ = try index.delete(key: key)
+                            model[key] = nil
+                        }
+                    }
+                }
+            }
+            #expect(index.verify().isClean)
+        }
+    }
+
     @Test("A duplicate key is refused with an error and changes nothing")
     func duplicateRefused() throws {
         let index = try RecordIndex<Extent>()
@@ -132,25 +174,36 @@ struct RecordIndexTests {
         #expect(try !index.contains(key: Position(file: 2, offset: 1)))
     }
 
-    @Test("A change during an iteration is seen from the next batch on")
+    @Test("After a change during an iteration, the walk goes on after the last record it returned")
     func iterationAcrossChanges() throws {
-        let index = try tinyIndex(Extent.self)
-        for start in stride(from: UInt64(0), to: 4000, by: 2) { try index.insert(Extent(start: start, length: 1, owner: 0)) }
-        var iterator = index.makeIterator()
-        var seen: [UInt64] = []
-        while let extent = iterator.next() {
-            seen.append(extent.start)
-            if extent.start == 600 {
-                // Inside the first batch (1,024 records: keys 0...2046): delete what was
-                // seen, add one record before the position, one inside the batch, one after it.
-                for start in stride(from: UInt64(0), through: 600, by: 2) { try index.delete(key: start) }
-                try index.insert(Extent(start: 1, length: 1, owner: 0))
-                try index.insert(Extent(start: 1001, length: 1, owner: 0))
-                try index.insert(Extent(start: 3001, length: 1, owner: 0))
+        for duplicateKeys in [DuplicateKeys.refused, .allowed] {
+            let index = try tinyIndex(Extent.self, duplicateKeys: duplicateKeys)
+            for start in stride(from: UInt64(0), to: 4000, by: 2) { try index.insert(Extent(start: start, length: 1, owner: 0)) }
+            var iterator = index.makeIterator()
+            var seen: [UInt64] = []
+            while let extent = iterator.next() {
+                seen.append(extent.start)
+                if extent.start == 600 {
+                    // Delete what was seen (the record returned last too), add one record
+                    // before the position, one in the same leaf, one far after it.
+                    for start in stride(from: UInt64(0), through: 600, by: 2) { try index.delete(key: start) }
+                    try index.insert(Extent(start: 1, length: 1, owner: 0))
+                    try index.insert(Extent(start: 603, length: 1, owner: 0))
+                    try index.insert(Extent(start: 3001, length: 1, owner: 0))
+                }
+                if extent.start == 2000 {
+                    // A transaction rolled back changes nothing the walk sees.
+                    let transaction = index.beginTransaction()
+                    try transaction.insert(Extent(start: 2001, length: 1, owner: 0))
+                    _ = try transaction.delete(key: 2002)
+                    transaction.rollback()
+                }
             }
+            let expected = stride(from: UInt64(0), to: 4000, by: 2).flatMap { (start: UInt64) -> [UInt64] in
+                start == 602 || start == 3000 ? [start, start + 1] : [start]
+            }
+            #expect(seen == expected, "\(duplicateKeys)")
         }
-        let expected: [UInt64] = stride(from: UInt64(0), to: 4000, by: 2).flatMap { (start: UInt64) -> [UInt64] in start == 3000 ? [3000, 3001] : [start] }
-        #expect(seen == expected)
     }
 
     @Test("A copied iterator walks on by itself, across batches and range ends")
