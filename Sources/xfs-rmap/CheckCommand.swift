@@ -38,18 +38,33 @@ struct CheckCommand: ParsableCommand, JSONOutputCommand {
     @Flag(help: "Check the filesystem mounted at IMAGE (a mount point) while it is in use: live updates from the kernel's rmap tracepoints, an inode scan, and GETFSMAP (see OnlineCheck).")
     var online = false
 
-    @Flag(help: "With --online: run at idle CPU and I/O priority (SCHED_IDLE, IOPRIO_CLASS_IDLE), as background maintenance; the check then takes only CPU time the filesystem's users leave.")
+    @Flag(help: "With --online: run as background maintenance: at idle CPU and I/O priority (SCHED_IDLE, IOPRIO_CLASS_IDLE), and at most --max-cpu percent of one CPU (10 unless given).")
     var background = false
+
+    @Option(name: .customLong("max-cpu"), help: ArgumentHelp(
+        "With --online: use at most this percentage of one CPU (1-100), averaged over the check; it then sleeps between its system calls and takes longer.",
+        valueName: "percent"))
+    var maxCPU: Int?
 
     func validate() throws {
         guard maxFindings >= 0 else { throw ValidationError("--max-findings must be 0 (no limit) or more, not \(maxFindings)") }
         guard online || !background else { throw ValidationError("--background needs --online") }
+        guard online || maxCPU == nil else { throw ValidationError("--max-cpu needs --online") }
+        if let maxCPU, !(1...100).contains(maxCPU) {
+            throw ValidationError("--max-cpu must be a percentage of one CPU from 1 to 100, not \(maxCPU)")
+        }
+    }
+
+    /// The CPU share the online check keeps to: --max-cpu, else 10 % in the background, else none.
+    var cpuShare: Double? {
+        if let maxCPU { return Double(maxCPU) / 100 }
+        return background ? Double(OnlineCheck.backgroundCPUPercent) / 100 : nil
     }
 
     func run() throws {
         if online {
             try OnlineCheck.run(mountPoint: target.image, json: json, maxFindings: maxFindings,
-                                progress: progressOptions.progress, background: background)
+                                progress: progressOptions.progress, background: background, cpuShare: cpuShare)
             return
         }
         let opened = try target.openImage()

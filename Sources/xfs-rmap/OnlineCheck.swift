@@ -24,7 +24,11 @@ enum OnlineCheck {
 
     /// Checks the XFS mounted at `mountPoint`; prints the report; throws `ExitCode(1)` on
     /// damage, and a `ToolFailure` (exit 2) when no verdict can be given.
-    static func run(mountPoint: String, json: Bool, maxFindings: Int, progress: Bool, background: Bool = false) throws {
+    /// The CPU share of `--background` when `--max-cpu` is not given, in percent of one CPU.
+    static let backgroundCPUPercent = 10
+
+    static func run(mountPoint: String, json: Bool, maxFindings: Int, progress: Bool, background: Bool = false,
+                    cpuShare: Double? = nil) throws {
         installSignalCleanup()
         if background {
             do {
@@ -36,7 +40,9 @@ enum OnlineCheck {
         let check: OnlineRmapCheck
         let report: OnlineCheckReport
         do {
-            check = try OnlineRmapCheck(mountPoint: mountPoint)
+            var options = OnlineCheckOptions()
+            options.cpuShare = cpuShare
+            check = try OnlineRmapCheck(mountPoint: mountPoint, options: options)
             if progress {
                 check.progress = { line in
                     var stderr = StandardError()
@@ -74,6 +80,10 @@ enum OnlineCheck {
                 + "\n")
             output.write("compare: GETFSMAP in \(report.fsmapQueries) block ranges, \(report.fsmapRetries) range quer\(report.fsmapRetries == 1 ? "y" : "ies") repeated after a race, "
                 + (report.frozenSeconds.map { "frozen for \(decimal($0, places: 3)) s" } ?? "no freeze") + "\n")
+            output.write("cpu: \(decimal(report.cpuSeconds, places: 2)) s of CPU time (user and system)"
+                + (check.options.cpuShare.map { share in
+                    "; kept to \(Int((share * 100).rounded())) % of one CPU by pausing \(decimal(report.pausedSeconds, places: 2)) s"
+                } ?? "") + "\n")
             output.write("not checked: AG metadata (OWN_FS, OWN_LOG, OWN_AG, OWN_INOBT, OWN_INODES, OWN_REFC), CoW staging "
                 + "extents and bmbt blocks, which user space cannot observe\n")
             output.write(report.isConsistent
@@ -104,7 +114,8 @@ enum OnlineCheck {
             + "\"scan\": {\"inodes\": \(report.inodesScanned), \"reread\": \(report.inodesReread), "
             + "\"excluded\": \(report.inodesExcluded), \"restarts\": \(report.restarts), \"seconds\": \(report.scanSeconds)}, "
             + "\"fsmap_queries\": \(report.fsmapQueries), \"fsmap_retries\": \(report.fsmapRetries), \"frozen_seconds\": \(report.frozenSeconds.map { "\($0)" } ?? "null"), "
-            + "\"seconds\": \(report.totalSeconds), "
+            + "\"seconds\": \(report.totalSeconds), \"cpu_seconds\": \(report.cpuSeconds), "
+            + "\"max_cpu_share\": \(check.options.cpuShare.map { "\($0)" } ?? "null"), \"paused_seconds\": \(report.pausedSeconds), "
             + "\"not_checked\": [\"AG metadata\", \"CoW staging extents\", \"bmbt blocks\"], "
             + "\"ags\": [" + ags.joined(separator: ", ") + "], \"findings\": [" + findings.joined(separator: ", ") + "]}"
     }

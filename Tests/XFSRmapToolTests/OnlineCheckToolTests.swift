@@ -179,6 +179,33 @@ struct OnlineCheckToolTests {
                 "\(findings)")
     }
 
+    @Test("--max-cpu keeps the check to its share of one CPU by pausing, and says so; bad values are usage errors")
+    func maxCPU() throws {
+        let copy = try Fixtures.writableCopy("mixed-4k")
+        defer { unlink(copy) }
+        let mount = try LoopMount(image: copy)
+        defer { try? mount.unmount() }
+        let run = try ToolRunner.run(["check", "--online", "--json", "--max-cpu", "20", mount.mountPoint], timeout: 300)
+        #expect(run.status == 0, "\(run)")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run)")
+        let cpu = try #require(document["cpu_seconds"] as? Double), seconds = try #require(document["seconds"] as? Double)
+        let paused = try #require(document["paused_seconds"] as? Double)
+        #expect(document["max_cpu_share"] as? Double == 0.2)
+        #expect(paused > 0 && cpu > 0, "\(document)")
+        // After its last pause the check only writes its final marker and compares what it
+        // holds: a little CPU time may come after it.
+        #expect(cpu <= 0.2 * seconds + 0.25, "cpu \(cpu) s in \(seconds) s")
+        let text = try ToolRunner.run(["check", "--online", "--max-cpu", "50", mount.mountPoint], timeout: 300)
+        #expect(text.status == 0 && text.stdout.contains("kept to 50 % of one CPU by pausing"), "\(text)")
+
+        for options in [["--max-cpu", "0"], ["--max-cpu", "101"]] {
+            let refused = try ToolRunner.run(["check", "--online"] + options + [mount.mountPoint])
+            #expect(refused.status == 2 && refused.stderr.contains("--max-cpu"), "\(options): \(refused)")
+        }
+        let offline = try ToolRunner.run(["check", "--max-cpu", "20", try Fixtures.imagePath("mixed-4k")])
+        #expect(offline.status == 2 && offline.stderr.contains("--max-cpu needs --online"), "\(offline)")
+    }
+
     @Test("what cannot be checked online exits 2 with the reason: no such path, not XFS")
     func refusals() throws {
         let missing = try ToolRunner.run(["check", "--online", "/nonexistent-xfs-rmap-mount"])

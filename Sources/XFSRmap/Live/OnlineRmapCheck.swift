@@ -68,6 +68,11 @@ public struct OnlineCheckOptions: Sendable {
     public var fsmapRangeRecords = 4096
     /// The trace ring buffer per CPU, in KiB.
     public var traceBufferKB = 65536
+    /// The most CPU time the check may use per second, as a share of one CPU (0.1: 10 %),
+    /// averaged over the check; nil (the default): as much as it gets. The check then
+    /// sleeps between its system calls (see `CPUPacer`) and takes longer; the live
+    /// updates keep its trees current meanwhile.
+    public var cpuShare: Double?
     /// Default settings.
     public init() {}
 }
@@ -97,6 +102,9 @@ public struct OnlineCheckReport: Sendable {
     public var frozenSeconds: Double?
     /// Wall time of the scan phase and of the whole check.
     public var scanSeconds = 0.0, totalSeconds = 0.0
+    /// CPU time the check used (every thread, user and system), and the time it slept to
+    /// keep to `OnlineCheckOptions.cpuShare`.
+    public var cpuSeconds = 0.0, pausedSeconds = 0.0
     /// Whether no record is missing, extra or wrong.
     public var isConsistent: Bool { findings.isEmpty }
 }
@@ -306,6 +314,8 @@ public final class OnlineRmapCheck {
     /// Called with a line of progress now and then (phase changes, counts).
     public var progress: (@Sendable (String) -> Void)?
     private var nextMarker = 0
+    /// Keeps the check to `options.cpuShare`, while it runs.
+    private var pacer: CPUPacer?
 
     /// A check of the XFS mounted at `mountPoint`; throws when it is not one, or has no
     /// reverse mappings.
@@ -330,11 +340,19 @@ public final class OnlineRmapCheck {
     /// `options.restarts` times (counted in the report), and then gives up with
     /// `LiveCheckError.inconsistentStream`.
     public func run() throws -> OnlineCheckReport {
+        if let share = options.cpuShare {
+            precondition(share > 0 && share <= 1, "a CPU share of \(share) is not in (0, 1]")
+        }
+        let cpuAtStart = CPUPacer.processCPUSeconds()
+        pacer = options.cpuShare.map { CPUPacer(share: $0) }
+        defer { pacer = nil }
         var restarts = 0
         while true {
             do {
                 var report = try runOnce()
                 report.restarts = restarts
+                report.cpuSeconds = CPUPacer.processCPUSeconds() - cpuAtStart
+                report.pausedSeconds = pacer?.pausedSeconds ?? 0
                 return report
             } catch let unfit as UnfitUpdate {
                 guard restarts < options.restarts else { throw LiveCheckError.inconsistentStream(unfit.why) }
@@ -464,6 +482,7 @@ public final class OnlineRmapCheck {
         collector.lock.unlock()
         try session.mark("xfs-rmap-live scan-end \(id)")
         try collector.waitForClose(id)
+        pacer?.pace()
     }
 
     private func scan(_ collector: LiveRmapCollector, _ session: RmapTraceSession, _ report: inout OnlineCheckReport) throws {
@@ -613,6 +632,7 @@ public final class OnlineRmapCheck {
         }
         collector.lock.withLock { collector.queries[id]?.blocks = blocks }
         try session.mark("xfs-rmap-live fsmap-end \(id)")
+        pacer?.pace()
         return IssuedRange(id: id, blocks: blocks, kernel: kernelRecords(raw, agno: agno, blocks: blocks))
     }
 

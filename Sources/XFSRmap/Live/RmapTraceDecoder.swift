@@ -15,7 +15,10 @@
 // form). The `_error` events mean the kernel's update failed (the filesystem shuts down).
 //
 // Fields are found by name, not position ("agno 0x1 gbno 0x2a ..."), and both the names of
-// 6.9 (agbno, len) and of later kernels (gbno, fsbcount) are accepted. `RmapTraceSession`
+// 6.9 (agbno, len) and of later kernels (gbno, fsbcount) are accepted. Lines are read as
+// bytes, never as `String`s (a String only for a marker's text and an error's line): under
+// busy writers the trace carries thousands of lines a second, and decoding them as
+// Unicode text had made the reader use most of the check's CPU time. `RmapTraceSession`
 // checks the events' `format` files before tracing, so a kernel whose events lack a field
 // is refused up front rather than misread.
 
@@ -47,7 +50,7 @@ public struct RmapTraceDecoder: Sendable {
 
     /// What a task's last intent said, waiting for its low-level event.
     struct Intent: Sendable {
-        var operation: String
+        var isShared: Bool
         var agno: UInt32
         var startBlock: UInt32
         var owner: UInt64
@@ -65,32 +68,43 @@ public struct RmapTraceDecoder: Sendable {
 
     /// The item `line` carries, or nil for a line of no interest (another event, blank).
     public mutating func decode(_ line: Substring) -> RmapTraceItem? {
+        let bytes = Array(line.utf8)
+        return decode(bytes, 0..<bytes.count)
+    }
+
+    /// The item the line at `range` of `bytes` (without its newline) carries, or nil for a
+    /// line of no interest.
+    public mutating func decode(_ bytes: [UInt8], _ range: Range<Int>) -> RmapTraceItem? {
         lines += 1
-        if line.hasPrefix("CPU:"), line.contains("LOST") {
-            return .lost(String(line))
+        let line = TraceLine(bytes: bytes, range: range)
+        if line.starts(with: TraceLine.cpuPrefix), line.contains(TraceLine.lost) {
+            return .lost(line.text(range))
         }
-        guard let (pid, event, fields) = Self.split(line) else { return nil }
-        if event == "tracing_mark_write" {
-            return .marker(fields.trimmingCharacters())
-        }
-        let values = Self.fields(fields)
+        guard let (pid, name, fieldText) = line.split() else { return nil }
+        let event = TraceLine.Event(line, name)
         switch event {
-        case "xfs_rmap_deferred":
-            guard let op = values.words["op"], let agno = values.number("agno"),
-                  let bno = values.number("gbno") ?? values.number("agbno"), let owner = values.number("owner") else {
-                return .failure("unreadable xfs_rmap_deferred event: \(line)")
+        case .none:
+            return nil
+        case .marker:
+            return .marker(line.trimmedText(fieldText))
+        case .error:
+            return .failure("the kernel reported a failed rmap update: \(line.text(range))")
+        case .deferred:
+            let values = line.fields(fieldText)
+            guard values.sharedOperation != nil, let agno = values.agno, let bno = values.block, let owner = values.owner else {
+                return .failure("unreadable xfs_rmap_deferred event: \(line.text(range))")
             }
-            if values.words["rtgno"] != nil { return .failure("realtime rmap update: \(line)") }
-            pending[pid] = Intent(operation: String(op), agno: UInt32(truncatingIfNeeded: agno),
+            if values.realtime { return .failure("realtime rmap update: \(line.text(range))") }
+            pending[pid] = Intent(isShared: values.sharedOperation == true, agno: UInt32(truncatingIfNeeded: agno),
                                   startBlock: UInt32(truncatingIfNeeded: bno), owner: owner)
             return nil
-        case "xfs_rmap_map", "xfs_rmap_unmap", "xfs_rmap_convert":
-            if values.words["rtgno"] != nil { return .failure("realtime rmap update: \(line)") }
-            guard let agno = values.number("agno"), let bno = values.number("gbno") ?? values.number("agbno"),
-                  let length = values.number("fsbcount") ?? values.number("len"), let owner = values.number("owner"),
-                  let offset = values.number("fileoff") ?? values.number("offset"), let flags = values.number("flags"),
+        case .map, .unmap, .convert:
+            let values = line.fields(fieldText)
+            if values.realtime { return .failure("realtime rmap update: \(line.text(range))") }
+            guard let agno = values.agno, let bno = values.block, let length = values.length, let owner = values.owner,
+                  let offset = values.offset, let flags = values.flags,
                   length > 0, length <= UInt64(UInt32.max), bno <= UInt64(UInt32.max) else {
-                return .failure("unreadable \(event) event: \(line)")
+                return .failure("unreadable \(line.text(name)) event: \(line.text(range))")
             }
             let special = RmapOwner.isSpecial(owner)
             let bmbt = flags & 0x2 != 0
@@ -101,75 +115,191 @@ public struct RmapTraceDecoder: Sendable {
             if let intent = pending[pid], intent.agno == UInt32(truncatingIfNeeded: agno),
                intent.startBlock == record.startBlock, intent.owner == owner {
                 pending[pid] = nil
-                shared = intent.operation.hasSuffix("_shared")
+                shared = intent.isShared
                 deferredUpdates += 1
             } else {
                 directUpdates += 1
             }
             let operation: RmapUpdate.Operation = switch event {
-            case "xfs_rmap_map": shared ? .mapShared : .map
-            case "xfs_rmap_unmap": shared ? .unmapShared : .unmap
+            case .map: shared ? .mapShared : .map
+            case .unmap: shared ? .unmapShared : .unmap
             default: shared ? .convertShared : .convert
             }
             return .update(RmapUpdate(operation, agno: UInt32(truncatingIfNeeded: agno), record))
-        case "xfs_rmap_map_error", "xfs_rmap_unmap_error", "xfs_rmap_convert_error":
-            return .failure("the kernel reported a failed rmap update: \(line)")
-        default:
-            return nil
+        }
+    }
+}
+
+/// One `trace_pipe` line, read in place in the reader's bytes: "comm-PID [CPU] FLAGS
+/// TIMESTAMP: EVENT: FIELDS".
+struct TraceLine {
+    let bytes: [UInt8]
+    let range: Range<Int>
+
+    static let cpuPrefix = Array("CPU:".utf8)
+    static let lost = Array("LOST".utf8)
+
+    /// The events the decoder tells apart.
+    enum Event {
+        case deferred, map, unmap, convert, error, marker, none
+
+        static let names: [(name: [UInt8], event: Event)] = ([
+            ("xfs_rmap_deferred", .deferred), ("xfs_rmap_map", .map), ("xfs_rmap_unmap", .unmap),
+            ("xfs_rmap_convert", .convert), ("xfs_rmap_map_error", .error), ("xfs_rmap_unmap_error", .error),
+            ("xfs_rmap_convert_error", .error), ("tracing_mark_write", .marker),
+        ] as [(String, Event)]).map { (Array($0.0.utf8), $0.1) }
+
+        init(_ line: TraceLine, _ name: Range<Int>) {
+            self = Self.names.first { line.equals(name, $0.name) }?.event ?? .none
         }
     }
 
-    /// The task's pid, the event name and the text after it, of a `trace_pipe` line
-    /// ("comm-PID [CPU] FLAGS TIMESTAMP: EVENT: FIELDS").
-    static func split(_ line: Substring) -> (Int32, Substring, Substring)? {
-        guard let bracket = line.firstRange(of: " [") else { return nil }
-        var head = line[..<bracket.lowerBound]
-        while head.last == " " { head = head.dropLast() }
-        guard let dash = head.lastIndex(of: "-"), let pid = Int32(head[head.index(after: dash)...]) else { return nil }
-        let rest = line[bracket.upperBound...]
-        // The timestamp ends with ": "; the event name follows, ending with ": " too.
-        guard let stamp = rest.firstRange(of: ": ") else { return nil }
-        let afterStamp = rest[stamp.upperBound...]
-        guard let nameEnd = afterStamp.firstRange(of: ": ") else {
-            return (pid, afterStamp.hasSuffix(":") ? afterStamp.dropLast() : afterStamp, "")
-        }
-        return (pid, afterStamp[..<nameEnd.lowerBound], afterStamp[nameEnd.upperBound...])
-    }
-
-    /// Named values of an event's text: "key value" pairs, and the bare words between them.
+    /// The fields the decoder reads, by name (both kernels' names).
     struct Fields {
-        var words: [Substring: Substring] = [:]
-        func number(_ key: Substring) -> UInt64? {
-            guard let text = words[key] else { return nil }
-            return text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
-        }
+        /// From `op`: whether the intent is a shared form (nil: no `op`).
+        var sharedOperation: Bool?
+        var agno: UInt64?, block: UInt64?, length: UInt64?, owner: UInt64?, offset: UInt64?, flags: UInt64?
+        /// Whether the event names a realtime group (`rtgno`).
+        var realtime = false
     }
 
     /// The keys whose next word is their value; other words (the fork: data, attr, cow)
     /// stand alone.
-    static let keys: Set<Substring> = ["dev", "op", "agno", "rtgno", "gbno", "agbno", "owner", "fileoff", "offset",
-                                       "fsbcount", "len", "flags", "state"]
+    enum Key: CaseIterable {
+        case dev, op, agno, rtgno, gbno, agbno, owner, fileoff, offset, fsbcount, len, flags, state
 
-    static func fields(_ text: Substring) -> Fields {
+        static let spellings: [(bytes: [UInt8], key: Key)] = allCases.map { (Array("\($0)".utf8), $0) }
+
+        init?(_ line: TraceLine, _ word: Range<Int>) {
+            guard let found = Self.spellings.first(where: { line.equals(word, $0.bytes) }) else { return nil }
+            self = found.key
+        }
+    }
+
+    func starts(with prefix: [UInt8]) -> Bool {
+        range.count >= prefix.count && equals(range.lowerBound..<range.lowerBound + prefix.count, prefix)
+    }
+
+    func contains(_ needle: [UInt8]) -> Bool { find(needle, in: range) != nil }
+
+    func equals(_ part: Range<Int>, _ other: [UInt8]) -> Bool {
+        guard part.count == other.count else { return false }
+        var j = 0
+        for i in part {
+            if bytes[i] != other[j] { return false }
+            j += 1
+        }
+        return true
+    }
+
+    /// Where `needle` first occurs in `part`.
+    func find(_ needle: [UInt8], in part: Range<Int>) -> Int? {
+        guard let first = needle.first, part.count >= needle.count else { return nil }
+        var i = part.lowerBound
+        while i + needle.count <= part.upperBound {
+            if bytes[i] == first && equals(i..<i + needle.count, needle) { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    static let bracket = Array(" [".utf8)
+    static let colonSpace = Array(": ".utf8)
+
+    /// The task's pid, the event name and the fields after it.
+    func split() -> (pid: Int32, name: Range<Int>, fields: Range<Int>)? {
+        guard let open = find(Self.bracket, in: range) else { return nil }
+        var headEnd = open
+        while headEnd > range.lowerBound && bytes[headEnd - 1] == 0x20 { headEnd -= 1 }
+        var dash = headEnd - 1
+        while dash >= range.lowerBound && bytes[dash] != 0x2D { dash -= 1 }
+        guard dash >= range.lowerBound, dash + 1 < headEnd, let pid = number(dash + 1..<headEnd, radix: 10),
+              pid <= UInt64(Int32.max) else { return nil }
+        // The timestamp ends with ": "; the event name follows, ending with ": " too.
+        guard let stamp = find(Self.colonSpace, in: open + 2..<range.upperBound) else { return nil }
+        let nameStart = stamp + 2
+        guard let nameEnd = find(Self.colonSpace, in: nameStart..<range.upperBound) else {
+            var end = range.upperBound
+            if end > nameStart && bytes[end - 1] == 0x3A { end -= 1 }
+            return (Int32(pid), nameStart..<end, end..<end)
+        }
+        return (Int32(pid), nameStart..<nameEnd, nameEnd + 2..<range.upperBound)
+    }
+
+    /// The named values of an event's fields.
+    func fields(_ part: Range<Int>) -> Fields {
         var result = Fields()
-        var words = text.split(separator: " ", omittingEmptySubsequences: true)[...]
-        while let word = words.popFirst() {
-            if keys.contains(word), let value = words.popFirst() {
-                result.words[word] = value
-            } else {
-                result.words[word] = ""
+        var i = part.lowerBound
+        var pendingKey: Key?
+        while i < part.upperBound {
+            if bytes[i] == 0x20 {
+                i += 1
+                continue
+            }
+            var end = i
+            while end < part.upperBound && bytes[end] != 0x20 { end += 1 }
+            let word = i..<end
+            i = end
+            if let key = pendingKey {
+                pendingKey = nil
+                switch key {
+                case .op: result.sharedOperation = word.count >= 7 && equals(word.upperBound - 7..<word.upperBound, Self.sharedSuffix)
+                case .agno: result.agno = value(word)
+                case .rtgno: result.realtime = true
+                case .gbno, .agbno: result.block = value(word)
+                case .owner: result.owner = value(word)
+                case .fileoff, .offset: result.offset = value(word)
+                case .fsbcount, .len: result.length = value(word)
+                case .flags: result.flags = value(word)
+                case .dev, .state: break
+                }
+            } else if let key = Key(self, word) {
+                pendingKey = key
+                if key == .rtgno { result.realtime = true }
             }
         }
         return result
     }
-}
 
-extension Substring {
+    static let sharedSuffix = Array("_shared".utf8)
+
+    /// A field's number: hexadecimal after "0x", else decimal.
+    func value(_ word: Range<Int>) -> UInt64? {
+        if word.count > 2 && bytes[word.lowerBound] == 0x30 && bytes[word.lowerBound + 1] == 0x78 {
+            return number(word.lowerBound + 2..<word.upperBound, radix: 16)
+        }
+        return number(word, radix: 10)
+    }
+
+    /// The unsigned number the digits in `part` spell; nil for no digits, another
+    /// character or an overflow.
+    func number(_ part: Range<Int>, radix: UInt64) -> UInt64? {
+        guard !part.isEmpty else { return nil }
+        var result: UInt64 = 0
+        for i in part {
+            let c = bytes[i]
+            let digit: UInt64
+            switch c {
+            case 0x30...0x39: digit = UInt64(c - 0x30)
+            case 0x61...0x66 where radix == 16: digit = UInt64(c - 0x61 + 10)
+            case 0x41...0x46 where radix == 16: digit = UInt64(c - 0x41 + 10)
+            default: return nil
+            }
+            let (scaled, o1) = result.multipliedReportingOverflow(by: radix)
+            let (sum, o2) = scaled.addingReportingOverflow(digit)
+            if o1 || o2 { return nil }
+            result = sum
+        }
+        return result
+    }
+
+    func text(_ part: Range<Int>) -> String { String(decoding: bytes[part], as: UTF8.self) }
+
     /// The text without leading and trailing spaces and newlines.
-    func trimmingCharacters() -> String {
-        var s = self[...]
-        while let c = s.first, c == " " || c == "\n" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\n" { s = s.dropLast() }
-        return String(s)
+    func trimmedText(_ part: Range<Int>) -> String {
+        var lower = part.lowerBound, upper = part.upperBound
+        while lower < upper && (bytes[lower] == 0x20 || bytes[lower] == 0x0A) { lower += 1 }
+        while upper > lower && (bytes[upper - 1] == 0x20 || bytes[upper - 1] == 0x0A) { upper -= 1 }
+        return text(lower..<upper)
     }
 }

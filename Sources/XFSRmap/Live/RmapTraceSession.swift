@@ -182,8 +182,14 @@ public final class RmapTraceSession: @unchecked Sendable {
         lock.withLock { (updatesSeen, decoder.deferredUpdates, decoder.directUpdates) }
     }
 
+    /// Whether `text` is the marker that ends the stream.
+    private static func isFinal(_ text: String) -> Bool {
+        text.hasPrefix("xfs-rmap-live end ") && text.hasSuffix(" final")
+    }
+
     private func readLoop() {
         var partial: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
         defer {
             finished.lock()
             readerDone = true
@@ -198,37 +204,43 @@ public final class RmapTraceSession: @unchecked Sendable {
                 usleep(10_000)
                 continue
             }
-            let chunk: [UInt8]
             do {
-                guard let read = try tracefs.readChunk(stream) else {
+                guard let count = try tracefs.readChunk(stream, into: &chunk) else {
                     if lock.withLock({ stopRequested }) { return }
                     continue
                 }
-                chunk = read
+                if count == 0 { return }
+                partial += chunk[..<count]
             } catch {
                 lock.withLock { failures.append("\(error)") }
                 return
             }
-            if chunk.isEmpty { return }
-            partial += chunk
+            // Decode every whole line of the chunk under one hold of the lock, then hand
+            // the items over in stream order.
+            // Nothing after the final marker is read.
             var start = 0
-            while let newline = partial[start...].firstIndex(of: 0x0a) {
-                let line = String(decoding: partial[start..<newline], as: UTF8.self)
-                start = newline + 1
-                let item = lock.withLock { decoder.decode(line[...]) }
-                guard let item else { continue }
-                switch item {
-                case .update: lock.withLock { updatesSeen += 1 }
-                case let .lost(why): lock.withLock { lostReasons.append(why) }
-                case let .failure(why): lock.withLock { failures.append(why) }
-                case let .marker(text):
-                    if text.hasPrefix("xfs-rmap-live end ") {
-                        finished.lock()
-                        markersSeen.insert(text)
-                        finished.broadcast()
-                        finished.unlock()
-                        if text.hasSuffix(" final") { return }
+            var items: [RmapTraceItem] = []
+            lock.withLock {
+                while let newline = partial[start...].firstIndex(of: 0x0a) {
+                    let item = decoder.decode(partial, start..<newline)
+                    start = newline + 1
+                    guard let item else { continue }
+                    items.append(item)
+                    switch item {
+                    case .update: updatesSeen += 1
+                    case let .lost(why): lostReasons.append(why)
+                    case let .failure(why): failures.append(why)
+                    case let .marker(text): if Self.isFinal(text) { return }
                     }
+                }
+            }
+            for item in items {
+                if case let .marker(text) = item, text.hasPrefix("xfs-rmap-live end ") {
+                    finished.lock()
+                    markersSeen.insert(text)
+                    finished.broadcast()
+                    finished.unlock()
+                    if Self.isFinal(text) { return }
                 }
                 hooks.publish(item)
             }
@@ -285,7 +297,7 @@ public final class RmapTraceSession: @unchecked Sendable {
             for line in stats.split(separator: "\n") {
                 let parts = line.split(separator: ":")
                 guard parts.count == 2, ["overrun", "dropped events"].contains(parts[0]),
-                      let value = Int(parts[1].trimmingCharacters()), value > 0 else { continue }
+                      let value = Int(parts[1].drop { $0 == " " }), value > 0 else { continue }
                 found.append("CPU \(cpu): \(parts[0]) \(value) (the ring buffer was full)")
             }
             cpu += 1

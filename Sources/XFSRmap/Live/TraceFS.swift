@@ -131,9 +131,10 @@ public struct TraceFS: Sendable {
         return fd
     }
 
-    /// Up to `capacity` bytes from the stream `fd`, waiting at most `timeoutMS` for the
-    /// kernel to have some: nil when it had none by then, empty at the stream's end.
-    public func readChunk(_ fd: Int32, capacity: Int = 1 << 16, timeoutMS: Int32 = 100) throws -> [UInt8]? {
+    /// Reads up to `buffer.count` bytes from the stream `fd` into `buffer`, waiting at most
+    /// `timeoutMS` for the kernel to have some: the number read, 0 at the stream's end, nil
+    /// when it had none by then.
+    public func readChunk(_ fd: Int32, into buffer: inout [UInt8], timeoutMS: Int32 = 100) throws -> Int? {
         var waiting = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let ready = poll(&waiting, 1, timeoutMS)
         if ready < 0 {
@@ -141,10 +142,9 @@ public struct TraceFS: Sendable {
             throw failure("trace stream", "poll")
         }
         if ready == 0 { return nil }
-        var chunk = [UInt8](repeating: 0, count: capacity)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n >= 0 { return Array(chunk[0..<n]) }
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n >= 0 { return n }
             if errno != EINTR { throw failure("trace stream", "read") }
         }
     }
