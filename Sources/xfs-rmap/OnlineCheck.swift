@@ -75,14 +75,14 @@ enum OnlineCheck {
                 + "\(report.updatesNotInodeOwned) of AG metadata, CoW staging or bmbt blocks\n")
             output.write("scan: \(report.inodesScanned) inodes in \(decimal(report.scanSeconds, places: 2)) s, "
                 + "\(report.inodesReread) re-read after racing with an update, \(report.inodesExcluded) left out "
-                + "(symlinks, special files or inodes being freed: not openable by handle)"
+                + "(symlinks, special files, inodes being freed, the superblock's metadata inodes: not openable by handle or skipped by bulkstat)"
                 + (report.restarts > 0 ? "; started again \(report.restarts) time\(report.restarts == 1 ? "" : "s") after an update did not fit the trees" : "")
                 + "\n")
             output.write("compare: GETFSMAP in \(report.fsmapQueries) block ranges, \(report.fsmapRetries) range quer\(report.fsmapRetries == 1 ? "y" : "ies") repeated after a race, "
                 + (report.frozenSeconds.map { "frozen for \(decimal($0, places: 3)) s" } ?? "no freeze") + "\n")
             output.write("cpu: \(decimal(report.cpuSeconds, places: 2)) s of CPU time (user and system)"
                 + (check.options.cpuShare.map { share in
-                    "; kept to \(Int((share * 100).rounded())) % of one CPU by pausing \(decimal(report.pausedSeconds, places: 2)) s"
+                    "; the scan and comparison kept to \(Int((share * 100).rounded())) % of one CPU (\(decimal(report.pacedCPUSeconds, places: 2)) s) by pausing \(decimal(report.pausedSeconds, places: 2)) s"
                 } ?? "") + "\n")
             output.write("not checked: AG metadata (OWN_FS, OWN_LOG, OWN_AG, OWN_INOBT, OWN_INODES, OWN_REFC), CoW staging "
                 + "extents and bmbt blocks, which user space cannot observe\n")
@@ -115,7 +115,7 @@ enum OnlineCheck {
             + "\"excluded\": \(report.inodesExcluded), \"restarts\": \(report.restarts), \"seconds\": \(report.scanSeconds)}, "
             + "\"fsmap_queries\": \(report.fsmapQueries), \"fsmap_retries\": \(report.fsmapRetries), \"frozen_seconds\": \(report.frozenSeconds.map { "\($0)" } ?? "null"), "
             + "\"seconds\": \(report.totalSeconds), \"cpu_seconds\": \(report.cpuSeconds), "
-            + "\"max_cpu_share\": \(check.options.cpuShare.map { "\($0)" } ?? "null"), \"paused_seconds\": \(report.pausedSeconds), "
+            + "\"max_cpu_share\": \(check.options.cpuShare.map { "\($0)" } ?? "null"), \"paused_seconds\": \(report.pausedSeconds), \"paced_cpu_seconds\": \(report.pacedCPUSeconds), "
             + "\"not_checked\": [\"AG metadata\", \"CoW staging extents\", \"bmbt blocks\"], "
             + "\"ags\": [" + ags.joined(separator: ", ") + "], \"findings\": [" + findings.joined(separator: ", ") + "]}"
     }

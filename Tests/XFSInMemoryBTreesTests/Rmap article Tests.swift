@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import XFSTestSupport
 import XFSInMemoryBTrees
@@ -44,5 +47,23 @@ struct RmapArticleTests {
         let report = RmapCheckReport(summaries: summaries, findings: findings)
         #expect(report.isConsistent)
         #expect(summaries.map(\.line).first == "AG 0: 7432 records expected, 7432 on disk (47 blocks, height 2): consistent")
+    }
+
+    @Test("The online check as the article shows, on a loop-mounted kernel-made image")
+    func onlineArticleCode() throws {
+        let copy = try Fixtures.writableCopy("mixed-4k")
+        defer { unlink(copy) }
+        let mount = try LoopMount(image: copy)
+        defer { try? mount.unmount() }
+
+        var options = OnlineCheckOptions()
+        options.cpuShare = 0.1                 // at most 10 % of one CPU (nil: as much as it gets)
+        let check = try OnlineRmapCheck(mountPoint: mount.mountPoint, options: options)
+        let report = try check.run()           // LiveCheckError when no verdict can be given
+        print(report.isConsistent, report.findings.count, report.updatesApplied, report.cpuSeconds)
+
+        #expect(report.isConsistent && report.findings.isEmpty)
+        #expect(report.pacedCPUSeconds <= 0.1 * report.totalSeconds + 0.25,
+                "scan and comparison: \(report.pacedCPUSeconds) s of CPU in \(report.totalSeconds) s")
     }
 }

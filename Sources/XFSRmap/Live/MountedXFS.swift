@@ -180,6 +180,38 @@ public final class MountedXFS: @unchecked Sendable {
         return (inodes, filled == 0 ? nil : Self.u64(buffer, 0))
     }
 
+    /// The allocated inode numbers in `range`, by the inode btree (XFS_IOC_INUMBERS: each
+    /// chunk's allocation mask). An inode allocated here but not returned by `bulkstat`
+    /// is one the kernel would not load: an unlinked inode waiting to be inactivated, whose
+    /// blocks are freed later.
+    public func allocatedInodes(in range: ClosedRange<UInt64>) throws -> [UInt64] {
+        let recordSize = 24, count = 64
+        var result: [UInt64] = []
+        var start = range.lowerBound & ~63 // chunks start at multiples of 64
+        while true {
+            var buffer = [UInt8](repeating: 0, count: 64 + count * recordSize)
+            Self.put(start, &buffer, 0)
+            Self.put32(UInt32(count), &buffer, 12)
+            guard buffer.withUnsafeMutableBytes({ cxfs_ioctl(fd, 0x8040_5880, $0.baseAddress) }) >= 0 else {
+                throw LiveCheckError.filesystem(path: path, detail: "XFS_IOC_INUMBERS failed: \(Self.errorText())")
+            }
+            let filled = min(Int(Self.u32(buffer, 16)), count)
+            if filled == 0 { return result }
+            for i in 0..<filled {
+                let base = 64 + i * recordSize
+                let first = Self.u64(buffer, base), mask = Self.u64(buffer, base + 8)
+                if first > range.upperBound { return result }
+                for bit in 0..<64 where mask & (1 << UInt64(bit)) != 0 {
+                    let ino = first &+ UInt64(bit)
+                    if range.contains(ino) { result.append(ino) }
+                }
+            }
+            let next = Self.u64(buffer, 0)
+            if filled < count || next <= start { return result }
+            start = next
+        }
+    }
+
     /// A read-only descriptor of `inode` (by handle), or nil when it no longer exists (or
     /// is another inode now: the generation differs). The caller closes it with `close(_:)`.
     public func open(_ inode: BulkstatInode) throws -> Int32? {
