@@ -37,9 +37,10 @@ mkdir "$mnt"
 cleanup() {
     touch "$scratch/stop" 2>/dev/null || true
     wait 2>/dev/null || true
-    umount "$mnt" 2>/dev/null || true
+    umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
     [[ -n ${loop:-} ]] && losetup -d "$loop" 2>/dev/null || true
-    rm -rf "$scratch"
+    # Never into the copy if it is still mounted.
+    rm -rf --one-file-system "$scratch"
 }
 trap cleanup EXIT
 

@@ -28,8 +28,8 @@ struct CPUPacerTests {
             #expect(pacer.threadCPUSeconds <= 0.25 * elapsed + 0.01, "cpu \(pacer.threadCPUSeconds) s in \(elapsed) s")
         }
         #expect(pacer.pausedSeconds >= 0.3, "three bursts of 0.05 s at a quarter share sleep 0.45 s in all: \(pacer.pausedSeconds)")
-        // The cap: no pause is longer than four times what the thread's own burst calls for.
-        #expect(pacer.pausedSeconds <= 3 * 4 * 0.05 * 3 + 0.05, "\(pacer.pausedSeconds)")
+        // The cap: no pause is longer than four times the thread's own burst over the share.
+        #expect(pacer.pausedSeconds <= 3 * 4 * 0.06 / 0.25, "\(pacer.pausedSeconds)")
         #expect(sink != 0)
     }
 }

@@ -14,16 +14,17 @@
 // with the filesystem's updates, or the check ends with lost events. Its work counts
 // against the share (it builds the trees from what the scan read), but when busy writers
 // make it need more than the whole share, counting it all would starve the scan: the
-// pauses would grow without end. So one pause is at most four times what the paced
-// thread's own work since the last checkpoint calls for; the scan then still goes on at a
-// quarter of its paced speed or more, and the check ends.
+// pauses would grow without end. So one pause is at most four times the paced thread's own
+// work since the last checkpoint divided by the share; the scan then still goes on at
+// about a quarter of its paced speed or more, and the check ends.
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Sleeps the calling thread at checkpoints so that it uses at most `share` of one CPU
-/// since the pacer was made. Make it and call `pace()` on the same thread.
+/// Sleeps the calling thread at checkpoints so that the process uses at most `share` of one
+/// CPU since the pacer was made, each pause capped (see the design note). Make it and call
+/// `pace()` on the same thread.
 struct CPUPacer {
     /// The most CPU time per second of wall time: 0.1 is 10 % of one CPU.
     let share: Double
@@ -37,8 +38,8 @@ struct CPUPacer {
     /// Seconds slept so far.
     private(set) var pausedSeconds = 0.0
 
-    /// The most a pause may be, in multiples of what the pacing thread's own work since the
-    /// last checkpoint calls for (see the design note).
+    /// The most a pause may be, in multiples of the pacing thread's own work since the last
+    /// checkpoint divided by the share (see the design note).
     static let pauseCap = 4.0
 
     /// A pacer from now on, for the calling thread.
@@ -60,15 +61,16 @@ struct CPUPacer {
     var threadCPUSeconds: Double { Self.threadCPUSeconds() - startThreadCPU }
 
     /// Sleeps until the process's CPU time is at most `share` of the wall time since the
-    /// pacer was made, or for `pauseCap` times what the pacing thread's work since the last
-    /// checkpoint calls for, whichever is shorter. Call it on the thread that made the pacer.
+    /// pacer was made, or for `pauseCap` times the pacing thread's work since the last
+    /// checkpoint divided by the share, whichever is shorter. Call it on the thread that
+    /// made the pacer.
     mutating func pace() {
         let threadCPU = Self.threadCPUSeconds()
         let ownWork = threadCPU - threadCPUAtLastPace
         threadCPUAtLastPace = threadCPU
         let (seconds, attoseconds) = (ContinuousClock.now - startWall).components
         let elapsed = Double(seconds) + Double(attoseconds) * 1e-18
-        let pause = min(cpuSeconds / share - elapsed, Self.pauseCap * ownWork * (1 / share - 1))
+        let pause = min(cpuSeconds / share - elapsed, Self.pauseCap * ownWork / share)
         guard pause > 0 else { return }
         var request = timespec(tv_sec: Int(pause), tv_nsec: Int((pause - Double(Int(pause))) * 1e9))
         var left = timespec()
