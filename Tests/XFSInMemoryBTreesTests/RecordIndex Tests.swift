@@ -206,6 +206,20 @@ struct RecordIndexTests {
         }
     }
 
+    @Test("An empty index, and one emptied by deletes, iterates nothing; a walk sees a first insert")
+    func emptyWalks() throws {
+        for duplicateKeys in [DuplicateKeys.refused, .allowed] {
+            let index = try tinyIndex(Extent.self, duplicateKeys: duplicateKeys)
+            #expect(Array(index).isEmpty && Array(index.records(in: 5...9)).isEmpty)
+            var waiting = index.makeIterator()
+            for start in 0..<UInt64(100) { try index.insert(Extent(start: start, length: 1, owner: 0)) }
+            #expect(waiting.next()?.start == 0, "a walk not yet started sees the index as it is when it starts")
+            for start in 0..<UInt64(100) { _ = try index.delete(key: start) }
+            #expect(Array(index).isEmpty && index.isEmpty, "\(duplicateKeys)")
+            #expect(waiting.next() == nil, "nothing is left after the record returned")
+        }
+    }
+
     @Test("A copied iterator walks on by itself, across batches and range ends")
     func iteratorCopies() throws {
         for duplicateKeys in [DuplicateKeys.refused, .allowed] {
