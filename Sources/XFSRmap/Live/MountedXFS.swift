@@ -185,7 +185,8 @@ public final class MountedXFS: @unchecked Sendable {
     /// is one the kernel would not load: an unlinked inode waiting to be inactivated, whose
     /// blocks are freed later.
     public func allocatedInodes(in range: ClosedRange<UInt64>) throws -> [UInt64] {
-        let recordSize = 24, count = 64
+        // Chunks per call: enough for the range (64 inodes each), at most 64.
+        let recordSize = 24, count = Int(min(64, (range.upperBound - range.lowerBound) / 64 + 2))
         var result: [UInt64] = []
         var start = range.lowerBound & ~63 // chunks start at multiples of 64
         while true {
