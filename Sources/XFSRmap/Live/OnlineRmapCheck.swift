@@ -75,12 +75,12 @@ public struct OnlineCheckOptions: Sendable {
     /// The trace ring buffer per CPU, in KiB.
     public var traceBufferKB = 65536
     /// The most CPU time the check may use per second, as a share of one CPU (0.1: 10 %),
-    /// averaged over the check; nil (the default): as much as it
-    /// get. The check then sleeps between its system calls (see `CPUPacer`) and takes
-    /// longer; the live updates keep its trees current meanwhile. Every thread's CPU time
-    /// counts; the trace reader never sleeps, and when it alone needs more than the share
-    /// (writers changing the filesystem fast), the scan still goes on, at a quarter of its
-    /// paced speed or more.
+    /// averaged over the check; nil (the default): as much as it gets. The check then
+    /// sleeps between its system calls (see `CPUPacer`) and takes longer; the live updates
+    /// keep its trees current meanwhile. Every thread's CPU time counts; the trace reader
+    /// never sleeps, and when it alone needs more than the share (writers changing the
+    /// filesystem fast), the scan still goes on, at about a quarter of its paced speed or
+    /// more.
     public var cpuShare: Double?
     /// Default settings.
     public init() {}

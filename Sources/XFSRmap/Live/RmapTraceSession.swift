@@ -215,9 +215,8 @@ public final class RmapTraceSession: @unchecked Sendable {
                 lock.withLock { failures.append("\(error)") }
                 return
             }
-            // Decode every whole line of the chunk under one hold of the lock, then hand
-            // the items over in stream order.
-            // Nothing after the final marker is read.
+            // Decode every whole line of the chunk under one hold of the lock (nothing after
+            // the final marker), then hand the items over in stream order.
             var start = 0
             var items: [RmapTraceItem] = []
             lock.withLock {
