@@ -80,7 +80,7 @@ public struct OnlineCheckOptions: Sendable {
     /// keep its trees current meanwhile. Every thread's CPU time counts; the trace reader
     /// never sleeps, and when it alone needs more than the share (writers changing the
     /// filesystem fast), the scan still goes on, at about a quarter of its paced speed or
-    /// more.
+    /// more. A share must be in 0 < share ≤ 1 (a precondition of `OnlineRmapCheck.run()`).
     public var cpuShare: Double?
     /// Default settings.
     public init() {}
@@ -353,9 +353,6 @@ public final class OnlineRmapCheck {
     /// `options.restarts` times (counted in the report), and then gives up with
     /// `LiveCheckError.inconsistentStream`.
     public func run() throws -> OnlineCheckReport {
-        if let share = options.cpuShare {
-            precondition(share > 0 && share <= 1, "a CPU share of \(share) is not in (0, 1]")
-        }
         let cpuAtStart = CPUPacer.processCPUSeconds()
         pacer = options.cpuShare.map { CPUPacer(share: $0) }
         defer { pacer = nil }

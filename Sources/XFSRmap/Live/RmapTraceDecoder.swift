@@ -143,11 +143,12 @@ struct TraceLine {
     enum Event {
         case deferred, map, unmap, convert, error, marker, none
 
-        static let names: [(name: [UInt8], event: Event)] = ([
-            ("xfs_rmap_deferred", .deferred), ("xfs_rmap_map", .map), ("xfs_rmap_unmap", .unmap),
-            ("xfs_rmap_convert", .convert), ("xfs_rmap_map_error", .error), ("xfs_rmap_unmap_error", .error),
-            ("xfs_rmap_convert_error", .error), ("tracing_mark_write", .marker),
-        ] as [(String, Event)]).map { (Array($0.0.utf8), $0.1) }
+        /// The decoder's event lists, as bytes (`changeEvents` in the order map, unmap,
+        /// convert), and the marker's event.
+        static let names: [(name: [UInt8], event: Event)] = (
+            zip(RmapTraceDecoder.intentEvents + RmapTraceDecoder.changeEvents, [Event.deferred, .map, .unmap, .convert])
+                + RmapTraceDecoder.errorEvents.map { ($0, Event.error) } + [("tracing_mark_write", Event.marker)]
+        ).map { (Array($0.0.utf8), $0.1) }
 
         init(_ line: TraceLine, _ name: Range<Int>) {
             self = Self.names.first { line.equals(name, $0.name) }?.event ?? .none
